@@ -145,6 +145,8 @@ export interface Transaction {
   fulfillment_center: string | null;
   taxes: { tax_type: string; tax_rate: number; tax_amount: number }[];
   additional_details: Record<string, unknown>;
+  /** Not documented; the simulator sends it (creation, or invoicing) so versions of one transaction can be ordered. */
+  last_update_at?: string;
 }
 
 export interface Return {
