@@ -58,8 +58,11 @@ if (sender) {
   }, 1000);
 }
 
-process.once('SIGINT', async () => {
+// Deliveries still waiting for a retry are abandoned: a demo stops when asked, not when the target recovers.
+async function stop(): Promise<void> {
   clearInterval(ticker);
-  await sender?.drain();
   await sim.close();
-});
+  process.exit(0);
+}
+process.once('SIGINT', stop);
+process.once('SIGTERM', stop);

@@ -138,7 +138,10 @@ t.test('drops and duplicates the configured shares, the same ones for the same s
   t.ok(Math.abs(dropped.size / events.length - 0.2) < 0.07, `dropped ${dropped.size} of ${events.length}`);
   const copies = byWebhookId(receiver.received);
   t.equal(copies.size, messages.length - dropped.size, 'every message not dropped arrives');
-  t.ok([...copies.keys()].every((id) => !dropped.has(id)), 'no dropped message arrives');
+  t.ok(
+    [...copies.keys()].every((id) => !dropped.has(id)),
+    'no dropped message arrives',
+  );
   const twice = [...copies.values()].filter((c) => c.length === 2).length;
   t.equal(twice, s.stats.duplicates);
   t.ok(Math.abs(twice / copies.size - 0.2) < 0.07, `duplicated ${twice} of ${copies.size}`);
@@ -166,6 +169,13 @@ t.test('reorders deliveries within the window', async (t) => {
   t.not(order.join(), messages.map((m) => m.id).join(), 'not in enqueue order');
   t.same(order.slice().sort(), messages.map((m) => m.id).sort(), 'but all of them');
   for (let w = 0; w < 64; w += 8) {
-    t.same(order.slice(w, w + 8).sort(), messages.slice(w, w + 8).map((m) => m.id).sort(), 'within its window');
+    t.same(
+      order.slice(w, w + 8).sort(),
+      messages
+        .slice(w, w + 8)
+        .map((m) => m.id)
+        .sort(),
+      'within its window',
+    );
   }
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { Order, TimelineEntry, Transaction, TransactionPage } from '../../src/provider/shapes.js';
+import type { Order, Shipment, TimelineEntry, Transaction, TransactionPage } from '../../src/provider/shapes.js';
 import { startSimulator } from '../../src/provider/simulator/index.js';
 
 // The simulator's REST API, over real HTTP on loopback.
@@ -25,29 +25,32 @@ async function api(path: string, init: { token?: string; method?: string; body?:
 const byUpdate = (a: { last_update_at?: string; id: number }, b: { last_update_at?: string; id: number }) =>
   (a.last_update_at ?? '').localeCompare(b.last_update_at ?? '') || a.id - b.id;
 
-t.test('pages through orders with next-page until the filtered set is complete, in (last_update_at, id) order', async (t) => {
-  const from = '2025-12-25T00:00:00.000Z';
-  const to = '2026-01-10T00:00:00.000Z';
-  const expected = truth.orders
-    .filter((o) => o.client_id === alice.id && o.last_update_at >= from && o.last_update_at <= to)
-    .sort(byUpdate)
-    .map((o) => o.id);
-  t.ok(expected.length > 3 * 25, 'the window spans several pages');
+t.test(
+  'pages through orders with next-page until the filtered set is complete, in (last_update_at, id) order',
+  async (t) => {
+    const from = '2025-12-25T00:00:00.000Z';
+    const to = '2026-01-10T00:00:00.000Z';
+    const expected = truth.orders
+      .filter((o) => o.client_id === alice.id && o.last_update_at >= from && o.last_update_at <= to)
+      .sort(byUpdate)
+      .map((o) => o.id);
+    t.ok(expected.length > 3 * 25, 'the window spans several pages');
 
-  const seen: number[] = [];
-  let path: string | null = `order?LastUpdateStartDate=${from}&LastUpdateEndDate=${to}&Limit=25`;
-  for (let page = 1; path; page++) {
-    const res = await api(path, { token: alice.token });
-    t.equal(res.status, 200);
-    t.equal(res.headers.get('page-number'), String(page));
-    t.equal(res.headers.get('total-count'), String(expected.length));
-    t.equal(res.headers.get('total-pages'), String(Math.ceil(expected.length / 25)));
-    seen.push(...(res.body as Order[]).map((o) => o.id));
-    path = res.headers.get('next-page');
-    if (path) t.match(path, /^\/2026-01\/order\?.*Page=\d+/, 'next-page is a path under the version');
-  }
-  t.same(seen, expected);
-});
+    const seen: number[] = [];
+    let path: string | null = `order?LastUpdateStartDate=${from}&LastUpdateEndDate=${to}&Limit=25`;
+    for (let page = 1; path; page++) {
+      const res = await api(path, { token: alice.token });
+      t.equal(res.status, 200);
+      t.equal(res.headers.get('page-number'), String(page));
+      t.equal(res.headers.get('total-count'), String(expected.length));
+      t.equal(res.headers.get('total-pages'), String(Math.ceil(expected.length / 25)));
+      seen.push(...(res.body as Order[]).map((o) => o.id));
+      path = res.headers.get('next-page');
+      if (path) t.match(path, /^\/2026-01\/order\?.*Page=\d+/, 'next-page is a path under the version');
+    }
+    t.same(seen, expected);
+  },
+);
 
 t.test('LastUpdate bounds are inclusive, each optional, and parameter names ignore case', async (t) => {
   const one = truth.orders.find((o) => o.client_id === alice.id) as (typeof truth.orders)[number];
@@ -82,7 +85,9 @@ t.test('answers 401 without a known token and never shows another client its rec
   const orders = await api('order?Limit=250', { token: bob.token });
   t.ok((orders.body as Order[]).every((o) => o.channel.id === bob.channel.id));
   const txns = await api('./transactions:query', { token: bob.token, method: 'POST', body: { page_size: 1000 } });
-  const bobsTxns = new Set(truth.transactions.filter((x) => x.source_client_id === bob.id).map((x) => x.transaction_id));
+  const bobsTxns = new Set(
+    truth.transactions.filter((x) => x.source_client_id === bob.id).map((x) => x.transaction_id),
+  );
   t.ok((txns.body as TransactionPage).items.every((x) => bobsTxns.has(x.transaction_id)));
 });
 
@@ -101,7 +106,9 @@ t.test('serves a shipment and its timeline as the world holds them', async (t) =
 
 t.test('accepts the dated versions and refuses others', async (t) => {
   for (const version of ['2025-07', '2026-01', '2026-07']) {
-    const res = await fetch(`${sim.url}/${version}/order?Limit=1`, { headers: { authorization: `Bearer ${alice.token}` } });
+    const res = await fetch(`${sim.url}/${version}/order?Limit=1`, {
+      headers: { authorization: `Bearer ${alice.token}` },
+    });
     t.equal(res.status, 200, version);
   }
   t.equal((await fetch(`${sim.url}/1.0/order`, { headers: { authorization: `Bearer ${alice.token}` } })).status, 404);
@@ -116,8 +123,13 @@ t.test('cursor paging over transactions covers the window exactly once', async (
     .sort();
 
   const seen: string[] = [];
-  let page = (await api('./transactions:query', { token: alice.token, method: 'POST', body: { from_date: from, to_date: to, page_size: 100 } }))
-    .body as TransactionPage;
+  let page = (
+    await api('./transactions:query', {
+      token: alice.token,
+      method: 'POST',
+      body: { from_date: from, to_date: to, page_size: 100 },
+    })
+  ).body as TransactionPage;
   t.equal(page.prev, null);
   seen.push(...page.items.map((x) => x.transaction_id));
   while (page.next) {
@@ -166,7 +178,13 @@ t.test('creates and lists webhook subscriptions per client', async (t) => {
     body: { topics: ['order.shipped'], url: 'https://wharf.example/webhooks/1' },
   });
   t.equal(created.status, 201);
-  t.match(created.body, { id: Number, secret: alice.secret, topics: ['order.shipped'], enabled: true, created_at: String });
+  t.match(created.body, {
+    id: Number,
+    secret: alice.secret,
+    topics: ['order.shipped'],
+    enabled: true,
+    created_at: String,
+  });
   t.same((await api('webhook', { token: alice.token })).body, [created.body]);
   t.same((await api('webhook', { token: bob.token })).body, []);
   t.equal((await api('webhook', { token: alice.token, method: 'POST', body: { url: 'x' } })).status, 400);
@@ -210,7 +228,8 @@ t.test('rate limits each token in a sliding window and recovers after it', async
 t.test('injects 429s and 500s at the configured share', async (t) => {
   const faulty = await startSimulator({ worldOptions: { clients: 1, ordersPerClient: 5 }, faults: { rate500: 1 } });
   t.teardown(() => faulty.close());
-  const get = () => fetch(`${faulty.apiUrl}/order`, { headers: { authorization: `Bearer ${faulty.world.clients[0].token}` } });
+  const get = () =>
+    fetch(`${faulty.apiUrl}/order`, { headers: { authorization: `Bearer ${faulty.world.clients[0].token}` } });
   t.equal((await get()).status, 500);
   faulty.faults.rate500 = 0;
   faulty.faults.rate429 = 1;
@@ -220,4 +239,18 @@ t.test('injects 429s and 500s at the configured share', async (t) => {
   faulty.faults.rate429 = 0;
   t.equal((await get()).status, 200);
   t.same(faulty.stats.byStatus, { 200: 1, 429: 1, 500: 1 });
+});
+
+t.test('serves what a step changed, found by its LastUpdate window', async (t) => {
+  const from = new Date(sim.world.now() + 1).toISOString();
+  const events = sim.world.step({ newOrders: 5, updates: 20, billing: 0 });
+  const changed = new Set<number>();
+  for (const e of events) {
+    if (e.clientId !== alice.id) continue;
+    if (e.topic === 'order.shipped' || e.topic === 'order.delivered') changed.add(e.payload.id);
+    else if (e.topic.startsWith('order.shipment.')) changed.add((e.payload as Shipment).order_id);
+  }
+  t.ok(changed.size > 0);
+  const res = await api(`order?LastUpdateStartDate=${from}&Limit=250`, { token: alice.token });
+  t.same(new Set((res.body as Order[]).map((o) => o.id)), changed);
 });

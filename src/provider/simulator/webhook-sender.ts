@@ -35,7 +35,7 @@ export interface WebhookSenderOptions {
   retry?: RetryOptions;
   /** Deliveries in flight at once. Default 32. */
   concurrency?: number;
-  /** Socket inactivity allowed per attempt before it counts as failed. Default 15000: the provider's quoted patience. */
+  /** Socket inactivity allowed per attempt before it fails. Default 15000: the provider's quoted patience. */
   fetchTimeoutMs?: number;
   /** Clock for webhook-timestamp (ms). Default Date.now. */
   now?: () => number;

@@ -692,9 +692,10 @@ export function createWorld(options: WorldOptions = {}): World {
     }
     for (let n = rng.int(2, 5); n > 0; n--) otherCharge(state, start - rng.int(1, historyMs));
   }
-  // The weekly invoice run that followed each charge, where it has happened by now.
+  // The weekly invoice run that followed each transaction's creation (not its charge date, which may be
+  // back-dated), where that run has happened by now.
   for (const record of transactions.values()) {
-    const run = (Math.floor(Date.parse(record.txn.charge_date) / WEEK) + 1) * WEEK;
+    const run = (Math.floor(Date.parse(record.txn.last_update_at ?? record.txn.charge_date) / WEEK) + 1) * WEEK;
     if (run <= start) invoice(record, run);
   }
   const all = [...shipments.values()];
