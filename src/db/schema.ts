@@ -1,0 +1,326 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  numeric,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+
+/**
+ * Every table wharf owns. graphile-worker keeps its own schema (`graphile_worker`), migrated by its own code.
+ * Timestamps are timestamptz; provider ids are bigint (numbers) except transaction ids (strings).
+ */
+
+const tz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+const createdAt = () => tz('created_at').notNull().defaultNow();
+
+// ─── sources: a provider account (or channel) that sends webhooks and can be polled ───
+
+export const sources = pgTable('sources', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull().unique(),
+  /** The client (merchant) its shipments belong to, unless an order's channel maps elsewhere. */
+  clientId: text('client_id'),
+  /** Bearer token for polling; null = webhook only. */
+  apiToken: text('api_token'),
+  enabled: boolean('enabled').notNull().default(true),
+  createdAt: createdAt(),
+});
+
+/** Several secrets may be valid at once: after a rotation the old one lives until `expires_at`. */
+export const sourceSecrets = pgTable(
+  'source_secrets',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    sourceId: text('source_id')
+      .notNull()
+      .references(() => sources.id, { onDelete: 'cascade' }),
+    secret: text('secret').notNull(),
+    createdAt: createdAt(),
+    expiresAt: tz('expires_at'),
+  },
+  (t) => [index('source_secrets_source_idx').on(t.sourceId)],
+);
+
+/** An order's channel mapped to a client, for sources that carry several merchants. */
+export const channelClients = pgTable(
+  'channel_clients',
+  {
+    sourceId: text('source_id')
+      .notNull()
+      .references(() => sources.id, { onDelete: 'cascade' }),
+    channelId: bigint('channel_id', { mode: 'number' }).notNull(),
+    clientId: text('client_id').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.sourceId, t.channelId] })],
+);
+
+// ─── inbox: every event, raw, before it is applied ───
+
+export const InboxStatus = {
+  pending: 'pending',
+  processed: 'processed',
+  dead: 'dead',
+  ignored: 'ignored',
+} as const;
+export const InboxVia = { webhook: 'webhook', poll: 'poll', replay: 'replay' } as const;
+
+export const inboxEvents = pgTable(
+  'inbox_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    sourceId: text('source_id').notNull(),
+    /** `webhook-id` (or a deterministic poll id): the idempotency key, unique per source for the retention period. */
+    eventId: text('event_id').notNull(),
+    topic: text('topic'),
+    /** The body exactly as received (JSON is UTF-8 by definition; a non-JSON body never gets this far). */
+    body: text('body').notNull(),
+    /** Delivery headers worth keeping (never the signature). */
+    headers: jsonb('headers').$type<Record<string, string>>(),
+    eventTime: tz('event_time'),
+    receivedAt: tz('received_at').notNull().defaultNow(),
+    via: text('via').notNull().default(InboxVia.webhook),
+    status: text('status').notNull().default(InboxStatus.pending),
+    attempts: integer('attempts').notNull().default(0),
+    lastError: text('last_error'),
+    duplicateCount: integer('duplicate_count').notNull().default(0),
+    processedAt: tz('processed_at'),
+  },
+  (t) => [
+    uniqueIndex('inbox_events_source_event_uq').on(t.sourceId, t.eventId),
+    // The claim query orders pending rows by id; without this the drain was 4-6x slower (FACTS.md).
+    index('inbox_events_pending_idx')
+      .on(t.id)
+      .where(sql`status = 'pending'`),
+    index('inbox_events_status_received_idx').on(t.status, t.receivedAt),
+  ],
+);
+
+/** Rejected requests: kept for diagnosis (a spike after a secret rotation shows here). Never a body or a secret. */
+export const quarantine = pgTable(
+  'quarantine',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    sourceId: text('source_id'),
+    reason: text('reason').notNull(),
+    statusCode: integer('status_code').notNull(),
+    eventId: text('event_id'),
+    sizeBytes: integer('size_bytes').notNull(),
+    bodySha256: text('body_sha256'),
+    remoteAddr: text('remote_addr'),
+    receivedAt: tz('received_at').notNull().defaultNow(),
+  },
+  (t) => [index('quarantine_received_idx').on(t.receivedAt)],
+);
+
+// ─── the operations database: what the provider tells us, keyed by its ids ───
+
+/**
+ * Each applied entity records the version it holds: (`event_time`, `event_inbox_id`). An upsert only replaces a row
+ * when the incoming version is newer, ties broken by inbox id, so order of arrival never matters.
+ */
+export const orders = pgTable(
+  'orders',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey(),
+    sourceId: text('source_id').notNull(),
+    clientId: text('client_id'),
+    referenceId: text('reference_id'),
+    orderNumber: text('order_number'),
+    status: text('status'),
+    channelId: bigint('channel_id', { mode: 'number' }),
+    channelName: text('channel_name'),
+    createdDate: tz('created_date'),
+    purchaseDate: tz('purchase_date'),
+    lastUpdateAt: tz('last_update_at'),
+    data: jsonb('data'),
+    eventTime: tz('event_time').notNull(),
+    eventInboxId: bigint('event_inbox_id', { mode: 'number' }).notNull(),
+    updatedAt: tz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [index('orders_source_idx').on(t.sourceId)],
+);
+
+export const shipments = pgTable(
+  'shipments',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey(),
+    orderId: bigint('order_id', { mode: 'number' }),
+    sourceId: text('source_id').notNull(),
+    clientId: text('client_id'),
+    referenceId: text('reference_id'),
+    status: text('status'),
+    trackingCarrier: text('tracking_carrier'),
+    trackingNumber: text('tracking_number'),
+    trackingUrl: text('tracking_url'),
+    createdDate: tz('created_date'),
+    lastUpdateAt: tz('last_update_at'),
+    lastTrackingUpdateAt: tz('last_tracking_update_at'),
+    actualFulfillmentDate: tz('actual_fulfillment_date'),
+    deliveryDate: tz('delivery_date'),
+    /** Set once delivery is known (delivery_date, a delivered topic, or timeline 609); ends timeline re-checks. */
+    deliveredAt: tz('delivered_at'),
+    data: jsonb('data'),
+    eventTime: tz('event_time').notNull(),
+    eventInboxId: bigint('event_inbox_id', { mode: 'number' }).notNull(),
+    updatedAt: tz('updated_at').notNull().defaultNow(),
+    /** Tiered timeline re-check schedule for undelivered shipments (the poller owns these two). */
+    timelineCheckedAt: tz('timeline_checked_at'),
+    timelineNextCheckAt: tz('timeline_next_check_at'),
+  },
+  (t) => [
+    index('shipments_order_idx').on(t.orderId),
+    index('shipments_timeline_due_idx')
+      .on(t.timelineNextCheckAt)
+      .where(sql`delivered_at IS NULL AND status NOT IN ('Cancelled', 'CleanSweeped')`),
+  ],
+);
+
+export const shipmentTimeline = pgTable(
+  'shipment_timeline',
+  {
+    shipmentId: bigint('shipment_id', { mode: 'number' }).notNull(),
+    logTypeId: integer('log_type_id').notNull(),
+    timestamp: tz('timestamp').notNull(),
+    logTypeName: text('log_type_name'),
+    logTypeText: text('log_type_text'),
+    metadata: jsonb('metadata'),
+  },
+  (t) => [primaryKey({ columns: [t.shipmentId, t.logTypeId, t.timestamp] })],
+);
+
+export const returns = pgTable(
+  'returns',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey(),
+    sourceId: text('source_id').notNull(),
+    clientId: text('client_id'),
+    referenceId: text('reference_id'),
+    status: text('status'),
+    originalShipmentId: bigint('original_shipment_id', { mode: 'number' }),
+    orderId: bigint('order_id', { mode: 'number' }),
+    data: jsonb('data'),
+    eventTime: tz('event_time').notNull(),
+    eventInboxId: bigint('event_inbox_id', { mode: 'number' }).notNull(),
+    updatedAt: tz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [index('returns_shipment_idx').on(t.originalShipmentId)],
+);
+
+/** Inventory items whose client is known, for attributing storage (`FC`) charges. */
+export const inventoryItems = pgTable('inventory_items', {
+  id: bigint('id', { mode: 'number' }).primaryKey(),
+  sourceId: text('source_id').notNull(),
+  clientId: text('client_id'),
+  updatedAt: tz('updated_at').notNull().defaultNow(),
+});
+
+export const AttributionStatus = {
+  attributed: 'attributed',
+  /** Its reference may still arrive (a shipment, a return): retried set-based when one lands. */
+  pending: 'pending',
+  /** Nothing to attribute through (reference type without a client link). */
+  unattributable: 'unattributable',
+} as const;
+
+export const transactions = pgTable(
+  'transactions',
+  {
+    transactionId: text('transaction_id').primaryKey(),
+    sourceId: text('source_id').notNull(),
+    amount: numeric('amount').notNull(),
+    currencyCode: text('currency_code'),
+    chargeDate: tz('charge_date'),
+    invoiceId: bigint('invoice_id', { mode: 'number' }),
+    invoiceDate: tz('invoice_date'),
+    invoiceType: text('invoice_type'),
+    invoicedStatus: text('invoiced_status'),
+    referenceId: text('reference_id'),
+    referenceType: text('reference_type'),
+    transactionFee: text('transaction_fee'),
+    transactionType: text('transaction_type'),
+    fulfillmentCenter: text('fulfillment_center'),
+    taxes: jsonb('taxes'),
+    additionalDetails: jsonb('additional_details'),
+    clientId: text('client_id'),
+    attributionStatus: text('attribution_status').notNull().default(AttributionStatus.pending),
+    attributionReason: text('attribution_reason'),
+    eventTime: tz('event_time').notNull(),
+    eventInboxId: bigint('event_inbox_id', { mode: 'number' }).notNull(),
+    updatedAt: tz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    // Attribution catches up through this: pending transactions by what they reference.
+    index('transactions_pending_ref_idx')
+      .on(t.referenceType, t.referenceId)
+      .where(sql`attribution_status = 'pending'`),
+    index('transactions_charge_date_idx').on(t.chargeDate),
+  ],
+);
+
+// ─── polling ───
+
+/** A resumable cursor per source and stream; advanced in the same transaction as the page it came from. */
+export const pollCursors = pgTable(
+  'poll_cursors',
+  {
+    sourceId: text('source_id')
+      .notNull()
+      .references(() => sources.id, { onDelete: 'cascade' }),
+    stream: text('stream').notNull(),
+    /** Last-modified high-water mark already stored (orders) or charge-date window start (billing). */
+    cursorTime: tz('cursor_time'),
+    /** Opaque provider cursor or page number of a poll in progress; null between polls. */
+    cursorToken: text('cursor_token'),
+    /** Upper bound of the poll in progress (fixed while it pages). */
+    windowEnd: tz('window_end'),
+    lastRunAt: tz('last_run_at'),
+    lastSuccessAt: tz('last_success_at'),
+    lastError: text('last_error'),
+    /** Events this stream found before any webhook had brought them. */
+    catches: bigint('catches', { mode: 'number' }).notNull().default(0),
+    backfillSince: tz('backfill_since'),
+    updatedAt: tz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.sourceId, t.stream] })],
+);
+
+/** One request budget per API token (hashed), shared by every worker process. */
+export const rateBudgets = pgTable('rate_budgets', {
+  key: text('key').primaryKey(),
+  tokens: numeric('tokens', { mode: 'number' }).notNull(),
+  refilledAt: tz('refilled_at').notNull().defaultNow(),
+  /** Set from a 429's x-retry-after: nobody calls before this. */
+  blockedUntil: tz('blocked_until'),
+  calls: bigint('calls', { mode: 'number' }).notNull().default(0),
+  throttled: bigint('throttled', { mode: 'number' }).notNull().default(0),
+});
+
+// ─── operations ───
+
+export const workerHeartbeats = pgTable('worker_heartbeats', {
+  workerId: text('worker_id').primaryKey(),
+  host: text('host').notNull(),
+  pid: integer('pid').notNull(),
+  startedAt: tz('started_at').notNull().defaultNow(),
+  lastSeenAt: tz('last_seen_at').notNull().defaultNow(),
+});
+
+/** Audit trail of every lock wharf released for a dead worker. */
+export const lockReleases = pgTable('lock_releases', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  workerId: text('worker_id').notNull(),
+  jobIds: text('job_ids').array().notNull(),
+  queueNames: text('queue_names').array().notNull(),
+  lastSeenAt: tz('last_seen_at'),
+  releasedAt: tz('released_at').notNull().defaultNow(),
+  releasedBy: text('released_by').notNull(),
+});

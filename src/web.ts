@@ -1,0 +1,32 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import type { Config } from './config.js';
+import { createDb } from './db/client.js';
+
+export interface WebHandle {
+  app: FastifyInstance;
+  url: string;
+  /** Stops accepting, finishes in-flight requests, closes the pool. */
+  stop(): Promise<void>;
+}
+
+/** The web role: one bounded pool (DB_POOL_MAX, no prepared statements so it works behind a pooler). */
+export async function startWeb(config: Config, url: string): Promise<WebHandle> {
+  const db = createDb({
+    url,
+    max: config.dbPoolMax,
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    prepare: false,
+    applicationName: 'wharf-web',
+  });
+  const app = await buildApp({ config, db });
+  const address = await app.listen({ port: config.port, host: config.host });
+  return {
+    app,
+    url: address,
+    async stop() {
+      await app.close();
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,19 @@
+import type { Task, TaskList } from 'graphile-worker';
+import type { Config } from '../config.js';
+import type { DbHandle } from '../db/client.js';
+
+/** What every task gets besides its payload: config and the worker's own postgres.js pool. */
+export interface TaskDeps {
+  config: Config;
+  db: DbHandle;
+  now: () => Date;
+}
+
+/**
+ * Every task the worker runs, by identifier (= its file name in this folder). Each factory binds its deps once.
+ * Tasks validate their payload first (it is `unknown`), await everything, and are idempotent.
+ */
+export function buildTaskList(deps: TaskDeps): TaskList {
+  const tasks: Record<string, Task> = {};
+  return tasks;
+}

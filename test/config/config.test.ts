@@ -1,0 +1,31 @@
+import t from 'tap';
+import { loadConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
+
+t.test('defaults are complete and frozen', async (t) => {
+  const c = loadConfig({});
+  t.equal(c.port, 3000);
+  t.equal(c.drainChunkSize, 500);
+  t.equal(c.databaseUrl, undefined);
+  t.ok(Object.isFrozen(c));
+});
+
+t.test('a bad env is refused with every bad key in one error, and no secret echoed', async (t) => {
+  const err = t.throws(() =>
+    loadConfig({ PORT: 'eighty', DRAIN_CHUNK_SIZE: '0', WHARF_ROLE: 'boss', DATABASE_URL: 'not a url:secretpw' }),
+  ) as ConfigError;
+  t.type(err, ConfigError);
+  t.match(err.message, /PORT/);
+  t.match(err.message, /DRAIN_CHUNK_SIZE/);
+  t.match(err.message, /WHARF_ROLE/);
+  t.match(err.message, /DATABASE_URL/);
+  t.notMatch(err.message, /secretpw/);
+  t.equal(err.problems.length, 4);
+});
+
+t.test('values are coerced with units', async (t) => {
+  const c = loadConfig({ PORT: '8080', WEBHOOK_TOLERANCE_MS: '1000', PUBLIC_URL: 'https://x.example/' });
+  t.equal(c.port, 8080);
+  t.equal(c.webhookToleranceMs, 1000);
+  t.equal(c.publicUrl, 'https://x.example');
+});
