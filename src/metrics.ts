@@ -1,0 +1,142 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * The process's Prometheus registry and the counters other modules increment. Counters are per process (prom-client
+ * keeps them in memory): in split deployments each process serves its own `/metrics` (web on PORT, worker on
+ * METRICS_PORT). Figures that must agree across processes (inbox depth, cursors, budgets) are gauges read from the
+ * database at scrape time (src/ops/metrics-gauges.ts).
+ */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'wharf_' });
+
+const registers = [registry];
+
+/** Outcome labels of webhook requests: `stored`, `duplicate`, `rejected`, `error`. */
+export const RequestOutcome = {
+  stored: 'stored',
+  duplicate: 'duplicate',
+  rejected: 'rejected',
+  error: 'error',
+} as const;
+
+export const metrics = {
+  /** Every webhook request: outcome (RequestOutcome) and reason (a quarantine reason code, or `ok`). */
+  webhookRequests: new Counter({
+    name: 'wharf_webhook_requests_total',
+    help: 'Webhook requests by outcome and reason',
+    labelNames: ['outcome', 'reason'] as const,
+    registers,
+  }),
+  /** Deliveries of an event id already stored (the provider's retries and duplicates). */
+  webhookDuplicates: new Counter({
+    name: 'wharf_webhook_duplicates_total',
+    help: 'Deliveries of an already stored event id',
+    registers,
+  }),
+  /** Events the drain applied, by topic (unknown topics: their topic string; keep it to the provider's list). */
+  eventsApplied: new Counter({
+    name: 'wharf_events_applied_total',
+    help: 'Inbox events applied, by topic',
+    labelNames: ['topic'] as const,
+    registers,
+  }),
+  /** Wall time of one drain chunk (claim → apply → mark), in seconds. */
+  drainChunkSeconds: new Histogram({
+    name: 'wharf_drain_chunk_duration_seconds',
+    help: 'Duration of one drain chunk',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  }),
+  /** Events marked dead (by topic; the reason is in inbox_events.last_error). */
+  deadLetters: new Counter({
+    name: 'wharf_dead_letters_total',
+    help: 'Inbox events marked dead, by topic',
+    labelNames: ['topic'] as const,
+    registers,
+  }),
+  /** Events a poll found before any webhook brought them, by stream. */
+  pollCatches: new Counter({
+    name: 'wharf_poll_catches_total',
+    help: 'Events found by polling that no webhook had brought, by stream',
+    labelNames: ['stream'] as const,
+    registers,
+  }),
+  /** 429 answers from the provider's API. */
+  provider429s: new Counter({
+    name: 'wharf_provider_429_total',
+    help: 'Provider API answers with status 429',
+    registers,
+  }),
+  /** Locks released by clear_stale_locks for dead workers. */
+  staleLocksReleased: new Counter({
+    name: 'wharf_stale_locks_released_total',
+    help: 'graphile-worker jobs and queues unlocked because their worker died',
+    registers,
+  }),
+};
+
+/** Gauges set from the database at scrape time (see src/ops/metrics-gauges.ts). */
+export const dbGauges = {
+  inboxDepth: new Gauge({
+    name: 'wharf_inbox_depth',
+    help: 'Pending inbox events (counted up to a cap, see wharf_inbox_depth_capped)',
+    registers,
+  }),
+  inboxDepthCapped: new Gauge({
+    name: 'wharf_inbox_depth_capped',
+    help: '1 when the pending count reached its cap and the true depth is larger',
+    registers,
+  }),
+  oldestPendingAge: new Gauge({
+    name: 'wharf_inbox_oldest_pending_age_seconds',
+    help: 'Age of the oldest pending inbox event',
+    registers,
+  }),
+  inboxByStatus: new Gauge({
+    name: 'wharf_inbox_events',
+    help: 'Inbox events by status (dead and ignored: exact; pending: see wharf_inbox_depth)',
+    labelNames: ['status'] as const,
+    registers,
+  }),
+  pollCursorAge: new Gauge({
+    name: 'wharf_poll_cursor_age_seconds',
+    help: 'Seconds since the last successful poll of a stream',
+    labelNames: ['source', 'stream'] as const,
+    registers,
+  }),
+  pollCursorCatches: new Gauge({
+    name: 'wharf_poll_cursor_catches',
+    help: 'Events a stream found before any webhook (stored total)',
+    labelNames: ['source', 'stream'] as const,
+    registers,
+  }),
+  rateBudgetThrottled: new Gauge({
+    name: 'wharf_rate_budget_throttled',
+    help: 'Provider 429s recorded for a rate budget (stored total, all processes)',
+    labelNames: ['budget'] as const,
+    registers,
+  }),
+  dbConnections: new Gauge({
+    name: 'wharf_db_connections',
+    help: 'Open PostgreSQL connections of wharf processes, by application name and state',
+    labelNames: ['application', 'state'] as const,
+    registers,
+  }),
+  dbPoolMax: new Gauge({
+    name: 'wharf_db_pool_max',
+    help: 'Configured connection bound of this process, by pool',
+    labelNames: ['pool'] as const,
+    registers,
+  }),
+  quarantined: new Gauge({
+    name: 'wharf_quarantine_last_24h',
+    help: 'Rejected webhook requests in the last 24 hours, by reason',
+    labelNames: ['reason'] as const,
+    registers,
+  }),
+  workersAlive: new Gauge({
+    name: 'wharf_workers_alive',
+    help: 'Workers whose heartbeat is fresher than STALE_LOCK_AFTER_MS',
+    registers,
+  }),
+};
