@@ -2,6 +2,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import type { DbHandle } from './db/client.js';
 import { migrationsApplied } from './db/migrate.js';
+import { registry } from './metrics.js';
+import { renderMetrics } from './ops/metrics-gauges.js';
 
 export interface AppDeps {
   config: Config;
@@ -28,6 +30,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     } catch {
       return reply.code(503).send({ ready: false });
     }
+  });
+  // Prometheus: this process's counters plus database gauges read at scrape time (bounded, src/ops/status.ts).
+  app.get('/metrics', async (_req, reply) => {
+    const body = await renderMetrics(db.sql, config, { web: config.dbPoolMax });
+    return reply.type(registry.contentType).send(body);
   });
   return app;
 }

@@ -115,3 +115,5 @@ export function loadConfig(env: Env = process.env) {
 }
 
 export type Config = ReturnType<typeof loadConfig>;
+    /** The worker role (alone) serves /healthz and /metrics here; the web role serves them on PORT. 0 = off. */
+    metricsPort: r.int('METRICS_PORT', 9091, 0, 65535),

@@ -1,54 +1,88 @@
 import pino from 'pino';
 import { loadConfig, Roles, type Role } from './config.js';
+import { createDb } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
 import { resolveDatabase } from './db/resolve.js';
+import { buildMetricsApp } from './ops/metrics-server.js';
 import { startWeb } from './web.js';
-import { startWorker } from './worker/runner.js';
+import { startWorker, workerConnectionBound } from './worker/runner.js';
 
 /**
- * `wharf [all|web|worker]` (default: WHARF_ROLE, else all): one process runs the web intake, the worker, or both.
- * Without DATABASE_URL it runs an embedded PostgreSQL. It migrates (ours and graphile-worker's) before serving.
+ * `wharf [all|web|worker|migrate]` (default: WHARF_ROLE, else all): one process runs the web intake, the worker, or
+ * both; `migrate` applies migrations and exits (Fly's release command). Without DATABASE_URL it runs an embedded
+ * PostgreSQL. It migrates (ours and graphile-worker's) before serving.
+ *
+ * Shutdown (SIGTERM/SIGINT): the web stops accepting and finishes in-flight requests (each is bounded by
+ * INTAKE_TIMEOUT_MS, and answers 2xx only after its commit), the worker lets running jobs finish until the deadline and
+ * then fails them so they retry elsewhere; the process exits within SHUTDOWN_TIMEOUT_MS. A second signal exits at once:
+ * nothing acknowledged is lost even then, because acknowledged means committed.
  */
 async function main() {
   const config = loadConfig();
   const argRole = process.argv[2];
+  const log = pino({ level: config.logLevel, name: 'wharf' });
+  if (argRole === 'migrate') {
+    const database = await resolveDatabase(config, (line) => log.info(line));
+    await runMigrations(database.url);
+    log.info('migrations applied');
+    await database.stop();
+    return;
+  }
   if (argRole && !(Roles as readonly string[]).includes(argRole)) {
-    console.error(`usage: wharf [${Roles.join('|')}]`);
+    console.error(`usage: wharf [${Roles.join('|')}|migrate]`);
     process.exit(2);
   }
   const role: Role = (argRole as Role | undefined) ?? config.role;
-  const log = pino({ level: config.logLevel, name: 'wharf' });
-
-  const database = await resolveDatabase(config, (line) => log.info(line));
-  await runMigrations(database.url);
-  log.info({ role, embedded: database.embedded }, 'migrations applied');
-
-  const web = role === 'worker' ? undefined : await startWeb(config, database.url);
-  if (web) log.info(`wharf web listening on ${web.url} (webhooks: ${config.publicUrl}/webhooks/shipbob/:sourceId)`);
-  const worker = role === 'web' ? undefined : await startWorker(config, database.url, log);
-  if (worker) log.info('wharf worker running');
 
   let stopping = false;
+  let stopAll: (deadline: number) => Promise<void> = async () => {};
   const shutdown = async (signal: string) => {
     if (stopping) {
       log.warn(`${signal} again: forcing exit`);
       process.exit(1);
     }
     stopping = true;
+    const deadline = Date.now() + config.shutdownTimeoutMs;
     log.info(`${signal}: shutting down (at most ${config.shutdownTimeoutMs} ms)`);
     const force = setTimeout(() => {
       log.error('shutdown timed out: forcing exit');
       process.exit(1);
     }, config.shutdownTimeoutMs);
     force.unref();
-    await web?.stop();
-    await worker?.stop();
-    await database.stop();
-    log.info('stopped');
-    process.exit(0);
+    try {
+      await stopAll(deadline);
+      log.info('stopped');
+      process.exit(0);
+    } catch (err) {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'shutdown failed');
+      process.exit(1);
+    }
   };
+  // Installed before the slow start so a signal during startup is handled too (it stops what has started).
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  const database = await resolveDatabase(config, (line) => log.info(line));
+  stopAll = () => database.stop();
+  await runMigrations(database.url);
+  log.info({ role, embedded: database.embedded }, 'migrations applied');
+
+  const web = role === 'worker' ? undefined : await startWeb(config, database.url);
+  if (web) log.info(`wharf web listening on ${web.url} (webhooks: ${config.publicUrl}/webhooks/shipbob/:sourceId)`);
+  const worker = role === 'web' ? undefined : await startWorker(config, database.url, log);
+  // The worker alone serves its own metrics; with the web in the process, the web's /metrics has the same registry.
+  const metricsDb = worker && !web && config.metricsPort > 0 ? createDb({ url: database.url, max: 1, applicationName: 'wharf-metrics' }) : undefined;
+  const metricsApp = metricsDb
+    ? await buildMetricsApp(config, metricsDb, { 'worker-queue': workerConnectionBound(config).graphile, 'worker-tasks': workerConnectionBound(config).tasks })
+    : undefined;
+  if (metricsApp) log.info(`wharf worker metrics on ${await metricsApp.listen({ port: config.metricsPort, host: config.host })}/metrics`);
+  if (worker) log.info({ workerIds: worker.workerIds() }, 'wharf worker running');
+
+  stopAll = async (deadline) => {
+    await Promise.all([web?.stop(), worker?.stop(deadline), metricsApp?.close()]);
+    await metricsDb?.close();
+    await database.stop();
+  };
 }
 
 main().catch((err) => {

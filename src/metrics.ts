@@ -134,6 +134,11 @@ export const dbGauges = {
     labelNames: ['reason'] as const,
     registers,
   }),
+  statusReadOk: new Gauge({
+    name: 'wharf_status_read_ok',
+    help: '1 when the database gauges were read at this scrape, 0 when the read failed (they are stale)',
+    registers,
+  }),
   workersAlive: new Gauge({
     name: 'wharf_workers_alive',
     help: 'Workers whose heartbeat is fresher than STALE_LOCK_AFTER_MS',

@@ -5,4 +5,8 @@
 export const crontab = [
   // The drain is normally woken by the intake; this bounds a lost kick to one minute.
   '* * * * * drain ?fill=1m&jobKey=drain&jobKeyMode=preserve_run_at',
+  // A killed worker's jobs wait at most STALE_LOCK_AFTER_MS + 2 minutes, not graphile-worker's 4 hours.
+  '*/2 * * * * clear_stale_locks ?jobKey=clear_stale_locks',
+  // Retention in bounded batches; hourly so each run is short.
+  '17 * * * * prune_inbox ?fill=2h&jobKey=prune_inbox',
 ].join('\n');

@@ -1,44 +1,86 @@
-import { Logger, run, type Runner } from 'graphile-worker';
+import { EventEmitter } from 'node:events';
+import { Logger, run, type Runner, type WorkerEvents } from 'graphile-worker';
 import pg from 'pg';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
 import { createDb } from '../db/client.js';
 import { crontab } from './crontab.js';
+import { startHeartbeat } from './heartbeat.js';
 import { buildTaskList } from './tasks.js';
 
 export interface WorkerHandle {
   runner: Runner;
-  /** Graceful: stops taking jobs, lets running ones finish (or releases them), closes pools. */
-  stop(): Promise<void>;
+  /** graphile-worker pool ids of this process (what jobs' `locked_by` holds). */
+  workerIds(): string[];
+  /**
+   * Graceful: stops taking jobs and lets running ones finish until `deadline` (epoch ms); past it, fails the still
+   * running jobs through graphile-worker (which unlocks them for a retry elsewhere), then removes this process's
+   * heartbeat and closes both pools.
+   */
+  stop(deadline?: number): Promise<void>;
+}
+
+/** Connections the worker role opens at most: graphile-worker's pool plus the tasks' pool. */
+export function workerConnectionBound(config: Config): { graphile: number; tasks: number } {
+  return { graphile: config.workerConcurrency + 2, tasks: config.workerConcurrency + 1 };
 }
 
 /**
  * The worker role: graphile-worker (its own pg pool, LISTEN/NOTIFY, so it connects directly, never through a
- * transaction-mode pooler) plus a small postgres.js pool for the tasks' set-based SQL.
- * Connections: graphile-worker's pool (concurrency + 2) + task pool (concurrency + 1).
+ * transaction-mode pooler) plus a small postgres.js pool for the tasks' set-based SQL, and a heartbeat so dead
+ * workers' locks can be told from slow ones (src/ops/stale-locks.ts).
  */
 export async function startWorker(config: Config, url: string, log: FastifyBaseLogger): Promise<WorkerHandle> {
-  const db = createDb({ url, max: config.workerConcurrency + 1, prepare: true, applicationName: 'wharf-worker' });
+  const bound = workerConnectionBound(config);
+  const db = createDb({ url, max: bound.tasks, prepare: true, applicationName: 'wharf-worker' });
   const logger = new Logger((scope) => (level, message, meta) => {
     const fn = level === 'error' ? log.error : level === 'warning' ? log.warn : log.debug;
     fn.call(log, { scope, ...meta }, message);
   });
   // Our own pool so an idle connection dropped by the server (restart, failover) is logged, not a crash.
-  const pgPool = new pg.Pool({ connectionString: url, max: config.workerConcurrency + 2 });
+  const pgPool = new pg.Pool({ connectionString: url, max: bound.graphile, application_name: 'wharf-worker-queue' });
   pgPool.on('error', (err) => log.warn({ err: err.message }, 'worker pool: idle connection lost'));
+
+  // Subscribed before run() so the pool's creation is seen; its id is what it locks jobs and queues with.
+  const events: WorkerEvents = new EventEmitter();
+  const poolIds = new Set<string>();
+  events.on('pool:create', ({ workerPool }) => poolIds.add(workerPool.id));
+
   const runner = await run({
     pgPool,
     concurrency: config.workerConcurrency,
     noHandleSignals: true,
     pollInterval: 2000,
     logger,
+    events,
     taskList: buildTaskList({ config, db, now: () => new Date() }),
     crontab,
   });
+  const heartbeat = startHeartbeat(db.sql, {
+    workerIds: () => [...poolIds],
+    intervalMs: config.heartbeatIntervalMs,
+    onError: (err) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat failed'),
+  });
+
   return {
     runner,
-    async stop() {
-      await runner.stop();
+    workerIds: () => [...poolIds],
+    async stop(deadline = Date.now() + config.shutdownTimeoutMs) {
+      const graceful = runner.stop();
+      // Leave a margin for the forceful path (it fails jobs in one statement) and for closing the pools.
+      const forceAt = Math.max(0, deadline - Date.now() - 2000);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), forceAt);
+      });
+      const outcome = await Promise.race([graceful.then(() => 'done' as const), late]);
+      clearTimeout(timer);
+      if (outcome === 'late') {
+        log.warn('worker: jobs still running at the shutdown deadline; failing them so they retry elsewhere');
+        await runner.kill('shutdown deadline').catch((err) => log.error({ err: String(err) }, 'forceful stop failed'));
+        await graceful.catch(() => {});
+      }
+      await heartbeat.stop();
       await Promise.all([db.close(), pgPool.end()]);
     },
   };

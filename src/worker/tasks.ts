@@ -1,6 +1,8 @@
 import type { Task, TaskList } from 'graphile-worker';
 import type { Config } from '../config.js';
 import type { DbHandle } from '../db/client.js';
+import { clearStaleLocksTask } from './clear_stale_locks.js';
+import { pruneInboxTask } from './prune_inbox.js';
 
 /** What every task gets besides its payload: config and the worker's own postgres.js pool. */
 export interface TaskDeps {
@@ -14,6 +16,9 @@ export interface TaskDeps {
  * Tasks validate their payload first (it is `unknown`), await everything, and are idempotent.
  */
 export function buildTaskList(deps: TaskDeps): TaskList {
-  const tasks: Record<string, Task> = {};
+  const tasks: Record<string, Task> = {
+    clear_stale_locks: clearStaleLocksTask(deps),
+    prune_inbox: pruneInboxTask(deps),
+  };
   return tasks;
 }

@@ -1,0 +1,121 @@
+import type { Sql } from '../db/client.js';
+
+/**
+ * What `ops status` prints and `/metrics` exports from the database: every query here is bounded (counts are capped,
+ * the oldest pending row is read through the pending index) and the whole read runs under a statement timeout, so a
+ * scrape during a huge backlog stays cheap.
+ */
+
+/** Counts stop at this many rows (the figure is then "at least"). */
+export const COUNT_CAP = 1_000_000;
+
+export interface InboxFigures {
+  pending: number;
+  /** True when `pending` hit COUNT_CAP. */
+  pendingCapped: boolean;
+  oldestPendingAgeSeconds: number | null;
+  dead: number;
+  ignored: number;
+}
+
+export interface CursorStatus {
+  sourceId: string;
+  sourceName: string;
+  enabled: boolean;
+  stream: string;
+  cursorTime: Date | null;
+  /** Seconds since the last successful poll; null if never. */
+  ageSeconds: number | null;
+  lastSuccessAt: Date | null;
+  lastError: string | null;
+  catches: number;
+  backfillSince: Date | null;
+  /** A poll is paging through a window right now (or died mid-way and will resume). */
+  inProgress: boolean;
+  windowEnd: Date | null;
+}
+
+export interface BudgetStatus {
+  key: string;
+  tokens: number;
+  blockedUntil: Date | null;
+  calls: number;
+  throttled: number;
+}
+
+export interface WorkerStatus {
+  workerId: string;
+  host: string;
+  pid: number;
+  startedAt: Date;
+  lastSeenAt: Date;
+  ageSeconds: number;
+  alive: boolean;
+}
+
+export interface Status {
+  at: Date;
+  inbox: InboxFigures;
+  cursors: CursorStatus[];
+  rateBudgets: BudgetStatus[];
+  workers: WorkerStatus[];
+  quarantine24h: { reason: string; count: number }[];
+  /** graphile-worker jobs by task: waiting (incl. retries), locked (running), permanently failed. */
+  jobs: { task: string; waiting: number; locked: number; failed: number }[];
+  /** Open connections of wharf processes by application name (pool usage across processes). */
+  connections: { application: string; state: string; count: number }[];
+}
+
+/** Reads the whole status in one read-only transaction with a statement timeout of `timeoutMs`. */
+export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?: number }): Promise<Status> {
+  return sql.begin('read only', async (tx) => {
+    await tx`select set_config('statement_timeout', ${String(p.timeoutMs ?? 2000)}, true)`;
+    const [inbox] = await tx<(InboxFigures & { at: Date })[]>`
+      select now() as at,
+        (select count(*) from (select 1 from inbox_events where status = 'pending' limit ${COUNT_CAP}::int) x)::int as pending,
+        (select extract(epoch from now() - received_at)::float8 from inbox_events
+          where status = 'pending' order by id limit 1) as "oldestPendingAgeSeconds",
+        (select count(*) from (select 1 from inbox_events where status = 'dead' limit ${COUNT_CAP}::int) x)::int as dead,
+        (select count(*) from (select 1 from inbox_events where status = 'ignored' limit ${COUNT_CAP}::int) x)::int as ignored`;
+    const cursors = await tx<CursorStatus[]>`
+      select s.id as "sourceId", s.name as "sourceName", s.enabled, c.stream, c.cursor_time as "cursorTime",
+             extract(epoch from now() - c.last_success_at)::float8 as "ageSeconds", c.last_success_at as "lastSuccessAt",
+             c.last_error as "lastError", c.catches::float8 as catches, c.backfill_since as "backfillSince",
+             c.cursor_token is not null as "inProgress", c.window_end as "windowEnd"
+        from poll_cursors c join sources s on s.id = c.source_id
+       order by s.name, c.stream`;
+    const rateBudgets = await tx<BudgetStatus[]>`
+      select key, tokens::float8 as tokens, blocked_until as "blockedUntil", calls::float8 as calls, throttled::float8 as throttled from rate_budgets order by key`;
+    const workers = await tx<WorkerStatus[]>`
+      select worker_id as "workerId", host, pid, started_at as "startedAt", last_seen_at as "lastSeenAt",
+             extract(epoch from now() - last_seen_at)::float8 as "ageSeconds",
+             last_seen_at > now() - ${p.staleAfterMs}::int * interval '1 millisecond' as alive
+        from worker_heartbeats order by started_at`;
+    const quarantine24h = await tx<{ reason: string; count: number }[]>`
+      select reason, count(*)::int as count from quarantine
+       where received_at > now() - interval '24 hours' group by reason order by count desc, reason`;
+    const jobs = await tx<{ task: string; waiting: number; locked: number; failed: number }[]>`
+      select t.identifier as task,
+             count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts)::int as waiting,
+             count(*) filter (where j.locked_at is not null)::int as locked,
+             count(*) filter (where j.attempts >= j.max_attempts)::int as failed
+        from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
+       group by t.identifier order by t.identifier`;
+    const connections = await tx<{ application: string; state: string; count: number }[]>`
+      select application_name as application, coalesce(state, 'unknown') as state, count(*)::int as count
+        from pg_stat_activity
+       where datname = current_database() and application_name like 'wharf%'
+       group by 1, 2 order by 1, 2`;
+    const { at, ...figures } = inbox;
+    return {
+      at,
+      inbox: { ...figures, pendingCapped: figures.pending >= COUNT_CAP },
+      cursors,
+      rateBudgets,
+      workers,
+      quarantine24h,
+      jobs,
+      connections,
+    };
+  });
+}
