@@ -56,7 +56,7 @@ export async function deleteInboxBatch(sql: Sql, statuses: string[], before: Dat
   const rows = await sql`
     delete from inbox_events where id in (
       select id from inbox_events
-       where status = any(${statuses}::text[]) and received_at < ${before}::timestamptz
+       where status = any(${statuses}::text[]) and received_at < ${before.toISOString()}::timestamptz
        limit ${limit}::int)
     returning 1`;
   return rows.length;
@@ -66,7 +66,7 @@ export async function deleteInboxBatch(sql: Sql, statuses: string[], before: Dat
 export async function deleteQuarantineBatch(sql: Sql, before: Date, limit: number): Promise<number> {
   const rows = await sql`
     delete from quarantine where id in (
-      select id from quarantine where received_at < ${before}::timestamptz order by received_at limit ${limit}::int)
+      select id from quarantine where received_at < ${before.toISOString()}::timestamptz order by received_at limit ${limit}::int)
     returning 1`;
   return rows.length;
 }

@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client.js';
+import { toDate } from './dates.js';
 
 /**
  * Stale graphile-worker locks. graphile-worker itself only frees a lock after 4 hours; we free it as soon as its holder
@@ -26,7 +27,7 @@ export interface StaleLock {
 
 /** Every lock held by a dead worker, oldest first. Read-only; one statement. */
 export async function findStaleLocks(sql: Sql, p: { deadAfterMs: number }): Promise<StaleLock[]> {
-  return sql<StaleLock[]>`
+  const rows = await sql<StaleLock[]>`
     with cutoff as (select now() - ${p.deadAfterMs}::int * interval '1 millisecond' as t),
     locks as (
       select 'job' as kind, j.id::text as id, t.identifier as task, j.locked_by, j.locked_at
@@ -43,6 +44,7 @@ export async function findStaleLocks(sql: Sql, p: { deadAfterMs: number }): Prom
       left join worker_heartbeats h on h.worker_id = l.locked_by
      where l.locked_at < c.t and (h.worker_id is null or h.last_seen_at < c.t)
      order by l.locked_at, l.kind, l.id`;
+  return rows.map((r) => ({ ...r, lockedAt: toDate(r.lockedAt)!, lastSeenAt: toDate(r.lastSeenAt) }));
 }
 
 export interface LockRelease {

@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client.js';
+import { toDate } from './dates.js';
 
 /**
  * What `ops status` prints and `/metrics` exports from the database: every query here is bounded (counts are capped,
@@ -108,11 +109,17 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
        group by 1, 2 order by 1, 2`;
     const { at, ...figures } = inbox;
     return {
-      at,
+      at: toDate(at)!,
       inbox: { ...figures, pendingCapped: figures.pending >= COUNT_CAP },
-      cursors,
-      rateBudgets,
-      workers,
+      cursors: cursors.map((c) => ({
+        ...c,
+        cursorTime: toDate(c.cursorTime),
+        lastSuccessAt: toDate(c.lastSuccessAt),
+        backfillSince: toDate(c.backfillSince),
+        windowEnd: toDate(c.windowEnd),
+      })),
+      rateBudgets: rateBudgets.map((b) => ({ ...b, blockedUntil: toDate(b.blockedUntil) })),
+      workers: workers.map((w) => ({ ...w, startedAt: toDate(w.startedAt)!, lastSeenAt: toDate(w.lastSeenAt)! })),
       quarantine24h,
       jobs,
       connections,

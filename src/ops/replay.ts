@@ -1,0 +1,96 @@
+import type { Sql } from '../db/client.js';
+import { DRAIN_JOB_KEY, DRAIN_TASK } from '../worker/kick-drain.js';
+
+/**
+ * Dead-letter replay. A replay re-applies stored events from their raw bodies with today's code: it sets matching
+ * rows back to `pending` with via = 'replay' (attempts kept, last_error kept until the drain overwrites it) and wakes
+ * the drain. It updates the stored row in place, so deduplication (which guards inserts) never swallows it, and the
+ * appliers' version guard still keeps an old event from overwriting a newer state.
+ *
+ * Each batch is its own autocommit UPDATE: interrupting a replay loses nothing (rows already set to pending are
+ * drained; the rest keep their status and are found by the next run).
+ */
+
+export interface ReplayFilter {
+  status: 'dead' | 'ignored';
+  topic?: string;
+  sourceId?: string;
+  /** received_at ≥ since */
+  since?: Date;
+  /** received_at < until */
+  until?: Date;
+}
+
+const filterSql = (sql: Sql, f: ReplayFilter) => sql`
+  status = ${f.status}
+  and (${f.topic ?? null}::text is null or topic = ${f.topic ?? null}::text)
+  and (${f.sourceId ?? null}::text is null or source_id = ${f.sourceId ?? null}::text)
+  and (${f.since?.toISOString() ?? null}::timestamptz is null or received_at >= ${f.since?.toISOString() ?? null}::timestamptz)
+  and (${f.until?.toISOString() ?? null}::timestamptz is null or received_at < ${f.until?.toISOString() ?? null}::timestamptz)`;
+
+/** How many rows match, by topic. Read-only. */
+export async function countReplayable(sql: Sql, f: ReplayFilter): Promise<{ topic: string | null; count: number }[]> {
+  return sql<{ topic: string | null; count: number }[]>`
+    select topic, count(*)::int as count from inbox_events where ${filterSql(sql, f)} group by topic order by count desc`;
+}
+
+/**
+ * Sets at most `limit` matching rows with id > `afterId` back to pending (via = 'replay'), lowest ids first.
+ * Returns their ids in order (empty: nothing left). One statement; safe to repeat.
+ */
+export async function requeueForReplay(sql: Sql, f: ReplayFilter, p: { afterId: number; limit: number }): Promise<number[]> {
+  const rows = await sql<{ id: string }[]>`
+    update inbox_events set status = 'pending', via = 'replay', processed_at = null
+     where id in (
+       select id from inbox_events where ${filterSql(sql, f)} and id > ${p.afterId}::bigint order by id limit ${p.limit}::int)
+    returning id`;
+  return rows.map((r) => Number(r.id)).sort((a, b) => a - b);
+}
+
+/** Wakes the drain (same job key as the intake's kicker, so it coalesces with any queued drain). */
+export async function kickDrain(sql: Sql): Promise<void> {
+  await sql`select graphile_worker.add_job(${DRAIN_TASK}, job_key := ${DRAIN_JOB_KEY}, job_key_mode := 'preserve_run_at', max_attempts := 25)`;
+}
+
+/** Current statuses of the given inbox rows (rows pruned since count as `gone`). */
+export async function countStatuses(sql: Sql, ids: number[]): Promise<Record<string, number>> {
+  const rows = await sql<{ status: string; count: number }[]>`
+    select coalesce(e.status, 'gone') as status, count(*)::int as count
+      from unnest(${ids}::bigint[]) as i(id) left join inbox_events e on e.id = i.id
+     group by 1`;
+  return Object.fromEntries(rows.map((r) => [r.status, r.count]));
+}
+
+export interface ReplayProgress {
+  requeued: number;
+  total: number;
+}
+
+/**
+ * Requeues every matching row in batches of `batchSize` (kicking the drain after each), then waits up to `waitMs` for
+ * the drain to settle them and returns what became of them. `onProgress` is called after each batch.
+ */
+export async function replay(
+  sql: Sql,
+  f: ReplayFilter,
+  p: { batchSize: number; total: number; waitMs: number; pollMs?: number; onProgress?: (r: ReplayProgress) => void },
+): Promise<{ ids: number[]; outcome: Record<string, number>; settled: boolean }> {
+  const ids: number[] = [];
+  let afterId = 0;
+  for (;;) {
+    const batch = await requeueForReplay(sql, f, { afterId, limit: p.batchSize });
+    if (batch.length === 0) break;
+    ids.push(...batch);
+    afterId = batch[batch.length - 1];
+    await kickDrain(sql);
+    p.onProgress?.({ requeued: ids.length, total: Math.max(p.total, ids.length) });
+    if (batch.length < p.batchSize) break;
+  }
+  const deadline = Date.now() + p.waitMs;
+  let outcome = ids.length ? await countStatuses(sql, ids) : {};
+  while ((outcome.pending ?? 0) > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, p.pollMs ?? 250));
+    outcome = await countStatuses(sql, ids);
+  }
+  return { ids, outcome, settled: (outcome.pending ?? 0) === 0 };
+}
