@@ -65,6 +65,7 @@ export function loadConfig(env: Env = process.env) {
   const problems: string[] = [];
   const r = reader(env, problems);
   const port = r.int('PORT', 3000, 0, 65535);
+  const dbPoolMax = r.int('DB_POOL_MAX', 10, 1, 1000);
   const config = {
     env: r.str('NODE_ENV', 'development'),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
@@ -75,7 +76,7 @@ export function loadConfig(env: Env = process.env) {
     embeddedPgDir: r.str('EMBEDDED_PG_DIR', '.wharf/pg'),
     embeddedPgPort: r.int('EMBEDDED_PG_PORT', 54329, 1, 65535),
     /** Web pool size; the worker has its own (see workerConcurrency). Works behind a transaction-mode pooler. */
-    dbPoolMax: r.int('DB_POOL_MAX', 10, 1, 1000),
+    dbPoolMax,
     dbConnectTimeoutMs: r.int('DB_CONNECT_TIMEOUT_MS', 5 * SECOND, 100),
 
     port,
@@ -86,6 +87,13 @@ export function loadConfig(env: Env = process.env) {
     webhookBodyLimitBytes: r.int('WEBHOOK_BODY_LIMIT_BYTES', 1024 * 1024, 1),
     /** A request not committed within this answers 503 (the provider retries). */
     intakeTimeoutMs: r.int('INTAKE_TIMEOUT_MS', 5 * SECOND, 100),
+    /** Group commit: insert batches in the database at once (keep below DB_POOL_MAX: look-ups need a connection). */
+    intakeBatchesInFlight: r.int('INTAKE_BATCHES_IN_FLIGHT', Math.max(1, dbPoolMax - 2), 1, 1000),
+    intakeBatchMaxRows: r.int('INTAKE_BATCH_MAX_ROWS', 500, 1, 10000),
+    /** Requests waiting for a batch slot; beyond this the intake answers 503 at once (overload). */
+    intakeQueueMaxRows: r.int('INTAKE_QUEUE_MAX_ROWS', 20000, 1),
+    /** How long a source and its secrets are cached (enabling, disabling, expiring take effect within this). */
+    sourceCacheTtlMs: r.int('SOURCE_CACHE_TTL_MS', 5 * SECOND, 0),
     rateLimitMax: r.int('RATE_LIMIT_MAX', 5000, 1),
     rateLimitWindowMs: r.int('RATE_LIMIT_WINDOW_MS', SECOND, 1),
     secretRotationOverlapMs: r.int('SECRET_ROTATION_OVERLAP_MS', DAY, 0),
