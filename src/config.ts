@@ -111,6 +111,8 @@ export function loadConfig(env: Env = process.env) {
     pollOverlapMs: r.int('POLL_OVERLAP_MS', 2 * MINUTE, 0),
     pollLagMs: r.int('POLL_LAG_MS', 30 * SECOND, 0),
     billingRescanDays: r.int('BILLING_RESCAN_DAYS', 7, 0),
+    /** How far back a stream's first poll reaches when no backfill_since is set on its cursor. */
+    pollBackfillDays: r.int('POLL_BACKFILL_DAYS', 30, 0),
 
     heartbeatIntervalMs: r.int('HEARTBEAT_INTERVAL_MS', 5 * SECOND, 100),
     staleLockAfterMs: r.int('STALE_LOCK_AFTER_MS', MINUTE, SECOND),

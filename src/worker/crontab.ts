@@ -9,4 +9,6 @@ export const crontab = [
   '*/2 * * * * clear_stale_locks ?jobKey=clear_stale_locks',
   // Retention in bounded batches; hourly so each run is short.
   '17 * * * * prune_inbox ?fill=2h&jobKey=prune_inbox',
+  // Enqueues each source's due poll streams (POLL_INTERVAL_MS per stream); the polls themselves run as poll_stream.
+  '* * * * * poll_schedule ?fill=1m&jobKey=poll_schedule&jobKeyMode=preserve_run_at',
 ].join('\n');

@@ -2,6 +2,8 @@ import type { Task, TaskList } from 'graphile-worker';
 import type { Config } from '../config.js';
 import type { DbHandle } from '../db/client.js';
 import { clearStaleLocksTask } from './clear_stale_locks.js';
+import { pollScheduleTask } from './poll_schedule.js';
+import { pollStreamTask } from './poll_stream.js';
 import { pruneInboxTask } from './prune_inbox.js';
 
 /** What every task gets besides its payload: config and the worker's own postgres.js pool. */
@@ -19,6 +21,8 @@ export function buildTaskList(deps: TaskDeps): TaskList {
   const tasks: Record<string, Task> = {
     clear_stale_locks: clearStaleLocksTask(deps),
     prune_inbox: pruneInboxTask(deps),
+    poll_schedule: pollScheduleTask(deps),
+    poll_stream: pollStreamTask(deps),
   };
   return tasks;
 }
