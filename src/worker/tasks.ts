@@ -2,6 +2,7 @@ import type { Task, TaskList } from 'graphile-worker';
 import type { Config } from '../config.js';
 import type { DbHandle } from '../db/client.js';
 import { clearStaleLocksTask } from './clear_stale_locks.js';
+import { drainTask } from './drain.js';
 import { pollScheduleTask } from './poll_schedule.js';
 import { pollStreamTask } from './poll_stream.js';
 import { pruneInboxTask } from './prune_inbox.js';
@@ -20,6 +21,7 @@ export interface TaskDeps {
 export function buildTaskList(deps: TaskDeps): TaskList {
   const tasks: Record<string, Task> = {
     clear_stale_locks: clearStaleLocksTask(deps),
+    drain: drainTask(deps),
     prune_inbox: pruneInboxTask(deps),
     poll_schedule: pollScheduleTask(deps),
     poll_stream: pollStreamTask(deps),

@@ -1,0 +1,97 @@
+import { PollTopics } from '../provider/shapes.js';
+import type { InboxMark, PollCatch } from '../inbox/mark.js';
+import { attributePendingTransactions, lockAttributionKeys, referenceKey } from './attribution.js';
+import { collapseChunk } from './collapse.js';
+import { type InboxRow, normaliseEvent, type Normalised } from './normalise.js';
+import {
+  insertTimelineEntries,
+  type Queryable,
+  upsertOrders,
+  upsertReturns,
+  upsertShipments,
+  upsertTransactions,
+} from './upserts.js';
+
+/** The poll cursor stream each poll topic belongs to (poll_cursors.stream). */
+export const PollStreams: Record<string, string> = {
+  [PollTopics.order]: 'orders',
+  [PollTopics.transaction]: 'transactions',
+  [PollTopics.timeline]: 'timelines',
+};
+
+export interface AppliedEvents {
+  /** One per input row: processed, dead (with its reason) or ignored (unknown topic). */
+  marks: InboxMark[];
+  /** Poll events that brought something newer than the database held, and that no webhook of the chunk carried. */
+  catches: PollCatch[];
+  /** Pending charges this chunk attributed through a shipment or return it brought. */
+  attributed: number;
+}
+
+/**
+ * Applies claimed inbox rows inside the caller's transaction: normalise each by topic, collapse each entity to its
+ * newest version, one statement per table, the attribution lock and catch-up. Seven statements whatever the number of
+ * rows (the caller adds claim, mark, begin, commit). Does not mark the rows: it returns the marks.
+ * Throws what PostgreSQL throws; the caller decides between retry (transient) and bisection (data).
+ */
+export async function applyEvents(sql: Queryable, rows: readonly InboxRow[]): Promise<AppliedEvents> {
+  const normalised: { row: InboxRow; n: Normalised }[] = rows.map((row) => ({ row, n: normaliseEvent(row) }));
+  const chunk = collapseChunk(normalised.flatMap(({ n }) => (n.outcome === 'apply' ? [n.entities] : [])));
+
+  // Table order is fixed (orders → shipments → timeline → returns → transactions) and each statement locks its rows in
+  // key order, so two chunks over the same entities wait for each other but never deadlock.
+  const orders = await upsertOrders(sql, chunk.orders);
+  const shipments = await upsertShipments(sql, chunk.shipments);
+  await insertTimelineEntries(sql, chunk.timeline);
+  const returns = await upsertReturns(sql, chunk.returns);
+  const transactions = await upsertTransactions(sql, chunk.transactions);
+
+  const txById = new Map(chunk.transactions.map((t) => [t.transactionId, t]));
+  const pending = transactions.filter((t) => t.attribution_status === 'pending').map((t) => txById.get(t.id)!);
+  const keys = [
+    ...shipments.filter((s) => s.attributable).map((s) => referenceKey('shipment', s.id)),
+    ...returns.filter((r) => r.attributable).map((r) => referenceKey('return', r.id)),
+    ...pending.map((t) => referenceKey(t.refKind!, t.refKey!)),
+  ];
+  await lockAttributionKeys(sql, keys);
+  const attributed = await attributePendingTransactions(sql, {
+    shipmentIds: chunk.shipments.map((s) => s.id),
+    returnIds: chunk.returns.map((r) => r.id),
+    transactionIds: pending.map((t) => t.transactionId),
+  });
+
+  // Poll catches: a written version, strictly newer than the database held, that came by poll and that no webhook
+  // of this chunk carried as new.
+  const caught = new Set<number>();
+  const consider = (key: string, v: { via: string; eventUs: number; inboxId: number } | null | undefined) => {
+    if (v && v.via === 'poll' && v.eventUs > (chunk.pushedUs.get(key) ?? -Infinity)) caught.add(v.inboxId);
+  };
+  const orderById = new Map(chunk.orders.map((o) => [o.id, o]));
+  for (const o of orders) if (o.newer) consider(`o${o.id}`, orderById.get(Number(o.id)));
+  const shipmentById = new Map(chunk.shipments.map((s) => [s.id, s]));
+  for (const s of shipments) {
+    const input = shipmentById.get(Number(s.id))!;
+    if (s.newer) consider(`s${s.id}`, input.version);
+    if (s.delivered && input.deliveredByPollOnly !== null) caught.add(input.deliveredByPollOnly);
+  }
+  const returnById = new Map(chunk.returns.map((r) => [r.id, r]));
+  for (const r of returns) if (r.newer) consider(`r${r.id}`, returnById.get(Number(r.id)));
+  for (const t of transactions) if (t.newer) consider(`t${t.id}`, txById.get(t.id));
+
+  const byKey = new Map<string, PollCatch>();
+  for (const { row } of normalised) {
+    if (!caught.has(row.id)) continue;
+    const stream = PollStreams[row.topic ?? ''] ?? row.topic ?? 'unknown';
+    const k = `${row.sourceId}\u0000${stream}`;
+    const c = byKey.get(k) ?? { sourceId: row.sourceId, stream, count: 0 };
+    c.count++;
+    byKey.set(k, c);
+  }
+
+  const marks = normalised.map(({ row, n }): InboxMark =>
+    n.outcome === 'apply'
+      ? { id: row.id, status: 'processed', error: null }
+      : { id: row.id, status: n.outcome, error: n.reason },
+  );
+  return { marks, catches: [...byKey.values()], attributed: attributed.length };
+}

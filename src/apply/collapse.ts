@@ -1,0 +1,101 @@
+import type { Entities, OrderRow, ReturnRow, ShipmentRow, TimelineRow, TransactionRow, Version } from './normalise.js';
+
+/**
+ * A chunk's entities reduced to one row per key (PostgreSQL refuses to touch a row twice in one statement), each the
+ * newest version the chunk holds, sorted by key so concurrent chunks lock rows in the same order.
+ */
+
+/** A shipment as the chunk sees it: its newest version (if any event carried one) and its earliest delivery. */
+export interface ShipmentInput {
+  id: number;
+  sourceId: string;
+  version: ShipmentRow | null;
+  deliveredUs: number | null;
+  /** The poll event that brought the delivery, when no other event of the chunk did (a poll catch candidate). */
+  deliveredByPollOnly: number | null;
+}
+
+export interface CollapsedChunk {
+  orders: OrderRow[];
+  shipments: ShipmentInput[];
+  timeline: TimelineRow[];
+  returns: ReturnRow[];
+  transactions: TransactionRow[];
+  /** Per entity key, the newest time a non-poll event of this chunk carried: a poll is a catch only above it. */
+  pushedUs: Map<string, number>;
+}
+
+/** True when `a` is a newer version than `b` (the same order the SQL guards use). */
+export const isNewer = (a: Version, b: Version): boolean =>
+  a.eventUs > b.eventUs || (a.eventUs === b.eventUs && a.inboxId > b.inboxId);
+
+export function collapseChunk(all: Entities[]): CollapsedChunk {
+  const orders = new Map<number, OrderRow>();
+  const versions = new Map<number, ShipmentRow>();
+  const shipments = new Map<number, ShipmentInput>();
+  const timeline = new Map<string, TimelineRow>();
+  const returns = new Map<number, ReturnRow>();
+  const transactions = new Map<string, TransactionRow>();
+  const pushedUs = new Map<string, number>();
+
+  const push = (key: string, v: Version) => {
+    if (v.via !== 'poll' && (pushedUs.get(key) ?? -Infinity) < v.eventUs) pushedUs.set(key, v.eventUs);
+  };
+  const keep = <K, V extends Version>(map: Map<K, V>, key: K, row: V) => {
+    const held = map.get(key);
+    if (!held || isNewer(row, held)) map.set(key, row);
+  };
+  const shipment = (id: number, sourceId: string): ShipmentInput => {
+    let s = shipments.get(id);
+    if (!s) shipments.set(id, (s = { id, sourceId, version: null, deliveredUs: null, deliveredByPollOnly: null }));
+    return s;
+  };
+  const deliver = (s: ShipmentInput, us: number, inboxId: number, via: string) => {
+    if (s.deliveredUs === null || us < s.deliveredUs) s.deliveredUs = us;
+    if (via !== 'poll') s.deliveredByPollOnly = -1;
+    else if (s.deliveredByPollOnly === null) s.deliveredByPollOnly = inboxId;
+  };
+
+  for (const e of all) {
+    for (const o of e.orders) {
+      keep(orders, o.id, o);
+      push(`o${o.id}`, o);
+    }
+    for (const s of e.shipments) {
+      keep(versions, s.id, s);
+      push(`s${s.id}`, s);
+      const input = shipment(s.id, s.sourceId);
+      if (s.deliveredUs !== null) deliver(input, s.deliveredUs, s.inboxId, s.via);
+    }
+    for (const d of e.deliveries) deliver(shipment(d.shipmentId, d.sourceId), d.deliveredUs, d.inboxId, d.via);
+    for (const t of e.timeline) timeline.set(`${t.shipmentId}:${t.logTypeId}:${t.timestamp}`, t);
+    for (const r of e.returns) {
+      keep(returns, r.id, r);
+      push(`r${r.id}`, r);
+    }
+    for (const t of e.transactions) {
+      keep(transactions, t.transactionId, t);
+      push(`t${t.transactionId}`, t);
+    }
+  }
+  for (const [id, v] of versions) {
+    const s = shipments.get(id)!;
+    s.version = v;
+    s.sourceId = v.sourceId;
+  }
+  for (const s of shipments.values()) if (s.deliveredByPollOnly === -1) s.deliveredByPollOnly = null;
+
+  const byNumber = (a: { id: number }, b: { id: number }) => a.id - b.id;
+  return {
+    orders: [...orders.values()].sort(byNumber),
+    shipments: [...shipments.values()].sort(byNumber),
+    timeline: [...timeline.values()].sort(
+      (a, b) => a.shipmentId - b.shipmentId || a.logTypeId - b.logTypeId || (a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0),
+    ),
+    returns: [...returns.values()].sort(byNumber),
+    transactions: [...transactions.values()].sort((a, b) =>
+      a.transactionId < b.transactionId ? -1 : a.transactionId > b.transactionId ? 1 : 0,
+    ),
+    pushedUs,
+  };
+}

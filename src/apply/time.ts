@@ -1,0 +1,54 @@
+/**
+ * Provider instants as integer microseconds since the epoch (PostgreSQL's precision). Versions are compared in JS
+ * (collapsing a chunk) and in SQL (the upsert guard); both see the same value because the drain sends PostgreSQL the
+ * string `isoFromMicros` makes, never the provider's own (7 fractional digits would be rounded there, truncated here).
+ */
+
+const ISO = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,12}))?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
+
+/** Microseconds of an ISO 8601 string (a value without a zone is UTC), or undefined when it is not a real instant. */
+export function parseMicros(value: unknown): number | undefined {
+  if (typeof value !== 'string' || value.length > 48) return undefined;
+  const m = ISO.exec(value.trim());
+  if (!m) return undefined;
+  const [y, mo, d, h, mi] = [m[1], m[2], m[3], m[4], m[5]].map(Number);
+  const s = m[6] ? Number(m[6]) : 0;
+  if (y < 1 || y > 9999 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59) return undefined;
+  if (d > new Date(Date.UTC(y, mo, 0)).getUTCDate()) return undefined;
+  let offsetMin = 0;
+  const zone = m[8]?.toUpperCase();
+  if (zone && zone !== 'Z') {
+    const digits = zone.slice(1).replace(':', '');
+    const oh = Number(digits.slice(0, 2));
+    const om = digits.length > 2 ? Number(digits.slice(2)) : 0;
+    if (oh > 15 || om > 59) return undefined;
+    offsetMin = (zone[0] === '-' ? -1 : 1) * (oh * 60 + om);
+  }
+  const date = new Date(0);
+  date.setUTCFullYear(y, mo - 1, d); // Date.UTC maps years 0-99 to 1900-1999
+  date.setUTCHours(h, mi, s, 0);
+  const fraction = Number((m[7] ?? '').padEnd(6, '0').slice(0, 6));
+  return (date.getTime() - offsetMin * 60_000) * 1000 + fraction;
+}
+
+/** ISO 8601 UTC with 6 fractional digits. */
+export function isoFromMicros(us: number): string {
+  const ms = Math.floor(us / 1000);
+  const rest = us - ms * 1000;
+  return `${new Date(ms).toISOString().slice(0, -1)}${String(rest).padStart(3, '0')}Z`;
+}
+
+/** The first field that holds a real instant, in microseconds. */
+export function firstMicros(...values: unknown[]): number | undefined {
+  for (const v of values) {
+    const us = parseMicros(v);
+    if (us !== undefined) return us;
+  }
+  return undefined;
+}
+
+/** A secondary timestamp (created_date, delivery_date…): normalised, or null when absent or not an instant. */
+export function optionalIso(value: unknown): string | null {
+  const us = parseMicros(value);
+  return us === undefined ? null : isoFromMicros(us);
+}

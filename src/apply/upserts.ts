@@ -1,0 +1,284 @@
+import type postgres from 'postgres';
+import type { ShipmentInput } from './collapse.js';
+import type { OrderRow, ReturnRow, TimelineRow, TransactionRow } from './normalise.js';
+import { isoFromMicros } from './time.js';
+
+/**
+ * One statement per table for a whole chunk: `INSERT … SELECT FROM unnest(…) ORDER BY key ON CONFLICT DO UPDATE …
+ * WHERE the incoming version is newer`. Callers pass rows already collapsed to one per key (collapse.ts).
+ *
+ * Guarantees, for each upsert: idempotent (replaying a version changes nothing); an older version never replaces a
+ * newer one (versions are `(event_time, event_inbox_id)`); rows are locked in key order, so concurrent chunks never
+ * deadlock on one table. Each also reports, per row it wrote, whether its version is strictly newer than the one the
+ * database held when the statement began (`newer`): a poll event that is newer is a "poll catch". That read is the
+ * statement's snapshot, so two drains racing on one row may both count it: the catch counter is an approximation.
+ *
+ * Values travel as arrays cast per element (`::text[]` then `::jsonb`): a JS string bound as jsonb would be stored as
+ * a JSON string (FACTS.md).
+ */
+export type Queryable = postgres.Sql | postgres.TransactionSql;
+
+const iso = (us: number | null) => (us === null ? null : isoFromMicros(us));
+
+export interface WrittenRow {
+  id: string;
+  newer: boolean;
+}
+
+/** Orders; the client is the order's channel mapped through channel_clients, else its source's client. */
+export async function upsertOrders(sql: Queryable, rows: readonly OrderRow[]): Promise<WrittenRow[]> {
+  const c = <T>(f: (r: OrderRow) => T) => rows.map(f);
+  return sql<WrittenRow[]>`
+    with x as (
+      select * from unnest(${c((r) => r.id)}::bigint[], ${c((r) => r.sourceId)}::text[],
+        ${c((r) => r.referenceId)}::text[], ${c((r) => r.orderNumber)}::text[], ${c((r) => r.status)}::text[],
+        ${c((r) => r.channelId)}::bigint[], ${c((r) => r.channelName)}::text[],
+        ${c((r) => r.createdDate)}::text[]::timestamptz[], ${c((r) => r.purchaseDate)}::text[]::timestamptz[],
+        ${c((r) => r.lastUpdateAt)}::text[]::timestamptz[], ${c((r) => r.data)}::text[],
+        ${c((r) => iso(r.eventUs))}::text[]::timestamptz[], ${c((r) => r.inboxId)}::bigint[])
+        as x(id, source_id, reference_id, order_number, status, channel_id, channel_name, created_date, purchase_date,
+             last_update_at, data, event_time, event_inbox_id)
+    ), prior as (
+      select o.id, o.event_time from orders o join x using (id)
+    ), up as (
+      insert into orders as o (id, source_id, client_id, reference_id, order_number, status, channel_id, channel_name,
+                               created_date, purchase_date, last_update_at, data, event_time, event_inbox_id)
+      select x.id, x.source_id, coalesce(cc.client_id, src.client_id), x.reference_id, x.order_number, x.status,
+             x.channel_id, x.channel_name, x.created_date, x.purchase_date, x.last_update_at, x.data::jsonb,
+             x.event_time, x.event_inbox_id
+        from x
+        left join sources src on src.id = x.source_id
+        left join channel_clients cc on cc.source_id = x.source_id and cc.channel_id = x.channel_id
+       order by x.id
+      on conflict (id) do update set
+        source_id = excluded.source_id, client_id = excluded.client_id, reference_id = excluded.reference_id,
+        order_number = excluded.order_number, status = excluded.status, channel_id = excluded.channel_id,
+        channel_name = excluded.channel_name, created_date = excluded.created_date,
+        purchase_date = excluded.purchase_date, last_update_at = excluded.last_update_at, data = excluded.data,
+        event_time = excluded.event_time, event_inbox_id = excluded.event_inbox_id, updated_at = now()
+      where (excluded.event_time, excluded.event_inbox_id) > (o.event_time, o.event_inbox_id)
+      returning o.id, o.event_time
+    )
+    select up.id::text, (p.id is null or up.event_time > p.event_time) as newer
+      from up left join prior p using (id)`;
+}
+
+const SHIPMENT_VERSION_COLUMNS = [
+  'order_id',
+  'source_id',
+  'reference_id',
+  'status',
+  'tracking_carrier',
+  'tracking_number',
+  'tracking_url',
+  'created_date',
+  'last_update_at',
+  'last_tracking_update_at',
+  'actual_fulfillment_date',
+  'delivery_date',
+  'data',
+  'event_time',
+  'event_inbox_id',
+] as const;
+const SHIPMENT_NEWER = '(excluded.event_time, excluded.event_inbox_id) > (s.event_time, s.event_inbox_id)';
+// Static text (no input): the versioned columns take the incoming value only when its version is newer, because a
+// row may also be written for its delivery or its client alone.
+const SHIPMENT_SET_VERSIONED = SHIPMENT_VERSION_COLUMNS.map(
+  (col) => `${col} = case when ${SHIPMENT_NEWER} then excluded.${col} else s.${col} end`,
+).join(', ');
+
+export interface WrittenShipment extends WrittenRow {
+  /** The shipment now has a client and had none (or did not exist) before: pending charges may now attribute. */
+  attributable: boolean;
+  /** delivered_at was set by this statement. */
+  delivered: boolean;
+}
+
+/**
+ * Shipments, with their delivery (`delivered_at`, set once, from delivery_date, a delivered topic or a timeline's
+ * 609) folded into the same statement so that a chunk locks each shipment row once, in id order.
+ *
+ * The client: the channel (the enclosing order's, else the stored order's) mapped through channel_clients, else the
+ * source's client; a known client is never replaced by null, and a row without one gets it from any later event.
+ * A delivery for a shipment not stored yet is dropped here (its timeline entries are still stored); the shipment's own
+ * delivery_date sets it when the shipment lands.
+ */
+export async function upsertShipments(sql: Queryable, rows: readonly ShipmentInput[]): Promise<WrittenShipment[]> {
+  const c = <T>(f: (r: ShipmentInput) => T) => rows.map(f);
+  const v = <T>(f: (r: NonNullable<ShipmentInput['version']>) => T) => rows.map((r) => (r.version ? f(r.version) : null));
+  return sql<WrittenShipment[]>`
+    with x as (
+      select * from unnest(${c((r) => r.id)}::bigint[], ${c((r) => (r.version ? 't' : 'f'))}::text[]::bool[],
+        ${v((r) => r.orderId)}::bigint[], ${c((r) => r.sourceId)}::text[], ${v((r) => r.channelId)}::bigint[],
+        ${v((r) => r.referenceId)}::text[], ${v((r) => r.status)}::text[], ${v((r) => r.trackingCarrier)}::text[],
+        ${v((r) => r.trackingNumber)}::text[], ${v((r) => r.trackingUrl)}::text[],
+        ${v((r) => r.createdDate)}::text[]::timestamptz[], ${v((r) => r.lastUpdateAt)}::text[]::timestamptz[],
+        ${v((r) => r.lastTrackingUpdateAt)}::text[]::timestamptz[], ${v((r) => r.actualFulfillmentDate)}::text[]::timestamptz[],
+        ${v((r) => r.deliveryDate)}::text[]::timestamptz[], ${c((r) => iso(r.deliveredUs))}::text[]::timestamptz[],
+        ${v((r) => r.data)}::text[], ${c((r) => (r.version ? iso(r.version.eventUs) : '-infinity'))}::text[]::timestamptz[],
+        ${c((r) => r.version?.inboxId ?? 0)}::bigint[])
+        as x(id, has_version, order_id, source_id, channel_id, reference_id, status, tracking_carrier, tracking_number,
+             tracking_url, created_date, last_update_at, last_tracking_update_at, actual_fulfillment_date,
+             delivery_date, delivered_at, data, event_time, event_inbox_id)
+    ), prior as (
+      select s.id, s.event_time, s.client_id, s.delivered_at from shipments s join x using (id)
+    ), up as (
+      insert into shipments as s (id, order_id, source_id, client_id, reference_id, status, tracking_carrier,
+                                  tracking_number, tracking_url, created_date, last_update_at, last_tracking_update_at,
+                                  actual_fulfillment_date, delivery_date, delivered_at, data, event_time,
+                                  event_inbox_id)
+      select x.id, x.order_id, x.source_id, coalesce(cc.client_id, src.client_id), x.reference_id, x.status,
+             x.tracking_carrier, x.tracking_number, x.tracking_url, x.created_date, x.last_update_at,
+             x.last_tracking_update_at, x.actual_fulfillment_date, x.delivery_date, x.delivered_at, x.data::jsonb,
+             x.event_time, x.event_inbox_id
+        from x
+        left join orders o on o.id = x.order_id
+        left join sources src on src.id = x.source_id
+        left join channel_clients cc on cc.source_id = x.source_id and cc.channel_id = coalesce(x.channel_id, o.channel_id)
+       where x.has_version or exists (select 1 from shipments e where e.id = x.id)
+       order by x.id
+      on conflict (id) do update set
+        ${sql.unsafe(SHIPMENT_SET_VERSIONED)},
+        client_id = coalesce(case when ${sql.unsafe(SHIPMENT_NEWER)} then excluded.client_id end, s.client_id, excluded.client_id),
+        delivered_at = coalesce(s.delivered_at, excluded.delivered_at),
+        updated_at = now()
+      where ${sql.unsafe(SHIPMENT_NEWER)}
+         or (s.client_id is null and excluded.client_id is not null)
+         or (s.delivered_at is null and excluded.delivered_at is not null)
+      returning s.id, s.event_time, s.client_id, s.delivered_at
+    )
+    select up.id::text,
+           (p.id is null or up.event_time > p.event_time) as newer,
+           (up.client_id is not null and (p.id is null or p.client_id is null)) as attributable,
+           (up.delivered_at is not null and (p.id is null or p.delivered_at is null)) as delivered
+      from up left join prior p using (id)`;
+}
+
+/** Timeline entries are facts keyed by (shipment, log type, timestamp): inserted once, never changed. */
+export async function insertTimelineEntries(sql: Queryable, rows: readonly TimelineRow[]): Promise<number> {
+  const c = <T>(f: (r: TimelineRow) => T) => rows.map(f);
+  const result = await sql`
+    insert into shipment_timeline (shipment_id, log_type_id, timestamp, log_type_name, log_type_text, metadata)
+    select x.shipment_id, x.log_type_id, x.ts, x.log_type_name, x.log_type_text, x.metadata::jsonb
+      from unnest(${c((r) => r.shipmentId)}::bigint[], ${c((r) => r.logTypeId)}::int[],
+                  ${c((r) => r.timestamp)}::text[]::timestamptz[], ${c((r) => r.logTypeName)}::text[],
+                  ${c((r) => r.logTypeText)}::text[], ${c((r) => r.metadata)}::text[])
+           as x(shipment_id, log_type_id, ts, log_type_name, log_type_text, metadata)
+     order by 1, 2, 3
+    on conflict do nothing`;
+  return result.count;
+}
+
+export interface WrittenReturn extends WrittenRow {
+  attributable: boolean;
+}
+
+/** Returns; the client is the original shipment's, else the source's. */
+export async function upsertReturns(sql: Queryable, rows: readonly ReturnRow[]): Promise<WrittenReturn[]> {
+  const c = <T>(f: (r: ReturnRow) => T) => rows.map(f);
+  return sql<WrittenReturn[]>`
+    with x as (
+      select * from unnest(${c((r) => r.id)}::bigint[], ${c((r) => r.sourceId)}::text[],
+        ${c((r) => r.referenceId)}::text[], ${c((r) => r.status)}::text[], ${c((r) => r.originalShipmentId)}::bigint[],
+        ${c((r) => r.orderId)}::bigint[], ${c((r) => r.data)}::text[], ${c((r) => iso(r.eventUs))}::text[]::timestamptz[],
+        ${c((r) => r.inboxId)}::bigint[])
+        as x(id, source_id, reference_id, status, original_shipment_id, order_id, data, event_time, event_inbox_id)
+    ), prior as (
+      select r.id, r.event_time, r.client_id from returns r join x using (id)
+    ), up as (
+      insert into returns as r (id, source_id, client_id, reference_id, status, original_shipment_id, order_id, data,
+                                event_time, event_inbox_id)
+      select x.id, x.source_id, coalesce(sh.client_id, src.client_id), x.reference_id, x.status,
+             x.original_shipment_id, x.order_id, x.data::jsonb, x.event_time, x.event_inbox_id
+        from x
+        left join shipments sh on sh.id = x.original_shipment_id
+        left join sources src on src.id = x.source_id
+       order by x.id
+      on conflict (id) do update set
+        source_id = excluded.source_id, client_id = coalesce(excluded.client_id, r.client_id),
+        reference_id = excluded.reference_id, status = excluded.status,
+        original_shipment_id = excluded.original_shipment_id, order_id = excluded.order_id, data = excluded.data,
+        event_time = excluded.event_time, event_inbox_id = excluded.event_inbox_id, updated_at = now()
+      where (excluded.event_time, excluded.event_inbox_id) > (r.event_time, r.event_inbox_id)
+      returning r.id, r.event_time, r.client_id
+    )
+    select up.id::text, (p.id is null or up.event_time > p.event_time) as newer,
+           (up.client_id is not null and (p.id is null or p.client_id is null)) as attributable
+      from up left join prior p using (id)`;
+}
+
+export interface WrittenTransaction extends WrittenRow {
+  attribution_status: string;
+}
+
+/**
+ * Billing transactions, attributed in the same statement from what is stored when it runs (this chunk's shipments and
+ * returns included): `Shipment` → the shipment's client, `Return` → the return's, `FC` → the inventory item's.
+ * An unknown shipment or return leaves it `pending` (caught up when that lands: attribution.ts); an unknown inventory
+ * item, another reference type or an unreadable id makes it `unattributable`, with the reason.
+ */
+export async function upsertTransactions(sql: Queryable, rows: readonly TransactionRow[]): Promise<WrittenTransaction[]> {
+  const c = <T>(f: (r: TransactionRow) => T) => rows.map(f);
+  return sql<WrittenTransaction[]>`
+    with x as (
+      select * from unnest(${c((r) => r.transactionId)}::text[], ${c((r) => r.sourceId)}::text[],
+        ${c((r) => r.amount)}::text[]::numeric[], ${c((r) => r.currencyCode)}::text[], ${c((r) => r.chargeDate)}::text[]::timestamptz[],
+        ${c((r) => r.invoiceId)}::bigint[], ${c((r) => r.invoiceDate)}::text[]::timestamptz[],
+        ${c((r) => r.invoiceType)}::text[], ${c((r) => r.invoicedStatus)}::text[], ${c((r) => r.referenceId)}::text[],
+        ${c((r) => r.referenceType)}::text[], ${c((r) => r.transactionFee)}::text[],
+        ${c((r) => r.transactionType)}::text[], ${c((r) => r.fulfillmentCenter)}::text[], ${c((r) => r.taxes)}::text[],
+        ${c((r) => r.additionalDetails)}::text[], ${c((r) => r.refKind)}::text[], ${c((r) => r.refKey)}::bigint[],
+        ${c((r) => iso(r.eventUs))}::text[]::timestamptz[], ${c((r) => r.inboxId)}::bigint[])
+        as x(transaction_id, source_id, amount, currency_code, charge_date, invoice_id, invoice_date, invoice_type,
+             invoiced_status, reference_id, reference_type, transaction_fee, transaction_type, fulfillment_center,
+             taxes, additional_details, ref_kind, ref_key, event_time, event_inbox_id)
+    ), prior as (
+      select t.transaction_id, t.event_time from transactions t join x using (transaction_id)
+    ), attributed as (
+      select x.*, coalesce(sh.client_id, rt.client_id, inv.client_id) as client_id,
+             case when x.ref_kind is null or x.ref_kind = 'invalid' then 'unattributable'
+                  when coalesce(sh.client_id, rt.client_id, inv.client_id) is not null then 'attributed'
+                  when x.ref_kind = 'fc' then 'unattributable'
+                  else 'pending' end as attribution_status,
+             case when x.ref_kind is null then 'reference_type_not_attributable'
+                  when x.ref_kind = 'invalid' then 'reference_id_invalid'
+                  when coalesce(sh.client_id, rt.client_id, inv.client_id) is not null then null
+                  when x.ref_kind = 'fc' then 'inventory_item_unknown'
+                  when coalesce(sh.id, rt.id) is null then x.ref_kind || '_not_yet_known'
+                  else x.ref_kind || '_without_client' end as attribution_reason
+        from x
+        left join shipments sh on x.ref_kind = 'shipment' and sh.id = x.ref_key
+        left join returns rt on x.ref_kind = 'return' and rt.id = x.ref_key
+        left join inventory_items inv on x.ref_kind = 'fc' and inv.id = x.ref_key
+    ), up as (
+      insert into transactions as t (transaction_id, source_id, amount, currency_code, charge_date, invoice_id,
+                                     invoice_date, invoice_type, invoiced_status, reference_id, reference_type,
+                                     transaction_fee, transaction_type, fulfillment_center, taxes, additional_details,
+                                     client_id, attribution_status, attribution_reason, event_time, event_inbox_id)
+      select a.transaction_id, a.source_id, a.amount, a.currency_code, a.charge_date, a.invoice_id, a.invoice_date,
+             a.invoice_type, a.invoiced_status, a.reference_id, a.reference_type, a.transaction_fee,
+             a.transaction_type, a.fulfillment_center, a.taxes::jsonb, a.additional_details::jsonb, a.client_id,
+             a.attribution_status, a.attribution_reason, a.event_time, a.event_inbox_id
+        from attributed a
+       order by a.transaction_id
+      on conflict (transaction_id) do update set
+        source_id = excluded.source_id, amount = excluded.amount, currency_code = excluded.currency_code,
+        charge_date = excluded.charge_date, invoice_id = excluded.invoice_id, invoice_date = excluded.invoice_date,
+        invoice_type = excluded.invoice_type, invoiced_status = excluded.invoiced_status,
+        reference_id = excluded.reference_id, reference_type = excluded.reference_type,
+        transaction_fee = excluded.transaction_fee, transaction_type = excluded.transaction_type,
+        fulfillment_center = excluded.fulfillment_center, taxes = excluded.taxes,
+        additional_details = excluded.additional_details,
+        client_id = coalesce(excluded.client_id, t.client_id),
+        attribution_status = case when t.attribution_status = 'attributed' and excluded.attribution_status = 'pending'
+                                  then t.attribution_status else excluded.attribution_status end,
+        attribution_reason = case when t.attribution_status = 'attributed' and excluded.attribution_status = 'pending'
+                                  then t.attribution_reason else excluded.attribution_reason end,
+        event_time = excluded.event_time, event_inbox_id = excluded.event_inbox_id, updated_at = now()
+      where (excluded.event_time, excluded.event_inbox_id) > (t.event_time, t.event_inbox_id)
+      returning t.transaction_id, t.event_time, t.attribution_status
+    )
+    select up.transaction_id as id, (p.transaction_id is null or up.event_time > p.event_time) as newer,
+           up.attribution_status
+      from up left join prior p using (transaction_id)`;
+}
