@@ -1,12 +1,13 @@
 import type { Sql } from '../db/client.js';
 import { toDate } from './dates.js';
 
-/** The poller's task and streams (src/worker/poll_stream.ts; payload { sourceId, stream }). */
-export const POLL_TASK = 'poll_stream';
-export const POLL_STREAMS = ['orders', 'billing'] as const;
+import type { PollStream } from '../provider/cursors.js';
+import { pollJobName } from '../worker/poll_schedule.js';
 
-/** The job key that keeps one poll per stream queued (the poller uses the same). */
-export const pollJobKey = (sourceId: string, stream: string) => `poll_stream:${sourceId}:${stream}`;
+/** The poller's task (src/worker/poll_stream.ts; payload { sourceId, stream }). */
+export const POLL_TASK = 'poll_stream';
+/** The streams a date means something to (timelines are re-checked per shipment, not from a date). */
+export const BACKFILL_STREAMS = ['orders', 'transactions'] as const satisfies readonly PollStream[];
 
 export interface BackfillResult {
   stream: string;
@@ -22,12 +23,12 @@ export interface BackfillResult {
  */
 export async function scheduleBackfill(
   sql: Sql,
-  p: { sourceId: string; since: Date; streams: readonly string[] },
+  p: { sourceId: string; since: Date; streams: readonly PollStream[] },
 ): Promise<BackfillResult[]> {
   return sql.begin(async (tx) => {
     const [src] = await tx`select 1 from sources where id = ${p.sourceId}`;
     if (!src) return [];
-    const cursors = await tx<{ stream: string; cursorTime: Date }[]>`
+    const cursors = await tx<{ stream: PollStream; cursorTime: Date }[]>`
       insert into poll_cursors (source_id, stream, cursor_time, backfill_since)
       select ${p.sourceId}, s, ${p.since.toISOString()}::timestamptz, ${p.since.toISOString()}::timestamptz from unnest(${p.streams as string[]}::text[]) s
       on conflict (source_id, stream) do update set
@@ -36,10 +37,12 @@ export async function scheduleBackfill(
       returning stream, cursor_time as "cursorTime"`;
     const out: BackfillResult[] = [];
     for (const c of cursors) {
+      // Same job key and queue as poll_schedule: one pending poll per stream, never two running at once.
+      const name = pollJobName({ sourceId: p.sourceId, stream: c.stream });
       const [job] = await tx<{ id: string }[]>`
         select id::text from graphile_worker.add_job(${POLL_TASK},
           json_build_object('sourceId', ${p.sourceId}::text, 'stream', ${c.stream}::text),
-          job_key := ${pollJobKey(p.sourceId, c.stream)}, job_key_mode := 'replace')`;
+          queue_name := ${name}, max_attempts := 5, job_key := ${name}, job_key_mode := 'replace')`;
       out.push({ stream: c.stream, cursorTime: toDate(c.cursorTime)!, jobId: job.id });
     }
     return out;

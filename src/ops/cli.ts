@@ -5,7 +5,8 @@ import { runMigrations } from '../db/migrate.js';
 import { resolveDatabase } from '../db/resolve.js';
 import { UsageError } from '../errors.js';
 import { insertSource, listSources, rotateSourceSecret, setSourceEnabled } from '../intake/sources.js';
-import { POLL_STREAMS, scheduleBackfill } from './backfill.js';
+import type { PollStream } from '../provider/cursors.js';
+import { BACKFILL_STREAMS, scheduleBackfill } from './backfill.js';
 import { formatAge, mask, parseDuration, parseSince, progressBar, table } from './format.js';
 import { pruneInbox } from './prune.js';
 import { countReplayable, type ReplayFilter, replay } from './replay.js';
@@ -47,7 +48,7 @@ const USAGE = `usage: npm run ops -- <command> [options]
   status [--json]
   clear-stale-locks [--dead-after 60s] [--apply] [--json]
   replay [--status dead|ignored] [--topic …] [--source …] [--since …] [--until …] [--batch 500] [--wait 120s] [--apply] [--json]
-  backfill --source <id> --since <date|7d> [--stream orders|billing] [--apply]
+  backfill --source <id> --since <date|7d> [--stream orders|transactions] [--apply]
   prune [--apply]   (what the hourly prune_inbox task does; dry run counts nothing, it only shows the cutoffs)`;
 
 function parse<T extends Record<string, { type: 'string' | 'boolean'; default?: string | boolean }>>(args: string[], options: T) {
@@ -292,9 +293,9 @@ async function backfillCommand(ctx: Ctx): Promise<number> {
   const o = parse(ctx.args, { source: { type: 'string' }, since: { type: 'string' }, stream: { type: 'string' }, apply: { type: 'boolean' } });
   const sourceId = required(o.source, 'source');
   const since = usageValue(() => parseSince(required(o.since, 'since'), ctx.now));
-  if (o.stream && !(POLL_STREAMS as readonly string[]).includes(o.stream))
-    throw new UsageError(`--stream must be one of ${POLL_STREAMS.join(', ')}`);
-  const streams = o.stream ? [o.stream] : POLL_STREAMS;
+  if (o.stream && !(BACKFILL_STREAMS as readonly string[]).includes(o.stream))
+    throw new UsageError(`--stream must be one of ${BACKFILL_STREAMS.join(', ')}`);
+  const streams: readonly PollStream[] = o.stream ? [o.stream as PollStream] : BACKFILL_STREAMS;
   if (!o.apply) {
     ctx.io.out(`would move the ${streams.join(', ')} cursor(s) of ${sourceId} back to ${since.toISOString()} and queue a poll (add --apply)`);
     return 0;

@@ -75,14 +75,15 @@ export async function releaseStaleLocks(
     if (releases.length === 0) return [];
     const workerIds = releases.map((r) => r.workerId);
     await tx`select graphile_worker.force_unlock_workers(${workerIds}::text[])`;
-    // Arrays of arrays do not unnest per row: pass each worker's ids as one JSON text and split it in SQL.
+    // Arrays of arrays do not unnest per row: pass each worker's ids as one JSON text and split it in SQL. Times go
+    // as text[] and are cast per element (a timestamptz[] parameter fails under drizzle's serializers).
     await tx`
       insert into lock_releases (worker_id, job_ids, queue_names, last_seen_at, released_by)
       select w, array(select jsonb_array_elements_text(j::jsonb)), array(select jsonb_array_elements_text(q::jsonb)),
-             s, ${p.releasedBy}
+             s::timestamptz, ${p.releasedBy}
         from unnest(${workerIds}::text[], ${releases.map((r) => JSON.stringify(r.jobIds))}::text[],
                     ${releases.map((r) => JSON.stringify(r.queueNames))}::text[],
-                    ${releases.map((r) => r.lastSeenAt?.toISOString() ?? null)}::timestamptz[]) as u(w, j, q, s)`;
+                    ${releases.map((r) => r.lastSeenAt?.toISOString() ?? null)}::text[]) as u(w, j, q, s)`;
     await tx`delete from worker_heartbeats where worker_id = any(${workerIds}::text[])`;
     return releases;
   });
