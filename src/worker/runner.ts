@@ -40,6 +40,7 @@ export async function startWorker(config: Config, url: string, log: FastifyBaseL
   // Our own pool so an idle connection dropped by the server (restart, failover) is logged, not a crash.
   const pgPool = new pg.Pool({ connectionString: url, max: bound.graphile, application_name: 'wharf-worker-queue' });
   pgPool.on('error', (err) => log.warn({ err: err.message }, 'worker pool: idle connection lost'));
+  pgPool.on('connect', (client) => client.on('error', (err) => log.warn({ err: err.message }, 'worker pool: connection error')));
 
   // Subscribed before run() so the pool's creation is seen; its id is what it locks jobs and queues with.
   const events: WorkerEvents = new EventEmitter();
