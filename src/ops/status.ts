@@ -91,7 +91,7 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
       select worker_id as "workerId", host, pid, started_at as "startedAt", last_seen_at as "lastSeenAt",
              extract(epoch from now() - last_seen_at)::float8 as "ageSeconds",
              last_seen_at > now() - ${p.staleAfterMs}::int * interval '1 millisecond' as alive
-        from worker_heartbeats order by started_at`;
+        from worker_heartbeats order by started_at, worker_id`;
     const quarantine24h = await tx<{ reason: string; count: number }[]>`
       select reason, count(*)::int as count from quarantine
        where received_at > now() - interval '24 hours' group by reason order by count desc, reason`;

@@ -1,0 +1,75 @@
+import t from 'tap';
+import { buildApp } from '../../src/app.js';
+import { insertSource } from '../../src/intake/sources.js';
+import { metrics } from '../../src/metrics.js';
+import { readStatus } from '../../src/ops/status.js';
+import { freshDatabase, testConfig } from '../helper.js';
+import { runOpsCli } from './run-ops.js';
+
+t.test('status and /metrics show the figures of a known scenario', async (t) => {
+  const db = await freshDatabase(t);
+  const { sql, url } = db;
+  const sourceId = await insertSource(sql, { name: 'acme', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
+  // 3 pending (the oldest received 10 minutes ago), 2 dead, 1 ignored, 4 processed.
+  await sql`
+    insert into inbox_events (source_id, event_id, topic, body, status, received_at)
+    select ${sourceId}, 'e' || i, 'order.shipped', '{}', s, now() - (i || ' minutes')::interval
+      from unnest(array[10, 5, 1, 2, 3, 4, 6, 7, 8, 9], array['pending', 'pending', 'pending', 'dead', 'dead', 'ignored',
+                  'processed', 'processed', 'processed', 'processed']) as u(i, s)`;
+  await sql`
+    insert into quarantine (source_id, reason, status_code, size_bytes, received_at)
+    values (${sourceId}, 'bad_signature', 401, 10, now()), (${sourceId}, 'bad_signature', 401, 10, now()),
+           (${sourceId}, 'stale_timestamp', 401, 10, now()), (${sourceId}, 'bad_signature', 401, 10, now() - interval '2 days')`;
+  await sql`
+    insert into poll_cursors (source_id, stream, cursor_time, last_success_at, catches)
+    values (${sourceId}, 'orders', now() - interval '1 hour', now() - interval '90 seconds', 7)`;
+  await sql`insert into rate_budgets (key, tokens, calls, throttled) values ('budget-1', 100, 50, 3)`;
+  await sql`
+    insert into worker_heartbeats (worker_id, host, pid, last_seen_at)
+    values ('pool-alive', 'h1', 11, now()), ('pool-dead', 'h2', 22, now() - interval '10 minutes')`;
+
+  const s = await readStatus(sql, { staleAfterMs: 60_000 });
+  t.same(
+    { ...s.inbox, oldestPendingAgeSeconds: undefined },
+    { pending: 3, pendingCapped: false, oldestPendingAgeSeconds: undefined, dead: 2, ignored: 1 },
+    'inbox figures',
+  );
+  t.ok(s.inbox.oldestPendingAgeSeconds! >= 600 && s.inbox.oldestPendingAgeSeconds! < 660, 'oldest pending is 10 minutes old');
+  t.same(s.quarantine24h, [{ reason: 'bad_signature', count: 2 }, { reason: 'stale_timestamp', count: 1 }], 'quarantine, last 24 h');
+  t.equal(s.cursors.length, 1);
+  t.equal(s.cursors[0].catches, 7, 'poll catches of the cursor');
+  t.ok(s.cursors[0].ageSeconds! >= 90 && s.cursors[0].ageSeconds! < 150, 'cursor age');
+  t.same(s.rateBudgets.map((b) => [b.key, b.tokens, b.calls, b.throttled]), [['budget-1', 100, 50, 3]], 'rate budget');
+  t.same(s.workers.map((w) => [w.workerId, w.alive]), [['pool-alive', true], ['pool-dead', false]], 'workers');
+
+  const cli = await runOpsCli(url, ['status', '--json']);
+  t.equal(cli.code, 0, 'ops status --json succeeds');
+  const j = JSON.parse(cli.stdout);
+  t.equal(j.inbox.pending, 3, 'the CLI reports the same depth');
+  t.equal(j.quarantine24h.length, 2);
+  const human = await runOpsCli(url, ['status']);
+  t.match(human.stdout, /3 pending \(oldest 10m \d+s\), 2 dead, 1 ignored/, 'the human status line');
+
+  metrics.eventsApplied.inc({ topic: 'order.shipped' }, 4);
+  const app = await buildApp({ config: testConfig(url), db });
+  t.teardown(() => app.close());
+  const res = await app.inject({ method: 'GET', url: '/metrics' });
+  t.equal(res.statusCode, 200);
+  t.match(res.headers['content-type'], /text\/plain/);
+  const body = res.body;
+  const has = (line: string) => t.ok(body.split('\n').includes(line), line);
+  has('wharf_inbox_depth 3');
+  has('wharf_inbox_events{status="dead"} 2');
+  has('wharf_inbox_events{status="ignored"} 1');
+  has('wharf_quarantine_last_24h{reason="bad_signature"} 2');
+  has(`wharf_poll_cursor_catches{source="${sourceId}",stream="orders"} 7`);
+  has('wharf_rate_budget_throttled{budget="budget-1"} 3');
+  has('wharf_workers_alive 1');
+  has('wharf_status_read_ok 1');
+  has('wharf_db_pool_max{pool="web"} 10');
+  has('wharf_events_applied_total{topic="order.shipped"} 4');
+  t.match(body, /^wharf_inbox_oldest_pending_age_seconds 6\d\d/m, 'oldest pending age gauge');
+  for (const name of ['wharf_webhook_requests_total', 'wharf_webhook_duplicates_total', 'wharf_drain_chunk_duration_seconds',
+    'wharf_dead_letters_total', 'wharf_poll_catches_total', 'wharf_provider_429_total', 'wharf_db_connections'])
+    t.match(body, `# TYPE ${name} `, `${name} is exported`);
+});
