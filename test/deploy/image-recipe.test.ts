@@ -1,0 +1,79 @@
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { freePort } from '../../src/net.js';
+import { projectRoot } from '../../src/paths.js';
+import { freshDatabase } from '../helper.js';
+import { runDockerfile } from './dockerfile.js';
+
+/** Polls a URL until it answers (the process is starting). */
+async function waitFor(url: string, timeoutMs: number): Promise<Response> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fetch(url);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+t.test('the Dockerfile’s steps build from a clean checkout and the runtime stage serves web, migrate and ops', async (t) => {
+  const { url } = await freshDatabase(t);
+  const work = mkdtempSync(path.join(tmpdir(), 'wharf-image-'));
+  t.teardown(() => rmSync(work, { recursive: true, force: true }));
+
+  // The build context: the committed tree (what CI would build), not this working copy.
+  const context = path.join(work, 'context');
+  execFileSync('sh', ['-c', `mkdir -p "${context}" && git archive HEAD | tar -x -C "${context}"`], { cwd: projectRoot });
+
+  const started = Date.now();
+  const stages = runDockerfile(path.join(context, 'Dockerfile'), context, path.join(work, 'stages'), {
+    // Same commands; npm may use its local cache instead of the network.
+    extraEnv: { npm_config_prefer_offline: 'true', npm_config_update_notifier: 'false' },
+  });
+  t.comment(`recipe ran in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const runtime = stages[stages.length - 1];
+  t.equal(runtime.base, 'node:20-slim', 'the runtime stage is node:20-slim');
+  t.equal(stages[0].base, 'node:20-slim', 'the build stage is node:20-slim');
+  t.equal(process.versions.node.split('.')[0], '20', 'and this machine runs the same Node major');
+  t.ok(runtime.user && runtime.user !== 'root', 'the runtime runs as a non-root user');
+  t.equal(runtime.env.HOST, '0.0.0.0', 'HOST=0.0.0.0 in the image');
+  t.same(runtime.entrypoint, ['node', 'dist/src/main.js'], 'the entry point is the compiled JS');
+
+  const app = path.join(runtime.root, runtime.workdir);
+  t.ok(existsSync(path.join(app, 'dist', 'src', 'main.js')), 'the build output is in the runtime stage');
+  t.notOk(existsSync(path.join(app, 'src')), 'no TypeScript sources in the runtime stage');
+  t.notOk(existsSync(path.join(app, 'node_modules', 'typescript')), 'no dev dependencies (typescript)');
+  t.notOk(existsSync(path.join(app, 'node_modules', 'tap')), 'no dev dependencies (tap)');
+  const deps = Object.keys(JSON.parse(readFileSync(path.join(app, 'package.json'), 'utf8')).dependencies);
+  t.ok(deps.every((d) => existsSync(path.join(app, 'node_modules', d))), 'every production dependency is installed');
+
+  const env = { PATH: process.env.PATH, ...runtime.env, DATABASE_URL: url, LOG_LEVEL: 'warn' };
+  const migrate = spawnSync(runtime.entrypoint[0], [...runtime.entrypoint.slice(1), 'migrate'], { cwd: app, env, encoding: 'utf8' });
+  t.equal(migrate.status, 0, `the release command (migrate) succeeds ${migrate.stderr}`);
+
+  const ops = spawnSync('node', ['dist/scripts/ops.js', 'status', '--json'], { cwd: app, env, encoding: 'utf8' });
+  t.equal(ops.status, 0, `ops runs from the image ${ops.stderr}`);
+  t.equal(JSON.parse(ops.stdout).inbox.pending, 0, 'and reads the database');
+
+  const port = await freePort();
+  const web = spawn(runtime.entrypoint[0], [...runtime.entrypoint.slice(1), 'web'], {
+    cwd: app,
+    env: { ...env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => web.once('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    if (web.exitCode === null) web.kill('SIGKILL');
+  });
+  const health = await waitFor(`http://127.0.0.1:${port}/healthz`, 20_000);
+  t.equal(health.status, 200, '/healthz answers 200');
+  const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+  t.equal(ready.status, 200, '/readyz answers 200 (database reachable, migrations applied)');
+  web.kill('SIGTERM');
+  t.equal(await exited, 0, 'the web role stops cleanly on SIGTERM');
+});
