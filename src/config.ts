@@ -119,11 +119,11 @@ export function loadConfig(env: Env = process.env) {
     inboxRetentionDays: r.int('INBOX_RETENTION_DAYS', 30, 1),
     deadRetentionDays: r.int('DEAD_RETENTION_DAYS', 90, 1),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 25 * SECOND, 0),
+    /** The worker role (alone) serves /healthz and /metrics here; the web role serves them on PORT. 0 = off. */
+    metricsPort: r.int('METRICS_PORT', 9091, 0, 65535),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }
 
 export type Config = ReturnType<typeof loadConfig>;
-    /** The worker role (alone) serves /healthz and /metrics here; the web role serves them on PORT. 0 = off. */
-    metricsPort: r.int('METRICS_PORT', 9091, 0, 65535),
