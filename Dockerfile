@@ -1,11 +1,13 @@
+# syntax=docker/dockerfile:1
 # wharf: one image, started as web, worker or all (default), or `migrate` (Fly's release command).
 # test/deploy/image-recipe.test.ts runs these very steps from a clean checkout (no Docker engine on our machines).
 
 FROM node:20-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Install scripts are not needed (npm 11 skips them too; see FACTS.md), so they are never run.
-RUN npm ci --ignore-scripts --no-audit --no-fund
+# Install scripts are not needed (npm 11 skips them too; see FACTS.md), so they are never run. npm's cache is a
+# BuildKit cache mount: shared across builds, never in a layer (so no `npm cache clean` is needed).
+RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY scripts ./scripts
@@ -16,7 +18,7 @@ FROM node:20-slim AS runtime
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 METRICS_PORT=9091
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
 # src/paths.ts recognises the project root by package.json next to tsconfig.build.json.

@@ -4,7 +4,7 @@ import path from 'node:path';
 
 /**
  * Just enough of a Dockerfile interpreter to run our own Dockerfile's steps on this machine (no Docker engine here):
- * FROM … AS, WORKDIR, COPY [--from=stage], RUN, ENV, USER, EXPOSE, ENTRYPOINT/CMD (exec form). Each stage's
+ * FROM … AS, WORKDIR, COPY [--from=stage], RUN [--mount=type=cache for npm], ENV, USER, EXPOSE, ENTRYPOINT/CMD (exec form). Each stage's
  * filesystem is a directory; the base image is this machine's Node (same major). Anything else is refused, so a new
  * instruction in the Dockerfile makes the recipe test fail rather than pass without running it.
  */
@@ -96,7 +96,13 @@ export function runDockerfile(
         break;
       }
       case 'RUN': {
-        const r = spawnSync('sh', ['-c', args], {
+        // A cache mount is a persistent cache outside the image: here that is this machine's own npm cache (HOME).
+        const mount = /^--mount=type=cache,target=(\S+)\s+/.exec(args);
+        if (mount && mount[1] !== '/root/.npm') throw new Error(`RUN: unsupported cache mount ${mount[1]}`);
+        const command = mount ? args.slice(mount[0].length) : args;
+        if (command.startsWith('--')) throw new Error(`RUN: unsupported flag in ${args}`);
+        if (/npm cache clean/.test(command)) throw new Error('RUN: npm cache clean would wipe this machine’s cache');
+        const r = spawnSync('sh', ['-c', command], {
           cwd: inStage('.'),
           env: { PATH: process.env.PATH, HOME: process.env.HOME, ...stage.env, ...opts.extraEnv },
           encoding: 'utf8',
