@@ -68,8 +68,8 @@ export async function scheduleTimelineChecks(
   await sql`
     update shipments s
        set timeline_checked_at = coalesce(${p.checkedAt?.toISOString() ?? null}::timestamptz, s.timeline_checked_at),
-           timeline_next_check_at = u.next
-      from unnest(${p.checks.map((c) => c.id)}::bigint[], ${p.checks.map((c) => c.next.toISOString())}::timestamptz[])
+           timeline_next_check_at = u.next::timestamptz
+      from unnest(${p.checks.map((c) => c.id)}::bigint[], ${p.checks.map((c) => c.next.toISOString())}::text[])
            as u(id, next)
      where s.id = u.id`;
 }
