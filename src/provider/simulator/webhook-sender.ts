@@ -39,6 +39,8 @@ export interface WebhookSenderOptions {
   fetchTimeoutMs?: number;
   /** Clock for webhook-timestamp (ms). Default Date.now. */
   now?: () => number;
+  /** Called for each attempt answered 2xx (a duplicate copy too): what the receiver acknowledged. */
+  onDelivered?: (message: WebhookMessage) => void;
 }
 
 /** The provider's habits at a plausible strength, for demos and end-to-end tests. */
@@ -204,6 +206,7 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSende
     }
     if (ok) {
       stats.delivered++;
+      options.onDelivered?.(message);
     } else if (delivery.attempt < maxAttempts) {
       backingOff++;
       const delay = Math.min(maxDelayMs, baseDelayMs * 2 ** (delivery.attempt - 1));
