@@ -227,7 +227,7 @@ export function normaliseEvent(row: InboxRow): Normalised {
         createdDate: optionalIso(res.created_date),
         purchaseDate: optionalIso(res.purchase_date),
         lastUpdateAt: optionalIso(res.last_update_at),
-        data: JSON.stringify(order),
+        data: res === body ? row.body : JSON.stringify(order),
       });
       if (shipments !== undefined && shipments !== null && !Array.isArray(shipments))
         throw new Dead('order shipments is not an array');
@@ -347,7 +347,7 @@ function shipmentRow(
     lastTrackingUpdateAt: optionalIso(s.last_tracking_update_at),
     actualFulfillmentDate: optionalIso(s.actual_fulfillment_date),
     deliveryDate,
-    deliveredUs: deliveryDate ? (parseMicros(deliveryDate) as number) : deliveredTopic ? eventUs : null,
+    deliveredUs: deliveryDate ? (parseMicros(deliveryDate) ?? null) : deliveredTopic ? eventUs : null,
     data,
   };
 }

@@ -1,0 +1,222 @@
+/**
+ * `npm run bench:drain`: 100,000 inbox events with a realistic mix (the simulator's own payloads: several versions per
+ * shipment, orders, charges referencing shipments, some arriving before their shipment; ~1% poison), drained by the
+ * real worker (graphile-worker `run`, the real task list). In the same run, on the same data: the naive way (a
+ * statement per entity, autocommit, as the syncs wharf replaces did) on a 20,000-event sample, and the bare ceiling
+ * (one `INSERT … SELECT FROM unnest(…) ON CONFLICT` per 500 rows into one table, no parsing). Durable embedded
+ * PostgreSQL in a temp dir unless DATABASE_URL is set. Last line: one JSON object.
+ */
+import { rmSync } from 'node:fs';
+import { run } from 'graphile-worker';
+import { loadConfig } from '../src/config.js';
+import { createDb } from '../src/db/client.js';
+import { startEmbeddedPostgres, tempDataDir } from '../src/db/embedded.js';
+import { runMigrations } from '../src/db/migrate.js';
+import { freePort } from '../src/net.js';
+import { createWorld } from '../src/provider/simulator/index.js';
+import { buildTaskList } from '../src/worker/tasks.js';
+
+const EVENTS = 100_000;
+const NAIVE_SAMPLE = 20_000;
+const CHUNK = 500;
+
+interface Ev {
+  source: string;
+  topic: string;
+  body: string;
+  eventTime: string | null;
+}
+
+function generate(): Ev[] {
+  const world = createWorld({ seed: 7, clients: 5, ordersPerClient: 200 });
+  const out: Ev[] = [];
+  while (out.length < EVENTS) {
+    for (const c of world.step({ newOrders: 40, updates: 200, billing: 60, durationMs: 60_000 })) {
+      out.push({ source: `src-${c.clientId}`, topic: c.topic, body: JSON.stringify(c.payload), eventTime: c.payload.event_time });
+    }
+  }
+  out.length = EVENTS;
+  // Out of order: each event moves up to ±100 places, so some charges arrive before their shipment.
+  const keyed = out.map((e, i) => ({ e, k: i + ((i * 7919) % 201) - 100 }));
+  keyed.sort((a, b) => a.k - b.k);
+  const events = keyed.map((x) => x.e);
+  // ~1% poison: unreadable bodies and payloads without an id.
+  for (let i = 50; i < events.length; i += 100) {
+    events[i] = i % 200 === 50
+      ? { ...events[i], body: '{"truncated": ' }
+      : { ...events[i], topic: 'order.shipment.exception', body: JSON.stringify({ status: 'Exception', event_time: events[i].eventTime }) };
+  }
+  return events;
+}
+
+async function main() {
+  let url = process.env.DATABASE_URL;
+  let stop = async () => {};
+  if (!url) {
+    const pg = await startEmbeddedPostgres({ dataDir: tempDataDir('bench-drain'), port: await freePort(), durable: true, database: 'bench_drain' });
+    url = pg.url;
+    stop = async () => {
+      await pg.stop();
+      rmSync(pg.dataDir, { recursive: true, force: true });
+    };
+  }
+  try {
+    await runMigrations(url);
+    let statements = 0;
+    let claims = 0;
+    const db = createDb({
+      url,
+      max: 4,
+      prepare: true,
+      onQuery: (q) => {
+        statements++;
+        if (q.includes('skip locked') && q.includes('limit')) claims++;
+      },
+    });
+    const { sql } = db;
+    await sql`truncate inbox_events, orders, shipments, shipment_timeline, returns, transactions, poll_cursors, channel_clients, inventory_items, sources cascade`;
+    await sql`delete from graphile_worker._private_jobs`.catch(() => {});
+    for (let i = 1; i <= 5; i++) await sql`insert into sources (id, name, client_id) values (${`src-${i}`}, ${`S${i}`}, ${`client-${i}`})`;
+
+    const t0 = performance.now();
+    const events = generate();
+    const genMs = performance.now() - t0;
+    for (let i = 0; i < events.length; i += 5000) {
+      const part = events.slice(i, i + 5000);
+      await sql`
+        insert into inbox_events (source_id, event_id, topic, body, event_time)
+        select s, 'bench-' || (${i}::int + n), t, b, e::timestamptz
+          from unnest(${part.map((e) => e.source)}::text[], ${part.map((e) => e.topic)}::text[],
+                      ${part.map((e) => e.body)}::text[], ${part.map((e) => e.eventTime)}::text[])
+               with ordinality as x(s, t, b, e, n)
+         order by n`;
+    }
+    await sql`vacuum analyze inbox_events`;
+
+    // ── the drain, by the real worker ──
+    const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'silent', DRAIN_CHUNK_SIZE: String(CHUNK), DRAIN_TIME_BUDGET_MS: '30000' });
+    statements = 0;
+    claims = 0;
+    const runner = await run({
+      connectionString: url,
+      concurrency: 2,
+      noHandleSignals: true,
+      pollInterval: 200,
+      logger: undefined,
+      taskList: buildTaskList({ config, db, now: () => new Date() }),
+    });
+    const watcher = createDb({ url, max: 1 });
+    const started = performance.now();
+    await watcher.sql`select graphile_worker.add_job('drain', job_key := 'drain')`;
+    for (;;) {
+      const [row] = await watcher.sql`select exists (select 1 from inbox_events where status = 'pending') as pending`;
+      if (!row.pending) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const drainMs = performance.now() - started;
+    await runner.stop();
+    const drainStatements = statements;
+    const drainClaims = claims;
+    const [outcome] = await watcher.sql`
+      select count(*) filter (where status = 'processed')::int as processed, count(*) filter (where status = 'dead')::int as dead,
+             (select count(*)::int from transactions where attribution_status = 'attributed') as attributed,
+             (select count(*)::int from transactions where attribution_status = 'pending') as pending
+        from inbox_events`;
+    const eps = EVENTS / (drainMs / 1000);
+
+    // ── naive: a statement per entity, autocommit, on a sample of the same events ──
+    await sql`truncate orders, shipments, shipment_timeline, returns, transactions`;
+    const sample = events.slice(0, NAIVE_SAMPLE);
+    const naiveStarted = performance.now();
+    for (const e of sample) await naiveApply(sql, e);
+    const naiveMs = performance.now() - naiveStarted;
+    const naiveEps = NAIVE_SAMPLE / (naiveMs / 1000);
+
+    // ── ceiling: one unnest upsert per 500 rows into one table, no parsing ──
+    await sql`truncate shipments`;
+    const valid = events.map((e) => e.body).filter((b) => b.endsWith('}'));
+    const bodies = Array.from({ length: EVENTS }, (_, i) => valid[i % valid.length]);
+    const ceilingStarted = performance.now();
+    for (let i = 0; i < EVENTS; i += CHUNK) {
+      const n = Math.min(CHUNK, EVENTS - i);
+      const ids = Array.from({ length: n }, (_, k) => i + k + 1);
+      await sql`
+        insert into shipments as s (id, source_id, status, data, event_time, event_inbox_id)
+        select id, 'src-1', 'Processing', d::jsonb, now(), id
+          from unnest(${ids}::bigint[], ${bodies.slice(i, i + n)}::text[]) as x(id, d)
+        on conflict (id) do update set status = excluded.status, data = excluded.data, event_time = excluded.event_time
+         where (excluded.event_time, excluded.event_inbox_id) > (s.event_time, s.event_inbox_id)`;
+    }
+    const ceilingMs = performance.now() - ceilingStarted;
+    const ceilingRps = EVENTS / (ceilingMs / 1000);
+    await watcher.close();
+    await db.close();
+
+    const figures = {
+      bench: 'drain',
+      events: EVENTS,
+      events_per_s: Math.round(eps),
+      statements_per_chunk: Math.round(drainStatements / Math.max(1, drainClaims)),
+      naive_ratio: Number((eps / naiveEps).toFixed(2)),
+      ceiling_ratio: Number((eps / ceilingRps).toFixed(3)),
+      peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    };
+    const table: [string, string][] = [
+      ['events generated (simulator)', `${EVENTS} in ${Math.round(genMs)} ms`],
+      ['drain (graphile-worker, chunks of 500)', `${Math.round(drainMs)} ms, ${figures.events_per_s} events/s`],
+      ['outcome', `${outcome.processed} processed, ${outcome.dead} dead; charges ${outcome.attributed} attributed, ${outcome.pending} pending`],
+      ['statements per chunk', `${figures.statements_per_chunk} (${drainStatements} over ${drainClaims} claims)`],
+      [`naive, statement per entity (${NAIVE_SAMPLE} events)`, `${Math.round(naiveEps)} events/s → drain is ${figures.naive_ratio}×`],
+      ['ceiling, bare unnest upsert (500 rows)', `${Math.round(ceilingRps)} rows/s → drain is ${(figures.ceiling_ratio * 100).toFixed(1)}%`],
+      ['peak RSS', `${figures.peak_rss_mb} MB`],
+    ];
+    for (const [k, v] of table) console.log(`${k.padEnd(44)} ${v}`);
+    console.log(JSON.stringify(figures));
+  } finally {
+    await stop();
+  }
+}
+
+/** The old way: parse, then one autocommit statement per entity, each waiting for its round trip and commit. */
+async function naiveApply(sql: ReturnType<typeof createDb>['sql'], e: Ev) {
+  let p: Record<string, unknown>;
+  try {
+    p = JSON.parse(e.body);
+  } catch {
+    return;
+  }
+  const time = (p.event_time as string) ?? e.eventTime;
+  if (e.topic.startsWith('billing.')) {
+    await sql`
+      insert into transactions as t (transaction_id, source_id, amount, reference_id, reference_type, client_id,
+                                     attribution_status, event_time, event_inbox_id)
+      values (${p.transaction_id as string}, ${e.source}, ${String(p.amount)}::numeric, ${p.reference_id as string},
+              ${p.reference_type as string},
+              (select client_id from shipments where id::text = ${p.reference_id as string}),
+              'pending', ${time}::timestamptz, 0)
+      on conflict (transaction_id) do update set amount = excluded.amount, event_time = excluded.event_time
+       where excluded.event_time > t.event_time`;
+    return;
+  }
+  const shipments = Array.isArray(p.shipments) ? (p.shipments as Record<string, unknown>[]) : p.id && e.topic.startsWith('order.shipment.') ? [p] : [];
+  if (Array.isArray(p.shipments)) {
+    await sql`
+      insert into orders as o (id, source_id, status, data, event_time, event_inbox_id)
+      values (${p.id as number}, ${e.source}, ${p.status as string}, ${e.body}::text::jsonb, ${time}::timestamptz, 0)
+      on conflict (id) do update set status = excluded.status, data = excluded.data, event_time = excluded.event_time
+       where excluded.event_time > o.event_time`;
+  }
+  for (const s of shipments) {
+    await sql`
+      insert into shipments as s (id, source_id, status, data, event_time, event_inbox_id)
+      values (${s.id as number}, ${e.source}, ${s.status as string}, ${JSON.stringify(s)}::text::jsonb,
+              ${(s.last_update_at as string) ?? time}::timestamptz, 0)
+      on conflict (id) do update set status = excluded.status, data = excluded.data, event_time = excluded.event_time
+       where excluded.event_time > s.event_time`;
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
