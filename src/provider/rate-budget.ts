@@ -132,6 +132,11 @@ export interface RateBudget {
 export interface RateBudgetOptions {
   token: string;
   callsPerMinute: number;
+  /**
+   * Overrides the bucket's capacity (default: budgetShape). A benchmark that runs the clock faster keeps the real
+   * capacity so that its burst is not scaled up with its rate.
+   */
+  capacity?: number;
   /** Longest single sleep before asking again (a block may be lifted early by nobody, but a clock may jump). */
   maxSleepMs?: number;
 }
@@ -139,7 +144,7 @@ export interface RateBudgetOptions {
 /** A budget for one token over the shared table. Waits add a little jitter so processes do not ask in lockstep. */
 export function createRateBudget(sql: Sql, options: RateBudgetOptions): RateBudget {
   const key = rateBudgetKey(options.token);
-  const shape = budgetShape(options.callsPerMinute);
+  const shape = { ...budgetShape(options.callsPerMinute), ...(options.capacity ? { capacity: options.capacity } : {}) };
   const maxSleepMs = options.maxSleepMs ?? 5000;
   const stats: RateBudgetStats = { taken: 0, waitedMs: 0, blocks: 0 };
   return {
