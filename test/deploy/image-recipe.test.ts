@@ -21,6 +21,9 @@ async function waitFor(url: string, timeoutMs: number): Promise<Response> {
   }
 }
 
+// Two npm installs and a tsc build: ~40 s alone, over two minutes on a loaded 2-core machine.
+t.setTimeout(300_000);
+
 t.test('the Dockerfile’s steps build from a clean checkout and the runtime stage serves web, migrate and ops', async (t) => {
   const { url } = await freshDatabase(t);
   const work = mkdtempSync(path.join(tmpdir(), 'wharf-image-'));
