@@ -19,6 +19,9 @@ export class IntakeRejection extends WharfError {
 export const rejectSignature = (reason: string) =>
   new IntakeRejection('SIGNATURE_INVALID', 401, reason, `webhook signature rejected: ${reason}`);
 
+export const rejectBadWebhookId = () =>
+  new IntakeRejection('BAD_WEBHOOK_ID', 400, 'bad_webhook_id', 'webhook-id is too long or holds control characters');
+
 export const rejectMalformedJson = () =>
   new IntakeRejection('MALFORMED_JSON', 400, 'malformed_json', 'body is not valid UTF-8 JSON');
 

@@ -11,9 +11,11 @@ export const QuarantineReason = {
   staleTimestamp: 'stale_timestamp',
   futureTimestamp: 'future_timestamp',
   badSignature: 'bad_signature',
+  badWebhookId: 'bad_webhook_id',
   malformedJson: 'malformed_json',
   unknownSource: 'unknown_source',
   bodyTooLarge: 'body_too_large',
+  unsupportedMediaType: 'unsupported_media_type',
   rateLimited: 'rate_limited',
   dbUnavailable: 'db_unavailable',
 } as const;
@@ -25,7 +27,7 @@ export interface QuarantineRow {
   statusCode: number;
   eventId: string | null;
   sizeBytes: number;
-  /** Hex sha256 of the body when it was read (not for 413 and 429, refused before reading). */
+  /** Hex sha256 of the body when it was read (not for 413, 415 and 429, refused before reading). */
   bodySha256: string | null;
   remoteAddr: string | null;
 }

@@ -9,12 +9,13 @@ import type { NewInboxEvent } from '../inbox/insert-events.js';
 import { metrics, RequestOutcome } from '../metrics.js';
 import {
   IntakeRejection,
+  rejectBadWebhookId,
   rejectMalformedJson,
   rejectRateLimited,
   rejectSignature,
   rejectUnknownSource,
 } from './errors.js';
-import { eventTimeOf, topicOf } from './event-fields.js';
+import { eventTimeOf, isKey, isStorable, MAX_KEY_CHARS, topicOf } from './event-fields.js';
 import { createGroupCommitter, type GroupCommitter } from './group-commit.js';
 import { createQuarantineWriter, QuarantineReason, type QuarantineWriter } from './quarantine.js';
 import { createSourceCache, type IntakeSource, type SourceCache } from './source-cache.js';
@@ -53,7 +54,6 @@ const KEPT_HEADERS = ['webhook-id', 'webhook-timestamp', 'x-webhook-topic', 'use
 const EMPTY = Buffer.alloc(0);
 const STORED = '{"status":"stored"}';
 const DUPLICATE = '{"status":"duplicate"}';
-const MAX_QUARANTINED_ID = 200;
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function createIntake(deps: IntakeDeps): Intake {
@@ -89,6 +89,10 @@ const header = (req: FastifyRequest, name: string): string | undefined => {
   return typeof v === 'string' ? v : undefined;
 };
 
+/** A header or URL value as a quarantine row can hold it: cut short, NULs and lone surrogates replaced. */
+const forQuarantine = (v: string | undefined): string | null =>
+  v === undefined ? null : v.slice(0, MAX_KEY_CHARS).replace(/\p{Cs}/gu, '\ufffd').replaceAll('\u0000', '\ufffd');
+
 /** Waits for a database step until `deadline`; any failure or lateness is the database being unavailable. */
 function bounded<T>(p: Promise<T>, deadline: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -108,6 +112,8 @@ function reasonOf(err: FastifyError | Error): string {
   if (err instanceof DatabaseUnavailableError) return QuarantineReason.dbUnavailable;
   const status = (err as FastifyError).statusCode;
   if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) return QuarantineReason.bodyTooLarge;
+  // A content-type header that is not a media type at all (no `type/subtype`): Fastify refuses it before our parser.
+  if ((err as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return QuarantineReason.unsupportedMediaType;
   return status ? `http_${status}` : 'internal_error';
 }
 
@@ -142,10 +148,11 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
       reason,
     });
     quarantine.record({
-      sourceId: (request.params as { sourceId?: string }).sourceId ?? null,
+      // One unstorable value would fail the writer's whole batch, other requests' rows included.
+      sourceId: forQuarantine((request.params as { sourceId?: string }).sourceId),
       reason,
       statusCode: reply.statusCode,
-      eventId: header(request, 'webhook-id')?.slice(0, MAX_QUARANTINED_ID) ?? null,
+      eventId: forQuarantine(header(request, 'webhook-id')),
       sizeBytes: body ? body.length : Number(header(request, 'content-length')) || 0,
       bodySha256: body ? createHash('sha256').update(body).digest('hex') : null,
       remoteAddr: request.ip ?? null,
@@ -168,7 +175,9 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
       const deadline = Date.now() + config.intakeTimeoutMs;
       const { sourceId } = request.params;
 
-      // 1. The source (cached): unknown and disabled look the same from outside.
+      // 1. The source (cached): unknown and disabled look the same from outside. An id no source can have (a NUL
+      // would make PostgreSQL refuse the look-up) is unknown without asking.
+      if (!isKey(sourceId)) throw rejectUnknownSource();
       let source = await bounded(sources.get(sourceId), deadline);
       if (!source?.enabled) throw rejectUnknownSource();
 
@@ -196,6 +205,9 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
         }
       }
       if (failure) throw rejectSignature(failure);
+      // Genuine but unstorable: too long for the inbox's unique index, or characters PostgreSQL refuses. Stored, it
+      // would fail the whole group-commit batch (503 for every request in it, again on every retry).
+      if (!isKey(id as string)) throw rejectBadWebhookId();
 
       // 3. Parse (only to validate and to read the topic and event time; the stored body is the text as received).
       let text: string;
@@ -211,7 +223,7 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
       const headers: Record<string, string> = {};
       for (const name of KEPT_HEADERS) {
         const v = header(request, name);
-        if (v !== undefined) headers[name] = v;
+        if (v !== undefined && isStorable(v)) headers[name] = v;
       }
       const row: NewInboxEvent = {
         sourceId,
