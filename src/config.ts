@@ -101,6 +101,8 @@ export function loadConfig(env: Env = process.env) {
     workerConcurrency: r.int('WORKER_CONCURRENCY', 4, 1, 100),
     drainChunkSize: r.int('DRAIN_CHUNK_SIZE', 500, 1, 10000),
     drainTimeBudgetMs: r.int('DRAIN_TIME_BUDGET_MS', 30 * SECOND, 100),
+    /** Chunks one drain applies at once, each on its own connection: one's JavaScript overlaps another's SQL. */
+    drainConcurrency: r.int('DRAIN_CONCURRENCY', 2, 1, 16),
     drainKickDebounceMs: r.int('DRAIN_KICK_DEBOUNCE_MS', 25, 0),
 
     providerBaseUrl: r.url('PROVIDER_BASE_URL') ?? 'https://api.shipbob.com',

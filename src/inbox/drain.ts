@@ -151,24 +151,42 @@ export interface DrainResult extends ChunkResult {
 
 /**
  * Drains chunk after chunk until a chunk comes back short (the inbox held no more claimable rows) or `budgetMs` is
- * spent. `onChunk` sees each chunk's result (metrics).
+ * spent. `concurrency` loops (default 1) run at once, each chunk its own transaction on its own connection (the pool
+ * must have that many): one loop's JavaScript overlaps another's SQL. They take disjoint chunks (SKIP LOCKED) and lock
+ * shared rows in the same order, so they never deadlock. When one loop fails, the others stop after their current
+ * chunk and the first error is thrown. `onChunk` sees each chunk's result (metrics).
  */
 export async function drainInbox(
   sql: Sql,
-  opts: { chunkSize: number; budgetMs: number; onChunk?: (r: ChunkResult, ms: number) => void },
+  opts: { chunkSize: number; budgetMs: number; concurrency?: number; onChunk?: (r: ChunkResult, ms: number) => void },
 ): Promise<DrainResult> {
   const deadline = performance.now() + opts.budgetMs;
   const total: DrainResult = { ...emptyResult(), chunks: 0, emptied: false };
-  for (;;) {
-    const started = performance.now();
-    const r = await drainChunk(sql, opts.chunkSize);
-    opts.onChunk?.(r, performance.now() - started);
-    add(total, r);
-    total.chunks++;
-    if (r.claimed < opts.chunkSize) {
-      total.emptied = true;
-      return total;
+  let failed = false;
+  let emptiedLoops = 0;
+  const loop = async () => {
+    try {
+      while (!failed) {
+        const started = performance.now();
+        const r = await drainChunk(sql, opts.chunkSize);
+        opts.onChunk?.(r, performance.now() - started);
+        add(total, r);
+        total.chunks++;
+        if (r.claimed < opts.chunkSize) {
+          emptiedLoops++;
+          return;
+        }
+        if (performance.now() >= deadline) return;
+      }
+    } catch (err) {
+      failed = true;
+      throw err;
     }
-    if (performance.now() >= deadline) return total;
-  }
+  };
+  const loops = Math.max(1, opts.concurrency ?? 1);
+  const settled = await Promise.allSettled(Array.from({ length: loops }, loop));
+  const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (rejected) throw rejected.reason;
+  total.emptied = emptiedLoops === loops;
+  return total;
 }

@@ -7,7 +7,7 @@ import type { TaskDeps } from './tasks.js';
 
 /**
  * `drain`: applies the inbox chunk after chunk (src/inbox/drain.ts) until it is empty or DRAIN_TIME_BUDGET_MS is
- * spent, then re-queues itself (same job key as the kicker and the cron line, so at most one drain waits). Woken by
+ * spent (DRAIN_CONCURRENCY chunks at once), then re-queues itself (same job key as the kicker and the cron line, so at most one drain waits). Woken by
  * the intake's kicker and by cron every minute. Payload: none (anything is ignored). Several may run at once (several
  * workers): chunks are claimed with SKIP LOCKED. A thrown error (transient database trouble) means retry; nothing of
  * the failed chunk was marked.
@@ -18,6 +18,7 @@ export function drainTask(deps: TaskDeps): Task {
     const result = await drainInbox(sql, {
       chunkSize: deps.config.drainChunkSize,
       budgetMs: deps.config.drainTimeBudgetMs,
+      concurrency: deps.config.drainConcurrency,
       onChunk(r, ms) {
         if (r.claimed > 0) metrics.drainChunkSeconds.observe(ms / 1000);
         for (const [topic, n] of Object.entries(r.byTopic)) {

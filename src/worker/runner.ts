@@ -20,9 +20,12 @@ export interface WorkerHandle {
   stop(deadline?: number): Promise<void>;
 }
 
-/** Connections the worker role opens at most: graphile-worker's pool plus the tasks' pool. */
+/**
+ * Connections the worker role opens at most: graphile-worker's pool plus the tasks' pool (a connection per running
+ * job, the drain's DRAIN_CONCURRENCY in place of its one, and the heartbeat's).
+ */
 export function workerConnectionBound(config: Config): { graphile: number; tasks: number } {
-  return { graphile: config.workerConcurrency + 2, tasks: config.workerConcurrency + 1 };
+  return { graphile: config.workerConcurrency + 2, tasks: config.workerConcurrency + config.drainConcurrency };
 }
 
 /**

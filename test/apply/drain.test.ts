@@ -194,7 +194,7 @@ t.test('a poll event newer than the database is a poll catch; one a webhook alre
   ]);
 });
 
-t.test("two drains over overlapping entities finish without deadlock, each event applied once, newest wins", async (t) => {
+t.test("two drains of two concurrent chunks each over overlapping entities finish without deadlock, each event applied once, newest wins", async (t) => {
   const a = await freshDatabase(t, { max: 2 });
   const { createDb } = await import('../../src/db/client.js');
   const b = createDb({ url: a.url, max: 2 });
@@ -211,8 +211,8 @@ t.test("two drains over overlapping entities finish without deadlock, each event
   }
   await insertInbox(a.sql, events);
   const [ra, rb] = await Promise.all([
-    drainInbox(a.sql, { chunkSize: 40, budgetMs: 60_000 }),
-    drainInbox(b.sql, { chunkSize: 40, budgetMs: 60_000 }),
+    drainInbox(a.sql, { chunkSize: 40, budgetMs: 60_000, concurrency: 2 }),
+    drainInbox(b.sql, { chunkSize: 40, budgetMs: 60_000, concurrency: 2 }),
   ]);
   t.equal(ra.processed + rb.processed, events.length, `${ra.chunks} + ${rb.chunks} chunks`);
   t.ok(ra.processed > 0 && rb.processed > 0, 'both drains did work');
