@@ -17,7 +17,14 @@ import {
 import { pollJobName } from '../worker/poll_schedule.js';
 import { type ChaosDatabase, startChaosDatabase } from './database.js';
 import { startWharfService, type WharfService } from './service.js';
-import { type AckedEvent, compareWithWorld, findLostAcknowledgements, readInboxAccount } from './verify.js';
+import {
+  type AckedEvent,
+  compareWithWorld,
+  findLostAcknowledgements,
+  readInboxAccount,
+  type SentMessage,
+  traceEntity,
+} from './verify.js';
 
 /**
  * The chaos run: the simulator drives wharf (web and worker as separate processes, loopback only) with signed
@@ -94,9 +101,12 @@ export interface ChaosReport {
     differences: number;
     first_differences: string[];
     lost_examples: AckedEvent[];
-    unexpected_exits: { web: number; worker: number };
+    /** Exits nobody asked for; `after_postgres`: those within 15 s of a database disruption. */
+    unexpected_exits: { web: number; worker: number; after_postgres: number };
     postgres_disruption: string;
     stale_locks_released: number;
+    /** Rounds of final polls until every cursor covered the world's last change (more than 1: a window was resumed). */
+    poll_rounds: number;
     seconds: { load: number; catch_up: number; total: number };
   };
 }
@@ -173,7 +183,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 
     const loadStart = Date.now();
     const faults = scheduleFaults(opts, loadStart);
-    const chaos = { worker: 0, web: 0, postgres: 0, lastWorkerKill: 0, disruption: 'none', busy: false };
+    const chaos = { worker: 0, web: 0, postgres: 0, lastWorkerKill: 0, disruption: 'none', disruptedAt: [] as number[], busy: false };
     const watchdog = setInterval(() => {
       if (chaos.busy) return;
       for (const p of [service.web, service.worker]) {
@@ -203,6 +213,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     let events = 0;
     let carry = 0;
     const returnMessages: WebhookMessage[] = [];
+    const allMessages: WebhookMessage[] = [];
     while (Date.now() - loadStart < opts.durationMs) {
       const tickStart = Date.now();
       // Keep world time at the wall clock: a change never happens "in the future" of the poll window by more than a tick.
@@ -217,7 +228,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         durationMs: TICK_MS,
       });
       events += changes.length;
-      returnMessages.push(...enqueue(changes, sender, returnSender));
+      const messages = enqueue(changes, sender, returnSender);
+      allMessages.push(...messages);
+      returnMessages.push(...messages.filter((m) => RETURN_TOPIC.test(m.topic)));
       await sleep(Math.max(0, TICK_MS - (Date.now() - tickStart)));
     }
     log(`load: ${events} events generated in ${((Date.now() - loadStart) / SECOND).toFixed(1)} s; waiting for deliveries`);
@@ -240,7 +253,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const released = await releaseStaleLocks(sql, { deadAfterMs: STALE_LOCK_AFTER_MS, releasedBy: 'chaos' });
     const staleLocks = released.reduce((n, r) => n + r.jobIds.length + r.queueNames.length, 0);
     if (released.length > 0) log(`released ${staleLocks} locks of ${released.length} killed worker(s)`);
-    await pollEverything(sql, [...sources.values()].map((s) => s.id), catchUpStart + opts.settleTimeoutMs, log);
+    const pollRounds = await pollEverything(sql, {
+      sourceIds: [...sources.values()].map((s) => s.id),
+      until: new Date(sim.world.now()),
+      deadline: catchUpStart + opts.settleTimeoutMs,
+      log,
+    });
     await drainEverything(sql, catchUpStart + opts.settleTimeoutMs);
     const catchUpSeconds = (Date.now() - catchUpStart) / SECOND;
     log(`caught up in ${catchUpSeconds.toFixed(1)} s`);
@@ -252,6 +270,17 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const clientOf = (simClientId: number) => sources.get(simClientId)!.clientId;
     const announcedReturns = announcedReturnIds(returnMessages, [...sender.dropped, ...(returnSender === sender ? [] : returnSender.dropped)]);
     const world = await compareWithWorld(sql, sim.world.truth(), { clientOf, announcedReturns });
+    // The first few differences, traced: what the webhooks carrying that entity became, and what the inbox holds.
+    const dropped = new Set([...sender.dropped, ...(returnSender === sender ? [] : returnSender.dropped)].map((m) => m.id));
+    const sent: SentMessage[] = allMessages.map((m) => ({
+      id: m.id,
+      body: m.body,
+      fate: dropped.has(m.id) ? 'dropped' : acked.has(m.id) ? 'acked' : 'failed',
+    }));
+    for (let i = 0; i < Math.min(5, world.differences.length); i++) {
+      const id = /^\w+ (\S+):/.exec(world.differences[i])?.[1];
+      if (id) world.differences[i] += ` — ${await traceEntity(sql, id, sent)}`;
+    }
     const pendingOrDead = (inbox.byStatus.pending ?? 0) + (inbox.byStatus.dead ?? 0);
     if (pendingOrDead > 0) world.differences.unshift(`inbox: ${pendingOrDead} rows pending or dead at the end`);
 
@@ -272,9 +301,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         differences: world.differences.length,
         first_differences: world.differences.slice(0, 10),
         lost_examples: lost.slice(0, 5),
-        unexpected_exits: { web: service.web.unexpectedExits.length, worker: service.worker.unexpectedExits.length },
+        unexpected_exits: {
+          web: service.web.unexpectedExits.length,
+          worker: service.worker.unexpectedExits.length,
+          after_postgres: [...service.web.unexpectedExits, ...service.worker.unexpectedExits].filter((e) =>
+            chaos.disruptedAt.some((t) => e.at >= t && e.at < t + 15 * SECOND),
+          ).length,
+        },
         postgres_disruption: chaos.disruption,
         stale_locks_released: staleLocks,
+        poll_rounds: pollRounds,
         seconds: { load: loadSeconds, catch_up: catchUpSeconds, total: (Date.now() - started) / SECOND },
       },
     };
@@ -302,11 +338,12 @@ async function inflict(
   kind: FaultKind,
   service: WharfService,
   database: ChaosDatabase,
-  chaos: { worker: number; web: number; postgres: number; lastWorkerKill: number; disruption: string },
+  chaos: { worker: number; web: number; postgres: number; lastWorkerKill: number; disruption: string; disruptedAt: number[] },
   log: (line: string) => void,
 ): Promise<void> {
   const t0 = Date.now();
   if (kind === 'postgres') {
+    chaos.disruptedAt.push(t0);
     chaos.disruption = await database.disrupt();
     chaos.postgres++;
     log(`postgres ${chaos.disruption} (${Date.now() - t0} ms)`);
@@ -321,12 +358,11 @@ async function inflict(
   log(`SIGKILL ${kind} (pid ${pid}); restarted as pid ${p.pid} in ${Date.now() - t0} ms`);
 }
 
-/** Hands changes to the senders; returns the messages about returns (to tell which returns were announced). */
+/** Hands changes to the senders (returns to the return sender); returns every message, dropped ones included. */
 function enqueue(changes: ChangeEvent[], sender: WebhookSender, returnSender: WebhookSender): WebhookMessage[] {
-  const isReturn = (topic: string) => RETURN_TOPIC.test(topic);
-  if (returnSender === sender) return sender.enqueue(changes).filter((m) => isReturn(m.topic));
-  sender.enqueue(changes.filter((c) => !isReturn(c.topic)));
-  return returnSender.enqueue(changes.filter((c) => isReturn(c.topic)));
+  if (returnSender === sender) return sender.enqueue(changes);
+  const isReturn = (c: ChangeEvent) => RETURN_TOPIC.test(c.topic);
+  return [...sender.enqueue(changes.filter((c) => !isReturn(c))), ...returnSender.enqueue(changes.filter(isReturn))];
 }
 
 /** Returns at least one sent (not dropped) webhook announced. */
@@ -384,31 +420,45 @@ async function seedInventory(sql: Sql, sim: Simulator, sources: Map<number, Regi
 }
 
 /**
- * Queues a poll of orders and transactions for every source (the poller's own job key and queue, so it replaces a
- * pending one and never overlaps a running one) and waits until those jobs have completed. A job that exhausted its
- * attempts fails the wait with its error.
+ * Polls orders and transactions of every source until each stream's cursor has reached `until` (the world's last
+ * change). Each round queues the poller's own job (its job key and queue: it replaces a pending one and never overlaps
+ * a running one) for the streams not there yet, and waits for those jobs. Several rounds happen when a poll resumes a
+ * window a killed worker left open: it finishes that older window first. A job that exhausted its attempts fails the
+ * wait with its error.
  */
-async function pollEverything(sql: Sql, sourceIds: string[], deadline: number, log: (line: string) => void): Promise<void> {
-  const jobs = new Map<string, string>();
-  for (const sourceId of sourceIds) {
-    for (const stream of ['orders', 'transactions'] as const) {
-      const name = pollJobName({ sourceId, stream });
+async function pollEverything(
+  sql: Sql,
+  p: { sourceIds: string[]; until: Date; deadline: number; log: (line: string) => void },
+): Promise<number> {
+  let rounds = 0;
+  while (Date.now() < p.deadline) {
+    const behind = await sql<{ source_id: string; stream: string }[]>`
+      select s.id as source_id, st.stream
+        from unnest(${p.sourceIds}::text[]) as s(id) cross join unnest(array['orders', 'transactions']) as st(stream)
+        left join poll_cursors c on c.source_id = s.id and c.stream = st.stream
+       where c.cursor_time is null or c.cursor_time < ${p.until.toISOString()}::timestamptz or c.window_end is not null`;
+    if (behind.length === 0) return rounds;
+    rounds++;
+    const jobs = new Map<string, string>();
+    for (const b of behind) {
+      const name = pollJobName({ sourceId: b.source_id, stream: b.stream as 'orders' | 'transactions' });
       const [job] = await sql<{ id: string }[]>`
         select id::text from graphile_worker.add_job('poll_stream',
-          json_build_object('sourceId', ${sourceId}::text, 'stream', ${stream}::text),
+          json_build_object('sourceId', ${b.source_id}::text, 'stream', ${b.stream}::text),
           queue_name := ${name}, max_attempts := 5, job_key := ${name}, job_key_mode := 'replace')`;
       jobs.set(job.id, name);
     }
-  }
-  log(`polling: ${jobs.size} poll jobs queued (orders and transactions of every source)`);
-  while (Date.now() < deadline) {
-    const left = await sql<{ id: string; attempts: number; max_attempts: number; last_error: string | null }[]>`
-      select id::text, attempts, max_attempts, last_error from graphile_worker._private_jobs
-       where id = any(${[...jobs.keys()]}::bigint[])`;
-    const dead = left.find((j) => j.attempts >= j.max_attempts);
-    if (dead) throw new Error(`poll ${jobs.get(dead.id)} failed for good: ${dead.last_error}`);
-    if (left.length === 0) return;
-    await sleep(250);
+    p.log(`polling round ${rounds}: ${jobs.size} streams behind the world's last change, poll jobs queued`);
+    for (;;) {
+      const left = await sql<{ id: string; attempts: number; max_attempts: number; last_error: string | null }[]>`
+        select id::text, attempts, max_attempts, last_error from graphile_worker._private_jobs
+         where id = any(${[...jobs.keys()]}::bigint[])`;
+      const dead = left.find((j) => j.attempts >= j.max_attempts);
+      if (dead) throw new Error(`poll ${jobs.get(dead.id)} failed for good: ${dead.last_error}`);
+      if (left.length === 0) break;
+      if (Date.now() > p.deadline) throw new Error('polling did not catch up before the deadline');
+      await sleep(250);
+    }
   }
   throw new Error('polling did not catch up before the deadline');
 }

@@ -153,3 +153,28 @@ export async function compareWithWorld(
     unattributedAttributable,
   };
 }
+
+export interface SentMessage {
+  id: string;
+  body: string;
+  /** What became of it: never sent (dropped), answered 2xx at least once (acked), or neither (failed). */
+  fate: 'dropped' | 'acked' | 'failed';
+}
+
+/**
+ * For a difference about entity `id` (a provider id or transaction id): which webhooks carried it and what became of
+ * them, and which inbox rows mention it (via, status, attempts, error). Read-only; a scan of the inbox per call, so
+ * only for the first few differences.
+ */
+export async function traceEntity(sql: Sql, id: string, messages: readonly SentMessage[]): Promise<string> {
+  const needle = new RegExp(`[":]${id.replace(/\W/g, '')}[",}]`);
+  const carried = messages.filter((m) => needle.test(m.body));
+  const rows = await sql<{ event_id: string; via: string; status: string; attempts: number; last_error: string | null }[]>`
+    select event_id, via, status, attempts, last_error from inbox_events
+     where body like ${`%${id}%`} order by id limit 6`;
+  const webhooks = carried.map((m) => `${m.id.slice(0, 12)}… ${m.fate}`).join(', ') || 'none';
+  const inbox =
+    rows.map((r) => `${r.via} ${r.status}${r.attempts !== 1 ? ` attempts=${r.attempts}` : ''}${r.last_error ? ` (${r.last_error})` : ''}`).join(', ') ||
+    'none';
+  return `webhooks: ${webhooks}; inbox: ${inbox}`;
+}
