@@ -182,6 +182,8 @@ function resourceOf(body: Obj, key: string): Obj {
 
 class Dead extends Error {}
 
+const DECIMAL = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
+
 export function normaliseEvent(row: InboxRow): Normalised {
   let body: unknown;
   try {
@@ -284,8 +286,16 @@ export function normaliseEvent(row: InboxRow): Normalised {
     } else {
       const res = resourceOf(body, 'transaction');
       const transactionId = str(res.transaction_id) ?? str(res.id);
-      if (!transactionId || transactionId.length > 200) throw new Dead('transaction id missing or invalid');
-      const amount = typeof res.amount === 'number' ? res.amount : typeof res.amount === 'string' ? Number(res.amount) : Number.NaN;
+      // A lone surrogate (from a JSON escape) reaches PostgreSQL as U+FFFD: the id read back would match no input.
+      if (!transactionId || transactionId.length > 200 || /\p{Cs}/u.test(transactionId))
+        throw new Dead('transaction id missing or invalid');
+      // A string amount must be a decimal: Number('') and Number(' ') are 0, Number('0x1f') is 31.
+      const amount =
+        typeof res.amount === 'number'
+          ? res.amount
+          : typeof res.amount === 'string' && DECIMAL.test(res.amount)
+            ? Number(res.amount)
+            : Number.NaN;
       if (!Number.isFinite(amount)) throw new Dead('transaction amount missing or not a number');
       const referenceType = str(res.reference_type);
       const referenceId = str(res.reference_id);
@@ -313,7 +323,9 @@ export function normaliseEvent(row: InboxRow): Normalised {
     }
   } catch (err) {
     if (err instanceof Dead) return { outcome: 'dead', reason: err.message };
-    throw err;
+    // Anything else thrown here is about this event's body (JSON.stringify of a body nested ~10,000 deep throws
+    // RangeError): thrown out, it failed the chunk before any statement, so the drain retried it forever.
+    return { outcome: 'dead', reason: `cannot interpret: ${(err as Error).message ?? String(err)}`.slice(0, 300) };
   }
   return { outcome: 'apply', entities };
 }

@@ -17,7 +17,7 @@ export function parseMicros(value: unknown): number | undefined {
     const ms = Date.parse(`${value.slice(0, 19)}Z`);
     // Date.parse rolls Feb 30 over to Mar 2: reject what does not print back the same.
     if (!Number.isNaN(ms) && new Date(ms).toISOString().startsWith(value.slice(0, 19))) {
-      return ms * 1000 + Number((fast[1] ?? '').padEnd(6, '0').slice(0, 6));
+      return exact(ms * 1000 + Number((fast[1] ?? '').padEnd(6, '0').slice(0, 6)));
     }
     return undefined;
   }
@@ -40,8 +40,16 @@ export function parseMicros(value: unknown): number | undefined {
   date.setUTCFullYear(y, mo - 1, d); // Date.UTC maps years 0-99 to 1900-1999
   date.setUTCHours(h, mi, s, 0);
   const fraction = Number((m[7] ?? '').padEnd(6, '0').slice(0, 6));
-  return (date.getTime() - offsetMin * 60_000) * 1000 + fraction;
+  return exact((date.getTime() - offsetMin * 60_000) * 1000 + fraction);
 }
+
+/**
+ * Only instants whose microseconds a JS number holds exactly (years 1685 to 2255): past that the count is rounded and
+ * isoFromMicros prints another instant, or one PostgreSQL refuses (`+010000-01-01…` for 9999-12-31T23:59:59.999999Z,
+ * year 0 for 0001-01-01T00:00:00+01:00), which failed the whole event in the database instead of reading as "not an
+ * instant" here.
+ */
+const exact = (us: number): number | undefined => (Number.isSafeInteger(us) ? us : undefined);
 
 /** ISO 8601 UTC with 6 fractional digits. */
 export function isoFromMicros(us: number): string {
