@@ -79,7 +79,7 @@ async function main() {
   if (worker) log.info({ workerIds: worker.workerIds() }, 'wharf worker running');
 
   stopAll = async (deadline) => {
-    await Promise.all([web?.stop(), worker?.stop(deadline), metricsApp?.close()]);
+    await Promise.all([web?.stop(deadline), worker?.stop(deadline), metricsApp?.close()]);
     await metricsDb?.close();
     await database.stop();
   };

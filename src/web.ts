@@ -6,8 +6,11 @@ import { createDb } from './db/client.js';
 export interface WebHandle {
   app: FastifyInstance;
   url: string;
-  /** Stops accepting, finishes in-flight requests, closes the pool. */
-  stop(): Promise<void>;
+  /**
+   * Stops accepting, finishes in-flight requests, closes the pool. At `deadline` (epoch ms) − 1 s, connections still
+   * open (a client that never finishes its body) are destroyed: those requests were never acknowledged.
+   */
+  stop(deadline?: number): Promise<void>;
 }
 
 /** The web role: one bounded pool (DB_POOL_MAX, no prepared statements so it works behind a pooler). */
@@ -24,8 +27,13 @@ export async function startWeb(config: Config, url: string): Promise<WebHandle> 
   return {
     app,
     url: address,
-    async stop() {
-      await app.close();
+    async stop(deadline = Date.now() + config.shutdownTimeoutMs) {
+      const cut = setTimeout(() => app.server.closeAllConnections(), Math.max(0, deadline - Date.now() - 1000));
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(cut);
+      }
       await db.close();
     },
   };
