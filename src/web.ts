@@ -29,10 +29,14 @@ export async function startWeb(config: Config, url: string): Promise<WebHandle> 
     url: address,
     async stop(deadline = Date.now() + config.shutdownTimeoutMs) {
       const cut = setTimeout(() => app.server.closeAllConnections(), Math.max(0, deadline - Date.now() - 1000));
+      // Fastify closes idle keep-alive connections once, at close; one whose request finishes afterwards would stay
+      // open for keepAliveTimeout (72 s) and hold the exit. Keep closing those as they become idle.
+      const idle = setInterval(() => app.server.closeIdleConnections(), 50);
       try {
         await app.close();
       } finally {
         clearTimeout(cut);
+        clearInterval(idle);
       }
       await db.close();
     },
