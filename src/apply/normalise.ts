@@ -23,6 +23,13 @@ export interface InboxRow {
   via: string;
 }
 
+/**
+ * Where a stored document (`data`) lives inside the body of the inbox row that carried the version (`inboxId`): a
+ * PostgreSQL text[] literal for `#>`, `{}` for the whole body, `{shipments,0}` for an order's first shipment. The
+ * upserts extract it in SQL from the claimed row, so JavaScript never re-serialises (or ships back) what it parsed.
+ */
+export type DataPath = string;
+
 /** The version an entity row holds: newer wins, ties broken by inbox id, so arrival order never matters. */
 export interface Version {
   eventUs: number;
@@ -41,7 +48,8 @@ export interface OrderRow extends Version {
   createdDate: string | null;
   purchaseDate: string | null;
   lastUpdateAt: string | null;
-  data: string;
+  /** Where the order lives in its inbox row's body (see DataPath); stored without its shipments. */
+  dataPath: DataPath;
 }
 
 export interface ShipmentRow extends Version {
@@ -62,7 +70,7 @@ export interface ShipmentRow extends Version {
   deliveryDate: string | null;
   /** When this version says the shipment was delivered (delivery_date, or a delivered topic). */
   deliveredUs: number | null;
-  data: string;
+  dataPath: DataPath;
 }
 
 /** A timeline's delivery (609): sets shipments.delivered_at without being a version of the shipment. */
@@ -90,7 +98,7 @@ export interface ReturnRow extends Version {
   status: string | null;
   originalShipmentId: number | null;
   orderId: number | null;
-  data: string;
+  dataPath: DataPath;
 }
 
 /** How a transaction's reference leads to a client; `invalid`: an attributable type whose id cannot be read. */
@@ -173,12 +181,17 @@ function firstId(...values: unknown[]): number | null {
   return null;
 }
 
-/** The resource inside a payload: `body[key]` or `body.data` when the body itself does not look like it. */
-function resourceOf(body: Obj, key: string): Obj {
-  if (isObj(body[key]) && (body[key] as Obj).id !== undefined) return body[key] as Obj;
-  if (body.id === undefined && body[`${key}_id`] === undefined && isObj(body.data)) return body.data as Obj;
-  return body;
+/** The resource inside a payload and its DataPath: `body[key]` or `body.data` when the body itself does not look
+ * like it. */
+function resourceOf(body: Obj, key: string): [Obj, DataPath] {
+  if (isObj(body[key]) && (body[key] as Obj).id !== undefined) return [body[key] as Obj, `{${key}}`];
+  if (body.id === undefined && body[`${key}_id`] === undefined && isObj(body.data)) return [body.data as Obj, '{data}'];
+  return [body, '{}'];
 }
+
+/** The DataPath of element `i` of the array `key` inside the resource at `path`. */
+const elementPath = (path: DataPath, key: string, i: number): DataPath =>
+  path === '{}' ? `{${key},${i}}` : `${path.slice(0, -1)},${key},${i}}`;
 
 class Dead extends Error {}
 
@@ -210,13 +223,13 @@ export function normaliseEvent(row: InboxRow): Normalised {
 
   try {
     if (kind === 'order') {
-      const res = resourceOf(body, 'order');
+      const [res, path] = resourceOf(body, 'order');
       const id = firstId(res.id, res.order_id);
       if (id === null) throw new Dead('order id missing or invalid');
       const eventUs = versionOf(res);
       const channel = isObj(res.channel) ? res.channel : {};
       const channelId = toId(channel.id);
-      const { shipments, ...order } = res;
+      const shipments = res.shipments;
       entities.orders.push({
         ...base,
         eventUs,
@@ -229,24 +242,25 @@ export function normaliseEvent(row: InboxRow): Normalised {
         createdDate: optionalIso(res.created_date),
         purchaseDate: optionalIso(res.purchase_date),
         lastUpdateAt: optionalIso(res.last_update_at),
-        data: res === body ? row.body : JSON.stringify(order),
+        dataPath: path,
       });
       if (shipments !== undefined && shipments !== null && !Array.isArray(shipments))
         throw new Dead('order shipments is not an array');
-      for (const s of (shipments as unknown[] | undefined) ?? []) {
+      const list = (shipments as unknown[] | undefined) ?? [];
+      for (let i = 0; i < list.length; i++) {
+        const s = list[i];
         if (!isObj(s)) throw new Dead('order shipment is not an object');
         // Each embedded shipment is versioned by its own last change: a sibling's change is not a change of it.
         const us = firstMicros(s.last_update_at) ?? eventUs;
-        entities.shipments.push(shipmentRow(s, base, us, id, channelId, false, JSON.stringify(s)));
+        entities.shipments.push(shipmentRow(s, base, us, id, channelId, false, elementPath(path, 'shipments', i)));
       }
     } else if (kind === 'shipment') {
-      const res = resourceOf(body, 'shipment');
+      const [res, path] = resourceOf(body, 'shipment');
       const id = firstId(body.shipment_id, res.id, isObj(body.shipment) ? body.shipment.id : undefined, isObj(body.data) ? body.data.id : undefined);
       if (id === null) throw new Dead('shipment id missing or invalid');
       const orderId = firstId(body.order_id, res.order_id, isObj(body.order) ? body.order.id : undefined);
       const delivered = topic.endsWith('delivered');
-      const data = res === body ? row.body : JSON.stringify(res);
-      entities.shipments.push(shipmentRow({ ...res, id }, base, versionOf(res), orderId, null, delivered, data));
+      entities.shipments.push(shipmentRow({ ...res, id }, base, versionOf(res), orderId, null, delivered, path));
     } else if (kind === 'timeline') {
       const shipmentId = firstId(body.shipment_id, body.id);
       if (shipmentId === null) throw new Dead('timeline shipment id missing or invalid');
@@ -270,7 +284,7 @@ export function normaliseEvent(row: InboxRow): Normalised {
       }
       if (deliveredUs !== undefined) entities.deliveries.push({ ...base, shipmentId, deliveredUs });
     } else if (kind === 'return') {
-      const res = resourceOf(body, 'return');
+      const [res, path] = resourceOf(body, 'return');
       const id = firstId(res.id, body.return_id);
       if (id === null) throw new Dead('return id missing or invalid');
       entities.returns.push({
@@ -281,10 +295,10 @@ export function normaliseEvent(row: InboxRow): Normalised {
         status: str(res.status),
         originalShipmentId: toId(res.original_shipment_id),
         orderId: firstId(res.order_id, body.order_id),
-        data: res === body ? row.body : JSON.stringify(res),
+        dataPath: path,
       });
     } else {
-      const res = resourceOf(body, 'transaction');
+      const [res] = resourceOf(body, 'transaction');
       const transactionId = str(res.transaction_id) ?? str(res.id);
       // A lone surrogate (from a JSON escape) reaches PostgreSQL as U+FFFD: the id read back would match no input.
       if (!transactionId || transactionId.length > 200 || /\p{Cs}/u.test(transactionId))
@@ -337,7 +351,7 @@ function shipmentRow(
   orderId: number | null,
   channelId: number | null,
   deliveredTopic: boolean,
-  data: string,
+  dataPath: DataPath,
 ): ShipmentRow {
   const id = firstId(s.id, s.shipment_id);
   if (id === null) throw new Dead('shipment id missing or invalid');
@@ -360,7 +374,7 @@ function shipmentRow(
     actualFulfillmentDate: optionalIso(s.actual_fulfillment_date),
     deliveryDate,
     deliveredUs: deliveryDate ? (parseMicros(deliveryDate) ?? null) : deliveredTopic ? eventUs : null,
-    data,
+    dataPath,
   };
 }
 

@@ -5,7 +5,9 @@ import { isoFromMicros } from './time.js';
 
 /**
  * One statement per table for a whole chunk: `INSERT … SELECT FROM unnest(…) ORDER BY key ON CONFLICT DO UPDATE …
- * WHERE the incoming version is newer`. Callers pass rows already collapsed to one per key (collapse.ts).
+ * WHERE the incoming version is newer`. Callers pass rows already collapsed to one per key (collapse.ts), inside the
+ * transaction that claimed their inbox rows: a row's stored document (`data`) is read from the body of the inbox row
+ * of its version (`event_inbox_id`, at its DataPath), not sent back from JavaScript.
  *
  * Guarantees, for each upsert: idempotent (replaying a version changes nothing); an older version never replaces a
  * newer one (versions are `(event_time, event_inbox_id)`); rows are locked in key order, so concurrent chunks never
@@ -25,7 +27,10 @@ export interface WrittenRow {
   newer: boolean;
 }
 
-/** Orders; the client is the order's channel mapped through channel_clients, else its source's client. */
+/**
+ * Orders; the client is the order's channel mapped through channel_clients, else its source's client. `data` is the
+ * order as its inbox row carried it (read here from the claimed row), without its shipments (they have their table).
+ */
 export async function upsertOrders(sql: Queryable, rows: readonly OrderRow[]): Promise<WrittenRow[]> {
   const c = <T>(f: (r: OrderRow) => T) => rows.map(f);
   return sql<WrittenRow[]>`
@@ -34,19 +39,20 @@ export async function upsertOrders(sql: Queryable, rows: readonly OrderRow[]): P
         ${c((r) => r.referenceId)}::text[], ${c((r) => r.orderNumber)}::text[], ${c((r) => r.status)}::text[],
         ${c((r) => r.channelId)}::bigint[], ${c((r) => r.channelName)}::text[],
         ${c((r) => r.createdDate)}::text[]::timestamptz[], ${c((r) => r.purchaseDate)}::text[]::timestamptz[],
-        ${c((r) => r.lastUpdateAt)}::text[]::timestamptz[], ${c((r) => r.data)}::text[],
+        ${c((r) => r.lastUpdateAt)}::text[]::timestamptz[], ${c((r) => r.dataPath)}::text[],
         ${c((r) => iso(r.eventUs))}::text[]::timestamptz[], ${c((r) => r.inboxId)}::bigint[])
         as x(id, source_id, reference_id, order_number, status, channel_id, channel_name, created_date, purchase_date,
-             last_update_at, data, event_time, event_inbox_id)
+             last_update_at, data_path, event_time, event_inbox_id)
     ), prior as (
       select o.id, o.event_time from orders o join x using (id)
     ), up as (
       insert into orders as o (id, source_id, client_id, reference_id, order_number, status, channel_id, channel_name,
                                created_date, purchase_date, last_update_at, data, event_time, event_inbox_id)
       select x.id, x.source_id, coalesce(cc.client_id, src.client_id), x.reference_id, x.order_number, x.status,
-             x.channel_id, x.channel_name, x.created_date, x.purchase_date, x.last_update_at, x.data::jsonb,
-             x.event_time, x.event_inbox_id
+             x.channel_id, x.channel_name, x.created_date, x.purchase_date, x.last_update_at,
+             (ie.body::jsonb #> x.data_path::text[]) - 'shipments', x.event_time, x.event_inbox_id
         from x
+        join inbox_events ie on ie.id = x.event_inbox_id
         left join sources src on src.id = x.source_id
         left join channel_clients cc on cc.source_id = x.source_id and cc.channel_id = x.channel_id
        order by x.id
@@ -115,11 +121,14 @@ export async function upsertShipments(sql: Queryable, rows: readonly ShipmentInp
         ${v((r) => r.createdDate)}::text[]::timestamptz[], ${v((r) => r.lastUpdateAt)}::text[]::timestamptz[],
         ${v((r) => r.lastTrackingUpdateAt)}::text[]::timestamptz[], ${v((r) => r.actualFulfillmentDate)}::text[]::timestamptz[],
         ${v((r) => r.deliveryDate)}::text[]::timestamptz[], ${c((r) => iso(r.deliveredUs))}::text[]::timestamptz[],
-        ${v((r) => r.data)}::text[], ${c((r) => (r.version ? iso(r.version.eventUs) : '-infinity'))}::text[]::timestamptz[],
+        ${v((r) => r.dataPath)}::text[], ${c((r) => (r.version ? iso(r.version.eventUs) : '-infinity'))}::text[]::timestamptz[],
         ${c((r) => r.version?.inboxId ?? 0)}::bigint[])
         as x(id, has_version, order_id, source_id, channel_id, reference_id, status, tracking_carrier, tracking_number,
              tracking_url, created_date, last_update_at, last_tracking_update_at, actual_fulfillment_date,
-             delivery_date, delivered_at, data, event_time, event_inbox_id)
+             delivery_date, delivered_at, data_path, event_time, event_inbox_id)
+    ), bodies as materialized (
+      -- Each claimed body parsed once, however many of its order's shipments the chunk writes.
+      select ie.id, ie.body::jsonb as j from inbox_events ie where ie.id in (select event_inbox_id from x)
     ), prior as (
       select s.id, s.event_time, s.client_id, s.delivered_at from shipments s join x using (id)
     ), up as (
@@ -129,9 +138,10 @@ export async function upsertShipments(sql: Queryable, rows: readonly ShipmentInp
                                   event_inbox_id)
       select x.id, x.order_id, x.source_id, coalesce(cc.client_id, src.client_id), x.reference_id, x.status,
              x.tracking_carrier, x.tracking_number, x.tracking_url, x.created_date, x.last_update_at,
-             x.last_tracking_update_at, x.actual_fulfillment_date, x.delivery_date, x.delivered_at, x.data::jsonb,
-             x.event_time, x.event_inbox_id
+             x.last_tracking_update_at, x.actual_fulfillment_date, x.delivery_date, x.delivered_at,
+             b.j #> x.data_path::text[], x.event_time, x.event_inbox_id
         from x
+        left join bodies b on b.id = x.event_inbox_id
         left join orders o on o.id = x.order_id
         left join sources src on src.id = x.source_id
         left join channel_clients cc on cc.source_id = x.source_id and cc.channel_id = coalesce(x.channel_id, o.channel_id)
@@ -180,17 +190,18 @@ export async function upsertReturns(sql: Queryable, rows: readonly ReturnRow[]):
     with x as (
       select * from unnest(${c((r) => r.id)}::bigint[], ${c((r) => r.sourceId)}::text[],
         ${c((r) => r.referenceId)}::text[], ${c((r) => r.status)}::text[], ${c((r) => r.originalShipmentId)}::bigint[],
-        ${c((r) => r.orderId)}::bigint[], ${c((r) => r.data)}::text[], ${c((r) => iso(r.eventUs))}::text[]::timestamptz[],
+        ${c((r) => r.orderId)}::bigint[], ${c((r) => r.dataPath)}::text[], ${c((r) => iso(r.eventUs))}::text[]::timestamptz[],
         ${c((r) => r.inboxId)}::bigint[])
-        as x(id, source_id, reference_id, status, original_shipment_id, order_id, data, event_time, event_inbox_id)
+        as x(id, source_id, reference_id, status, original_shipment_id, order_id, data_path, event_time, event_inbox_id)
     ), prior as (
       select r.id, r.event_time, r.client_id from returns r join x using (id)
     ), up as (
       insert into returns as r (id, source_id, client_id, reference_id, status, original_shipment_id, order_id, data,
                                 event_time, event_inbox_id)
       select x.id, x.source_id, coalesce(sh.client_id, src.client_id), x.reference_id, x.status,
-             x.original_shipment_id, x.order_id, x.data::jsonb, x.event_time, x.event_inbox_id
+             x.original_shipment_id, x.order_id, ie.body::jsonb #> x.data_path::text[], x.event_time, x.event_inbox_id
         from x
+        join inbox_events ie on ie.id = x.event_inbox_id
         left join shipments sh on sh.id = x.original_shipment_id
         left join sources src on src.id = x.source_id
        order by x.id

@@ -269,3 +269,22 @@ t.test("the simulator's own payloads, shuffled, land as the provider's truth", a
   }
   t.ok(attributed > 20, `${attributed} of ${billed.size} charges attributed as the truth says`);
 });
+
+t.test('stored documents are the resources as their inbox rows carried them (an order without its shipments)', async (t) => {
+  const { sql } = await freshDatabase(t);
+  await insertSources(sql, 1);
+  const second = shipmentBody(12, 1, { status: 'Completed' });
+  await insertInbox(sql, [
+    { topic: 'order.shipped', body: { id: 900_001, status: 'Fulfilled', shipments: [shipmentBody(11, 1), second], event_time: at(1) } },
+    { topic: 'order.shipment.exception', body: { data: { ...shipmentBody(13, 1), status: 'Exception' } } },
+    { topic: 'return.created', body: { return: { id: 300_001, status: 'AwaitingArrival' }, event_time: at(1) } },
+  ]);
+  const r = await drainChunk(sql, 500);
+  t.equal(r.processed, 3);
+  const [order] = await sql`select data from orders where id = 900001`;
+  t.same(order.data, { id: 900_001, status: 'Fulfilled', event_time: at(1) }, 'the order, without its shipments');
+  const ships = await sql`select id::int, data from shipments order by id`;
+  t.same(ships.map((s) => s.data), [shipmentBody(11, 1), second, { ...shipmentBody(13, 1), status: 'Exception' }]);
+  const [ret] = await sql`select data from returns`;
+  t.same(ret.data, { id: 300_001, status: 'AwaitingArrival' }, 'the resource under its key');
+});
