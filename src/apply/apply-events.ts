@@ -17,6 +17,7 @@ export const PollStreams: Record<string, string> = {
   [PollTopics.order]: 'orders',
   [PollTopics.transaction]: 'transactions',
   [PollTopics.timeline]: 'timelines',
+  [PollTopics.return]: 'returns',
 };
 
 export interface AppliedEvents {

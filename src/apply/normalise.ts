@@ -155,7 +155,7 @@ export function kindOfTopic(topic: string): EventKind | undefined {
     return 'order';
   if (topic === PollTopics.timeline) return 'timeline';
   if (topic.startsWith('order.shipment.') || LEGACY_SHIPMENT_TOPICS.has(topic)) return 'shipment';
-  if (topic.startsWith('return.')) return 'return';
+  if (topic.startsWith('return.') || topic === PollTopics.return) return 'return';
   if (topic.startsWith('billing.') || topic === PollTopics.transaction) return 'transaction';
   return undefined;
 }

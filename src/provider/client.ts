@@ -9,7 +9,7 @@ import {
   ProviderUnavailableError,
 } from './errors.js';
 import type { RateBudget } from './rate-budget.js';
-import type { Order, TimelineEntry, TransactionPage, TransactionQuery } from './shapes.js';
+import type { Order, Return, TimelineEntry, TransactionPage, TransactionQuery } from './shapes.js';
 
 /**
  * The provider's REST API as the poller uses it. Every HTTP attempt (retries included: the provider counts them)
@@ -73,6 +73,8 @@ export interface ProviderClientStats {
 export interface ProviderClient {
   listOrders(req: OrderPageRequest, signal?: AbortSignal): Promise<OrderPage>;
   getTimeline(shipmentId: number, signal?: AbortSignal): Promise<TimelineEntry[]>;
+  /** One return (the provider lists none); ProviderNotFoundError when it does not know the id for this token. */
+  getReturn(returnId: number, signal?: AbortSignal): Promise<Return>;
   /** The first page of a query, or the page a cursor token names (a cursor overrides the body, as the API says). */
   queryTransactions(req: { query: TransactionQuery } | { cursor: string }, signal?: AbortSignal): Promise<TransactionPage>;
   readonly stats: ProviderClientStats;
@@ -180,6 +182,15 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
       const { body } = await call({ method: 'GET', path: `shipment/${shipmentId}/timeline`, what }, signal);
       if (!Array.isArray(body)) throw new ProviderResponseError(what, 'expected an array of timeline entries');
       return body as TimelineEntry[];
+    },
+    async getReturn(returnId, signal) {
+      const what = 'GET /return/:id';
+      const { body } = await call({ method: 'GET', path: `return/${returnId}`, what }, signal);
+      const ret = body as Return;
+      if (typeof ret !== 'object' || ret === null || Number(ret.id) !== returnId) {
+        throw new ProviderResponseError(what, 'expected the return asked for');
+      }
+      return ret;
     },
     async queryTransactions(req, signal) {
       const what = 'POST /transactions:query';

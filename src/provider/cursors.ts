@@ -11,7 +11,7 @@ import { insertInboxEvents, type NewInboxEvent, type Queryable } from '../inbox/
  * the next run resumes there, within the same window.
  */
 
-export const PollStreams = ['orders', 'transactions', 'timelines'] as const;
+export const PollStreams = ['orders', 'transactions', 'timelines', 'returns'] as const;
 export type PollStream = (typeof PollStreams)[number];
 
 export const isPollStream = (v: unknown): v is PollStream => (PollStreams as readonly unknown[]).includes(v);
@@ -25,6 +25,8 @@ export interface PollWindow {
   token: string | null;
   /** Set by an operator to make the next poll reach back this far. */
   backfillSince: Date | null;
+  /** The window was opened by an earlier run that did not finish it (its end is older than this run's). */
+  resumed: boolean;
 }
 
 /**
@@ -35,18 +37,20 @@ export async function openPollWindow(
   sql: Sql,
   p: { sourceId: string; stream: PollStream; windowEnd: Date },
 ): Promise<PollWindow> {
-  const [row] = await sql<Record<keyof PollWindow, string | null>[]>`
+  const [row] = await sql<Record<Exclude<keyof PollWindow, 'resumed'>, string | null>[]>`
     insert into poll_cursors as c (source_id, stream, window_end, last_run_at)
     values (${p.sourceId}, ${p.stream}, ${p.windowEnd.toISOString()}::timestamptz, now())
     on conflict (source_id, stream) do update
        set window_end = coalesce(c.window_end, excluded.window_end), last_run_at = now(), updated_at = now()
     returning window_end as "windowEnd", cursor_time as "cursorTime", cursor_token as token,
               backfill_since as "backfillSince"`;
+  const windowEnd = toDate(row.windowEnd) as Date;
   return {
-    windowEnd: toDate(row.windowEnd) as Date,
+    windowEnd,
     cursorTime: toDate(row.cursorTime),
     token: row.token,
     backfillSince: toDate(row.backfillSince),
+    resumed: windowEnd.getTime() !== p.windowEnd.getTime(),
   };
 }
 

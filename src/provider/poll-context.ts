@@ -28,6 +28,8 @@ export interface PollSettings {
   billingRescanMs: number;
   /** Timelines fetched per run at most: a share of the budget, so orders and billing are not starved. */
   timelineCallsPerRun: number;
+  /** Returns fetched by id per run at most (a smaller share: they are rare, and a 404 is remembered). */
+  returnCallsPerRun: number;
   /** Orders per page (the API's maximum, 250, unless a test wants more pages). */
   orderPageLimit?: number;
   /** Transactions per page (1000 at most). */
@@ -36,7 +38,7 @@ export interface PollSettings {
 
 export interface PageReport {
   stream: PollStream;
-  /** 1-based, within this run. */
+  /** 1-based, within its window (a run that resumed a window counts the fresh one from 1 again). */
   page: number;
   events: number;
   inserted: number;
@@ -50,18 +52,23 @@ export interface PollResult {
   events: number;
   /** Events new to the inbox. */
   inserted: number;
-  /** True when this run continued a window an earlier run had left open. */
+  /** True when this run finished a window an earlier run had left open (then went on with a fresh one). */
   resumed: boolean;
 }
 
-/** Settings from config. A run's timeline calls are half of what the budget allows in one poll interval. */
+/**
+ * Settings from config. A run's timeline calls are half of what the budget allows in one poll interval, its return
+ * fetches a quarter: with orders and billing (one call each when idle) the streams stay within one interval's budget.
+ */
 export function pollSettings(config: Config): PollSettings {
+  const callsPerInterval = (config.providerCallsPerMinute * config.pollIntervalMs) / MINUTE;
   return {
     overlapMs: config.pollOverlapMs,
     lagMs: config.pollLagMs,
     backfillMs: config.pollBackfillDays * DAY,
     billingRescanMs: config.billingRescanDays * DAY,
-    timelineCallsPerRun: Math.max(1, Math.floor((config.providerCallsPerMinute * config.pollIntervalMs) / MINUTE / 2)),
+    timelineCallsPerRun: Math.max(1, Math.floor(callsPerInterval / 2)),
+    returnCallsPerRun: Math.max(1, Math.floor(callsPerInterval / 4)),
   };
 }
 

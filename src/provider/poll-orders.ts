@@ -39,7 +39,7 @@ export async function pollOrders(ctx: PollContext): Promise<PollResult> {
   let pos: OrderPosition = w.token
     ? (JSON.parse(w.token) as OrderPosition)
     : { from: windowStart(w, now, settings, settings.overlapMs).toISOString(), page: 1 };
-  const result: PollResult = { stream: 'orders', pages: 0, events: 0, inserted: 0, resumed: w.token !== null };
+  const result: PollResult = { stream: 'orders', pages: 0, events: 0, inserted: 0, resumed: w.resumed };
 
   for (;;) {
     const res = await client.listOrders({ from: pos.from, to, page: pos.page, limit }, ctx.signal);

@@ -4,6 +4,7 @@ import { createProviderClient, type ProviderClient } from './client.js';
 import { type PollStream, recordPollError } from './cursors.js';
 import { type PageReport, type PollContext, type PollResult, pollSettings } from './poll-context.js';
 import { pollOrders } from './poll-orders.js';
+import { pollReturns } from './poll-returns.js';
 import { pollTimelines } from './poll-timelines.js';
 import { pollTransactions } from './poll-transactions.js';
 import { createRateBudget } from './rate-budget.js';
@@ -12,12 +13,27 @@ const POLLERS: Record<PollStream, (ctx: PollContext) => Promise<PollResult>> = {
   orders: pollOrders,
   transactions: pollTransactions,
   timelines: pollTimelines,
+  returns: pollReturns,
 };
 
-/** Runs one stream's poll; a failure is recorded on its cursor (message only) and rethrown for the job to retry. */
+/**
+ * Runs one stream's poll; a failure is recorded on its cursor (message only) and rethrown for the job to retry.
+ * A run that finished a window an earlier run left open (a killed poll) goes on with one fresh window up to
+ * now - POLL_LAG_MS, so the cursor reaches now in this run, not at the next interval. At most one extra window: a run
+ * stays bounded, and a run that resumed nothing costs what it always did (one request when nothing changed).
+ */
 export async function runPollStream(ctx: PollContext, stream: PollStream): Promise<PollResult> {
   try {
-    return await POLLERS[stream](ctx);
+    const first = await POLLERS[stream](ctx);
+    if (!first.resumed) return first;
+    const fresh = await POLLERS[stream](ctx);
+    return {
+      stream,
+      pages: first.pages + fresh.pages,
+      events: first.events + fresh.events,
+      inserted: first.inserted + fresh.inserted,
+      resumed: true,
+    };
   } catch (err) {
     if (!ctx.signal?.aborted) {
       const message = err instanceof Error ? err.message : String(err);

@@ -30,7 +30,7 @@ export async function pollTransactions(ctx: PollContext): Promise<PollResult> {
     sort_order: 'Ascending' as const,
   };
   let cursor = w.token;
-  const result: PollResult = { stream: 'transactions', pages: 0, events: 0, inserted: 0, resumed: cursor !== null };
+  const result: PollResult = { stream: 'transactions', pages: 0, events: 0, inserted: 0, resumed: w.resumed };
 
   for (;;) {
     let page: TransactionPage;

@@ -1,4 +1,5 @@
 import type { Task } from 'graphile-worker';
+import { kickDrain } from '../ops/replay.js';
 import { isPollStream, type PollStream } from '../provider/cursors.js';
 import { ProviderError } from '../provider/errors.js';
 import { pollSourceStream } from '../provider/poll-stream.js';
@@ -23,6 +24,8 @@ export function parsePollStreamPayload(payload: unknown): PollStreamPayload | nu
  * A payload that can never run, a source with nothing to poll, or a provider refusal that retrying cannot fix
  * (bad token, bad request) is logged (and kept in poll_cursors.last_error) and completes; anything else throws so
  * graphile-worker retries with backoff.
+ * Once the run ends (even failed), if its committed pages brought events new to the inbox, it wakes the drain (the
+ * intake's job key, so it coalesces with a drain already queued): polled events do not wait for the cron minute.
  */
 export function pollStreamTask(deps: TaskDeps): Task {
   return async (payload, helpers) => {
@@ -31,6 +34,7 @@ export function pollStreamTask(deps: TaskDeps): Task {
       helpers.logger.error(`poll_stream: invalid payload, dropped: ${JSON.stringify(payload)?.slice(0, 200)}`);
       return;
     }
+    let committed = 0;
     try {
       const r = await pollSourceStream({
         config: deps.config,
@@ -39,6 +43,9 @@ export function pollStreamTask(deps: TaskDeps): Task {
         stream: p.stream,
         now: deps.now,
         signal: helpers.abortSignal,
+        onPage: (page) => {
+          committed += page.inserted;
+        },
       });
       if (r === null) helpers.logger.info(`poll_stream: source ${p.sourceId} has no enabled API token, skipped`);
       else if (r.inserted > 0 || r.pages > 1) {
@@ -53,6 +60,13 @@ export function pollStreamTask(deps: TaskDeps): Task {
         return;
       }
       throw err;
+    } finally {
+      // A lost kick costs at most the drain's cron minute: log it, and keep the poll's own outcome.
+      if (committed > 0) {
+        await kickDrain(deps.db.sql).catch((err) =>
+          helpers.logger.warn(`poll_stream ${p.sourceId}/${p.stream}: drain kick failed: ${err instanceof Error ? err.message : err}`),
+        );
+      }
     }
   };
 }

@@ -82,6 +82,15 @@ t.test('fetches a timeline; an unknown shipment is a typed not-found', async (t)
   t.equal(seen.length, 2, 'a 404 is not retried');
 });
 
+t.test("fetches a return by id; another account's return is a typed not-found", async (t) => {
+  const r = truth.returns.find((x) => x.client_id === alice.id);
+  const other = truth.returns.find((x) => x.client_id !== alice.id);
+  if (!r || !other) throw new Error('the seeded world has returns for both clients');
+  const { client_id, ...resource } = r;
+  t.same(await client().getReturn(r.id), resource);
+  await t.rejects(client().getReturn(other.id), ProviderNotFoundError);
+});
+
 t.test('waits as x-retry-after says after a 429 and then succeeds', async (t) => {
   sim.faults.rate429 = 0.5;
   const c = client();

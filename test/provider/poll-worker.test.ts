@@ -11,7 +11,8 @@ const quiet = new Logger(() => () => {});
 
 t.test('poll payloads are validated before anything runs', async (t) => {
   t.same(parsePollStreamPayload({ sourceId: 'c1', stream: 'orders' }), { sourceId: 'c1', stream: 'orders' });
-  t.equal(parsePollStreamPayload({ sourceId: 'c1', stream: 'returns' }), null);
+  t.same(parsePollStreamPayload({ sourceId: 'c1', stream: 'returns' }), { sourceId: 'c1', stream: 'returns' });
+  t.equal(parsePollStreamPayload({ sourceId: 'c1', stream: 'refunds' }), null);
   t.equal(parsePollStreamPayload({ sourceId: '', stream: 'orders' }), null);
   t.equal(parsePollStreamPayload('c1/orders'), null);
 });
@@ -52,7 +53,7 @@ t.test('the schedule queues one keyed job per due stream in its own queue; the j
   t.same(
     jobs.map((j) => [j.key, j.queue_name, `${j.payload.sourceId}/${j.payload.stream}`]),
     ['c1', 'c2'].flatMap((s) =>
-      ['orders', 'timelines', 'transactions'].map((stream) => [`poll:${s}:${stream}`, `poll:${s}:${stream}`, `${s}/${stream}`]),
+      ['orders', 'returns', 'timelines', 'transactions'].map((stream) => [`poll:${s}:${stream}`, `poll:${s}:${stream}`, `${s}/${stream}`]),
     ),
     'enabled sources with a token only; job key = queue name = poll:<source>:<stream>',
   );
@@ -70,6 +71,9 @@ t.test('the schedule queues one keyed job per due stream in its own queue; the j
                               from inbox_events where via = 'poll'`;
   t.equal(inbox.sources, 2);
   t.ok(inbox.events >= world.size().orders, `${inbox.events} events polled`);
+  const [applied] = await sql`select count(*) filter (where status = 'pending')::int as pending, (select count(*)::int from orders) as orders
+                                from inbox_events`;
+  t.same(applied, { pending: 0, orders: world.size().orders }, 'the polls woke the drain (no cron runs here), which applied them');
 
   await sql`select graphile_worker.add_job('poll_schedule')`;
   await runJobs();
