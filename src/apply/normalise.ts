@@ -260,7 +260,7 @@ export function normaliseEvent(row: InboxRow): Normalised {
       if (id === null) throw new Dead('shipment id missing or invalid');
       const orderId = firstId(body.order_id, res.order_id, isObj(body.order) ? body.order.id : undefined);
       const delivered = topic.endsWith('delivered');
-      entities.shipments.push(shipmentRow({ ...res, id }, base, versionOf(res), orderId, null, delivered, path));
+      entities.shipments.push(shipmentRow(res, base, versionOf(res), orderId, null, delivered, path, id));
     } else if (kind === 'timeline') {
       const shipmentId = firstId(body.shipment_id, body.id);
       if (shipmentId === null) throw new Dead('timeline shipment id missing or invalid');
@@ -352,8 +352,8 @@ function shipmentRow(
   channelId: number | null,
   deliveredTopic: boolean,
   dataPath: DataPath,
+  id = firstId(s.id, s.shipment_id),
 ): ShipmentRow {
-  const id = firstId(s.id, s.shipment_id);
   if (id === null) throw new Dead('shipment id missing or invalid');
   const tracking = isObj(s.tracking) ? s.tracking : {};
   const deliveryDate = optionalIso(s.delivery_date);

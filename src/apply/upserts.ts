@@ -12,8 +12,11 @@ import { isoFromMicros } from './time.js';
  * Guarantees, for each upsert: idempotent (replaying a version changes nothing); an older version never replaces a
  * newer one (versions are `(event_time, event_inbox_id)`); rows are locked in key order, so concurrent chunks never
  * deadlock on one table. Each also reports, per row it wrote, whether its version is strictly newer than the one the
- * database held when the statement began (`newer`): a poll event that is newer is a "poll catch". That read is the
- * statement's snapshot, so two drains racing on one row may both count it: the catch counter is an approximation.
+ * database held when the statement began (`newer`): a poll event that is newer is a "poll catch". The held row is read
+ * by joining the table itself after the insert: every part of one statement sees the snapshot taken when it began, so
+ * that join sees the rows as they were (by index, per written row; a join with the unnest CTE was planned as a nested
+ * loop rescanning it, quadratic in the chunk). Two drains racing on one row may both count it: the catch counter is an
+ * approximation.
  *
  * Values travel as arrays cast per element (`::text[]` then `::jsonb`): a JS string bound as jsonb would be stored as
  * a JSON string (FACTS.md).
@@ -43,8 +46,6 @@ export async function upsertOrders(sql: Queryable, rows: readonly OrderRow[]): P
         ${c((r) => iso(r.eventUs))}::text[]::timestamptz[], ${c((r) => r.inboxId)}::bigint[])
         as x(id, source_id, reference_id, order_number, status, channel_id, channel_name, created_date, purchase_date,
              last_update_at, data_path, event_time, event_inbox_id)
-    ), prior as (
-      select o.id, o.event_time from orders o join x using (id)
     ), up as (
       insert into orders as o (id, source_id, client_id, reference_id, order_number, status, channel_id, channel_name,
                                created_date, purchase_date, last_update_at, data, event_time, event_inbox_id)
@@ -66,7 +67,7 @@ export async function upsertOrders(sql: Queryable, rows: readonly OrderRow[]): P
       returning o.id, o.event_time
     )
     select up.id::text, (p.id is null or up.event_time > p.event_time) as newer
-      from up left join prior p using (id)`;
+      from up left join orders p on p.id = up.id`;
 }
 
 const SHIPMENT_VERSION_COLUMNS = [
@@ -129,8 +130,6 @@ export async function upsertShipments(sql: Queryable, rows: readonly ShipmentInp
     ), bodies as materialized (
       -- Each claimed body parsed once, however many of its order's shipments the chunk writes.
       select ie.id, ie.body::jsonb as j from inbox_events ie where ie.id in (select event_inbox_id from x)
-    ), prior as (
-      select s.id, s.event_time, s.client_id, s.delivered_at from shipments s join x using (id)
     ), up as (
       insert into shipments as s (id, order_id, source_id, client_id, reference_id, status, tracking_carrier,
                                   tracking_number, tracking_url, created_date, last_update_at, last_tracking_update_at,
@@ -161,7 +160,7 @@ export async function upsertShipments(sql: Queryable, rows: readonly ShipmentInp
            (p.id is null or up.event_time > p.event_time) as newer,
            (up.client_id is not null and (p.id is null or p.client_id is null)) as attributable,
            (up.delivered_at is not null and (p.id is null or p.delivered_at is null)) as delivered
-      from up left join prior p using (id)`;
+      from up left join shipments p on p.id = up.id`;
 }
 
 /** Timeline entries are facts keyed by (shipment, log type, timestamp): inserted once, never changed. */
@@ -193,8 +192,6 @@ export async function upsertReturns(sql: Queryable, rows: readonly ReturnRow[]):
         ${c((r) => r.orderId)}::bigint[], ${c((r) => r.dataPath)}::text[], ${c((r) => iso(r.eventUs))}::text[]::timestamptz[],
         ${c((r) => r.inboxId)}::bigint[])
         as x(id, source_id, reference_id, status, original_shipment_id, order_id, data_path, event_time, event_inbox_id)
-    ), prior as (
-      select r.id, r.event_time, r.client_id from returns r join x using (id)
     ), up as (
       insert into returns as r (id, source_id, client_id, reference_id, status, original_shipment_id, order_id, data,
                                 event_time, event_inbox_id)
@@ -215,7 +212,7 @@ export async function upsertReturns(sql: Queryable, rows: readonly ReturnRow[]):
     )
     select up.id::text, (p.id is null or up.event_time > p.event_time) as newer,
            (up.client_id is not null and (p.id is null or p.client_id is null)) as attributable
-      from up left join prior p using (id)`;
+      from up left join returns p on p.id = up.id`;
 }
 
 export interface WrittenTransaction extends WrittenRow {
@@ -243,8 +240,6 @@ export async function upsertTransactions(sql: Queryable, rows: readonly Transact
         as x(transaction_id, source_id, amount, currency_code, charge_date, invoice_id, invoice_date, invoice_type,
              invoiced_status, reference_id, reference_type, transaction_fee, transaction_type, fulfillment_center,
              taxes, additional_details, ref_kind, ref_key, event_time, event_inbox_id)
-    ), prior as (
-      select t.transaction_id, t.event_time from transactions t join x using (transaction_id)
     ), attributed as (
       select x.*, coalesce(sh.client_id, rt.client_id, inv.client_id) as client_id,
              case when x.ref_kind is null or x.ref_kind = 'invalid' then 'unattributable'
@@ -291,5 +286,5 @@ export async function upsertTransactions(sql: Queryable, rows: readonly Transact
     )
     select up.transaction_id as id, (p.transaction_id is null or up.event_time > p.event_time) as newer,
            up.attribution_status
-      from up left join prior p using (transaction_id)`;
+      from up left join transactions p on p.transaction_id = up.transaction_id`;
 }
