@@ -71,7 +71,7 @@ console.log(`  acknowledged events   ${report.events_acked}, lost ${report.lost}
 console.log(`  inbox                 ${d.inbox.rows} rows ${JSON.stringify(d.inbox.by_status)}, ${d.inbox.via_poll} via poll, ${d.inbox.duplicates_absorbed} repeated deliveries absorbed`);
 console.log(`  applied twice         ${report.applied_twice}`);
 console.log(`  unattributed charges  ${report.unattributed_attributable} that the world attributes`);
-console.log(`  left out              ${d.unknowable.returns} returns no webhook announced (no endpoint lists returns), client of ${d.unknowable.charges} charges on them`);
+console.log(`  left out              ${d.unknowable.returns} returns no webhook announced and no charge names (no endpoint lists returns)`);
 console.log(`  matches the world     ${report.matches_world ? 'yes' : `NO: ${d.differences} differences`}`);
 for (const line of d.first_differences) console.log(`    ${line}`);
 console.log(

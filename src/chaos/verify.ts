@@ -51,10 +51,10 @@ export async function readInboxAccount(sql: Sql): Promise<InboxAccount> {
 export interface WorldComparison {
   checked: { orders: number; shipments: number; returns: number; transactions: number };
   /**
-   * Left out because nothing could have told wharf: returns no webhook announced (the provider has no return list to
-   * poll), and the client of the charges on them.
+   * Left out because nothing could have told wharf: returns no webhook announced and no charge names (the provider
+   * has no return list to poll; the poller fetches by id the returns charges name).
    */
-  unknowable: { returns: number; charges: number };
+  unknowable: { returns: number };
   /** Every difference, described; empty when wharf's database equals the world. */
   differences: string[];
   /** Charges the world attributes to a client that wharf left without one (or does not have). */
@@ -66,8 +66,8 @@ type Row = Record<string, string | number | null>;
 /**
  * Compares wharf's operations tables with the world: every order, shipment, return and transaction of the truth is
  * present with the same fields below, and nothing else is there. `clientOf` maps a simulator client id to the
- * client id wharf's source carries. Returns not in `announcedReturns` (and the attribution of charges on them) are
- * left out and counted: no webhook sent them and no endpoint lists them.
+ * client id wharf's source carries. Returns neither in `announcedReturns` nor named by a charge are left out and
+ * counted: no webhook sent them and nothing leads to them.
  */
 export async function compareWithWorld(
   sql: Sql,
@@ -113,8 +113,10 @@ export async function compareWithWorld(
   }));
 
   const returns = await load(sql<Row[]>`select id::text, status, client_id, original_shipment_id::text from returns`);
-  const knowableReturns = truth.returns.filter((r) => announcedReturns.has(r.id));
-  const unknowableReturns = new Set(truth.returns.filter((r) => !announcedReturns.has(r.id)).map((r) => String(r.id)));
+  const charged = new Set(truth.transactions.filter((x) => x.reference_type === 'Return').map((x) => Number(x.reference_id)));
+  const knowable = (r: { id: number }) => announcedReturns.has(r.id) || charged.has(r.id);
+  const knowableReturns = truth.returns.filter(knowable);
+  const unknowableReturns = truth.returns.length - knowableReturns.length;
   compare('return', knowableReturns, returns, (r) => ({
     status: r.status,
     client_id: client(r.client_id),
@@ -124,10 +126,9 @@ export async function compareWithWorld(
   const transactions = await load(sql<Row[]>`
     select transaction_id as id, amount::float8 as amount, client_id, invoiced_status, invoice_id::text
       from transactions`);
-  const onUnknowable = (x: Truth['transactions'][number]) => x.reference_type === 'Return' && unknowableReturns.has(x.reference_id);
   let unattributedAttributable = 0;
   for (const x of truth.transactions) {
-    if (x.client_id !== null && !onUnknowable(x) && !transactions.get(x.transaction_id)?.client_id) unattributedAttributable++;
+    if (x.client_id !== null && !transactions.get(x.transaction_id)?.client_id) unattributedAttributable++;
   }
   compare(
     'transaction',
@@ -135,7 +136,7 @@ export async function compareWithWorld(
     transactions,
     (x) => ({
       amount: x.amount,
-      ...(onUnknowable(x) ? {} : { client_id: client(x.client_id) }),
+      client_id: client(x.client_id),
       invoiced_status: x.invoiced_status,
       invoice_id: x.invoice_id === null ? null : String(x.invoice_id),
     }),
@@ -148,7 +149,7 @@ export async function compareWithWorld(
       returns: knowableReturns.length,
       transactions: truth.transactions.length,
     },
-    unknowable: { returns: unknowableReturns.size, charges: truth.transactions.filter(onUnknowable).length },
+    unknowable: { returns: unknowableReturns },
     differences,
     unattributedAttributable,
   };
