@@ -108,6 +108,7 @@ async function main() {
     });
     const watcher = createDb({ url, max: 1 });
     const started = performance.now();
+    const cpuBefore = process.cpuUsage();
     await watcher.sql`select graphile_worker.add_job('drain', job_key := 'drain')`;
     for (;;) {
       const [row] = await watcher.sql`select exists (select 1 from inbox_events where status = 'pending') as pending`;
@@ -115,6 +116,8 @@ async function main() {
       await new Promise((r) => setTimeout(r, 25));
     }
     const drainMs = performance.now() - started;
+    const cpu = process.cpuUsage(cpuBefore);
+    const drainCpuMs = (cpu.user + cpu.system) / 1000;
     await runner.stop();
     const drainStatements = statements;
     const drainClaims = claims;
@@ -144,6 +147,7 @@ async function main() {
     const table: [string, string][] = [
       ['events generated (simulator)', `${EVENTS} in ${Math.round(genMs)} ms`],
       [`drain (graphile-worker, chunks of ${CHUNK}, ${config.drainConcurrency} at once)`, `${Math.round(drainMs)} ms, ${figures.events_per_s} events/s`],
+      ['drain CPU of this process (JS, driver, GC)', `${Math.round(drainCpuMs)} ms, ${Math.round((drainCpuMs / drainMs) * 100)}% of the wall time`],
       ['outcome', `${outcome.processed} processed, ${outcome.dead} dead; charges ${outcome.attributed} attributed, ${outcome.pending} pending`],
       ['statements per chunk', `${figures.statements_per_chunk} (${drainStatements} over ${drainClaims} claims)`],
       [

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { runOnce } from 'graphile-worker';
 import t, { type Test } from 'tap';
 import { createDb, type Sql } from '../../src/db/client.js';
-import { drainChunk } from '../../src/inbox/drain.js';
+import { drainChunk, drainInbox } from '../../src/inbox/drain.js';
 import { buildTaskList } from '../../src/worker/tasks.js';
 import { chargeBody, insertInbox, insertSources, shipmentBody } from '../apply/factory.js';
 import { freshDatabase, testConfig } from '../helper.js';
@@ -107,6 +107,26 @@ t.test('a chunk aborted mid-transaction (statement cancelled) rolls back, throws
   holder.release();
   await assertNothingApplied(t, sql, n);
   await assertAppliedOnce(t, sql, n);
+});
+
+t.test('a drain of concurrent chunks, one aborted: the others commit, the drain throws (retry), the aborted chunk stays pending', async (t) => {
+  const { sql, url } = await freshDatabase(t);
+  const n = await seed(sql, 100);
+  const holder = await blockChunk(sql);
+  const db = createDb({ url, max: 3, applicationName: 'drain-concurrent' });
+  t.teardown(() => db.close(1));
+  const running = drainInbox(db.sql, { chunkSize: 60, budgetMs: 60_000, concurrency: 3 });
+  const pid = await waitForLockWait(sql, 'drain-concurrent');
+  await sql`select pg_cancel_backend(${pid})`;
+  await t.rejects(running, 'the drain throws: the job will retry');
+  await holder`rollback`;
+  holder.release();
+  const [row] = await sql`select count(*)::int as pending from inbox_events where status = 'pending' and attempts = 0`;
+  t.equal(row.pending, 60, 'the aborted chunk (60 events) is still pending for the retry');
+  const r = await drainInbox(sql, { chunkSize: 60, budgetMs: 60_000, concurrency: 3 });
+  t.equal(r.processed, row.pending, 'the retry applies exactly what was left');
+  const [after] = await sql`select count(*) filter (where status = 'processed' and attempts = 1)::int as once from inbox_events`;
+  t.equal(after.once, n, 'each event applied once');
 });
 
 t.test('a drain process killed mid-chunk loses nothing and applies nothing twice', async (t) => {
