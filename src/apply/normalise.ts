@@ -219,6 +219,8 @@ export function normaliseEvent(row: InboxRow): Normalised {
       : firstMicros(body.event_time, res.event_time, res.last_update_at, res.last_tracking_update_at, ...fallback)) ??
     0; // unreachable: received_at is always an instant
   const entities: Entities = { orders: [], shipments: [], deliveries: [], timeline: [], returns: [], transactions: [] };
+  // Rows are written as literals with every key spelled out, never `{ ...base, … }`: a spread makes V8 build the object
+  // property by property (measured: about half of this function's time for a charge).
   const base = { inboxId: row.id, via: row.via, sourceId: row.sourceId };
 
   try {
@@ -231,7 +233,9 @@ export function normaliseEvent(row: InboxRow): Normalised {
       const channelId = toId(channel.id);
       const shipments = res.shipments;
       entities.orders.push({
-        ...base,
+        inboxId: base.inboxId,
+        via: base.via,
+        sourceId: base.sourceId,
         eventUs,
         id,
         referenceId: str(res.reference_id),
@@ -282,13 +286,15 @@ export function normaliseEvent(row: InboxRow): Normalised {
         });
         if (logTypeId === 609 && (deliveredUs === undefined || us < deliveredUs)) deliveredUs = us;
       }
-      if (deliveredUs !== undefined) entities.deliveries.push({ ...base, shipmentId, deliveredUs });
+      if (deliveredUs !== undefined) entities.deliveries.push({ inboxId: base.inboxId, via: base.via, sourceId: base.sourceId, shipmentId, deliveredUs });
     } else if (kind === 'return') {
       const [res, path] = resourceOf(body, 'return');
       const id = firstId(res.id, body.return_id);
       if (id === null) throw new Dead('return id missing or invalid');
       entities.returns.push({
-        ...base,
+        inboxId: base.inboxId,
+        via: base.via,
+        sourceId: base.sourceId,
         eventUs: versionOf(res),
         id,
         referenceId: str(res.reference_id),
@@ -315,7 +321,9 @@ export function normaliseEvent(row: InboxRow): Normalised {
       const referenceId = str(res.reference_id);
       const ref = referenceOf(referenceType, referenceId);
       entities.transactions.push({
-        ...base,
+        inboxId: base.inboxId,
+        via: base.via,
+        sourceId: base.sourceId,
         eventUs: versionOf(res),
         transactionId,
         amount: String(amount),
@@ -332,7 +340,8 @@ export function normaliseEvent(row: InboxRow): Normalised {
         fulfillmentCenter: str(res.fulfillment_center),
         taxes: json(res.taxes),
         additionalDetails: json(res.additional_details),
-        ...ref,
+        refKind: ref.refKind,
+        refKey: ref.refKey,
       });
     }
   } catch (err) {
@@ -358,7 +367,9 @@ function shipmentRow(
   const tracking = isObj(s.tracking) ? s.tracking : {};
   const deliveryDate = optionalIso(s.delivery_date);
   return {
-    ...base,
+    inboxId: base.inboxId,
+    via: base.via,
+    sourceId: base.sourceId,
     eventUs,
     id,
     orderId: toId(s.order_id) ?? orderId,
