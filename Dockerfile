@@ -18,10 +18,7 @@ FROM node:20-slim AS runtime
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 METRICS_PORT=9091
 WORKDIR /app
 COPY package.json package-lock.json ./
-COPY patches ./patches
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no-audit --no-fund
-# The one install step we do need: our patch to postgres.js (a dead connection must not crash the process).
-RUN npx patch-package
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
 # src/paths.ts recognises the project root by package.json next to tsconfig.build.json.
