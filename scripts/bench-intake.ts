@@ -10,13 +10,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
 import { createDb } from '../src/db/client.js';
-import { startEmbeddedPostgres, tempDataDir } from '../src/db/embedded.js';
+import { throwawayDatabase } from '../src/db/embedded.js';
 import { secretKey, sign, verify } from '../src/intake/signature.js';
 import { insertSource } from '../src/intake/sources.js';
 import { freePort } from '../src/net.js';
@@ -165,16 +164,7 @@ async function load(url: string, sources: Source[], connections: number, seconds
 async function main() {
   if (process.argv.includes('--ceiling')) return serveCeiling();
 
-  let dbUrl = process.env.DATABASE_URL;
-  let stopDb = async () => {};
-  if (!dbUrl) {
-    const pg = await startEmbeddedPostgres({ dataDir: tempDataDir('bench-intake'), port: await freePort(), durable: true });
-    dbUrl = pg.url;
-    stopDb = async () => {
-      await pg.stop();
-      rmSync(pg.dataDir, { recursive: true, force: true });
-    };
-  }
+  const { url: dbUrl, stop: stopDb } = await throwawayDatabase('bench-intake', { url: process.env.DATABASE_URL, durable: true });
   const children: ChildProcess[] = [];
   try {
     const appPort = await freePort();

@@ -12,12 +12,10 @@
  * against the provider's (HTTP round trip and body) and the budget's waits.
  * Last line: {"bench":"poll","changed","calls","min_calls","call_ratio","max_calls_per_min_at_real_limit","wharf_ms_per_page"}.
  */
-import { rmSync } from 'node:fs';
 import { createDb } from '../src/db/client.js';
-import { startEmbeddedPostgres, tempDataDir } from '../src/db/embedded.js';
+import { throwawayDatabase } from '../src/db/embedded.js';
 import { runMigrations } from '../src/db/migrate.js';
 import { insertSource } from '../src/intake/sources.js';
-import { freePort } from '../src/net.js';
 import { createProviderClient } from '../src/provider/client.js';
 import { type PollSettings, pollSettings } from '../src/provider/poll-context.js';
 import { runPollStream } from '../src/provider/poll-stream.js';
@@ -31,16 +29,7 @@ const REAL_LIMIT = 150;
 const SPEED = Number(process.env.BENCH_POLL_SPEED ?? 10);
 
 async function main() {
-  let dbUrl = process.env.DATABASE_URL;
-  let stopDb = async () => {};
-  if (!dbUrl) {
-    const pg = await startEmbeddedPostgres({ dataDir: tempDataDir('bench-poll'), port: await freePort(), durable: true });
-    dbUrl = pg.url;
-    stopDb = async () => {
-      await pg.stop();
-      rmSync(pg.dataDir, { recursive: true, force: true });
-    };
-  }
+  const { url: dbUrl, stop: stopDb } = await throwawayDatabase('bench-poll', { url: process.env.DATABASE_URL, durable: true });
   const sim = await startSimulator({
     worldOptions: { seed: 1, clients: 1, ordersPerClient: 2000, maxShipmentsPerOrder: 1 },
     rateLimit: { limit: REAL_LIMIT * SPEED, windowMs: MINUTE },

@@ -11,8 +11,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Parser } from 'tap-parser';
-import { startEmbeddedPostgres, tempDataDir } from '../src/db/embedded.js';
-import { freePort } from '../src/net.js';
+import { throwawayDatabase } from '../src/db/embedded.js';
 import { projectRoot } from '../src/paths.js';
 import { dropTemplates, ensureTemplate, withDatabase } from '../test/db.js';
 
@@ -75,24 +74,10 @@ function runTap(args: string[], adminUrl: string): Promise<number> {
 async function main() {
   const started = Date.now();
   const args = process.argv.slice(2);
-  let admin = process.env.DATABASE_URL;
-  let stop = async () => {};
-  if (admin) {
-    console.log('# tests use DATABASE_URL');
-  } else {
-    const pg = await startEmbeddedPostgres({
-      dataDir: tempDataDir('test'),
-      port: await freePort(),
-      durable: false,
-      database: 'wharf_admin',
-    });
-    console.log(`# tests use an embedded PostgreSQL on ${new URL(pg.url).host}`);
-    admin = pg.url;
-    stop = async () => {
-      await pg.stop();
-      rmSync(pg.dataDir, { recursive: true, force: true });
-    };
-  }
+  const db = await throwawayDatabase('test', { url: process.env.DATABASE_URL, durable: false, database: 'wharf_admin' });
+  console.log(db.embedded ? `# tests use an embedded PostgreSQL on ${new URL(db.url).host}` : '# tests use DATABASE_URL');
+  const admin = db.url;
+  const stop = () => db.stop();
   const adminUrl = withDatabase(admin, new URL(admin).pathname.slice(1) || 'postgres');
   let code = 1;
   try {

@@ -201,3 +201,29 @@ async function createDatabase(port: number, database: string) {
 export function tempDataDir(label: string): string {
   return path.join(tmpdir(), `wharf-${label}-${process.pid}-${Date.now()}`);
 }
+
+/**
+ * For benchmarks and the test runner: `url` when given (DATABASE_URL), else a throwaway embedded server in a temp
+ * directory on a free port, removed by stop().
+ */
+export async function throwawayDatabase(
+  label: string,
+  opts: { url?: string; durable: boolean; database?: string },
+): Promise<{ url: string; embedded: boolean; stop(): Promise<void> }> {
+  if (opts.url) return { url: opts.url, embedded: false, stop: async () => {} };
+  const { freePort } = await import('../net.js');
+  const pg = await startEmbeddedPostgres({
+    dataDir: tempDataDir(label),
+    port: await freePort(),
+    durable: opts.durable,
+    database: opts.database,
+  });
+  return {
+    url: pg.url,
+    embedded: true,
+    async stop() {
+      await pg.stop();
+      rmSync(pg.dataDir, { recursive: true, force: true });
+    },
+  };
+}
