@@ -7,14 +7,12 @@
  * before and just after the drain (the machine's load drifts). Durable embedded
  * PostgreSQL in a temp dir unless DATABASE_URL is set. Last line: one JSON object.
  */
-import { rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { run } from 'graphile-worker';
 import { loadConfig } from '../src/config.js';
 import { createDb, type Sql } from '../src/db/client.js';
-import { startEmbeddedPostgres, tempDataDir } from '../src/db/embedded.js';
+import { throwawayDatabase } from '../src/db/embedded.js';
 import { runMigrations } from '../src/db/migrate.js';
-import { freePort } from '../src/net.js';
 import { createWorld } from '../src/provider/simulator/index.js';
 import { workerConnectionBound } from '../src/worker/runner.js';
 import { buildTaskList } from '../src/worker/tasks.js';
@@ -57,16 +55,7 @@ function generate(): Ev[] {
 async function main() {
   // The machine is shared: the load average says how far these figures are from an idle machine's.
   console.log(`load average at start (1, 5, 15 min): ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
-  let url = process.env.DATABASE_URL;
-  let stop = async () => {};
-  if (!url) {
-    const pg = await startEmbeddedPostgres({ dataDir: tempDataDir('bench-drain'), port: await freePort(), durable: true, database: 'bench_drain' });
-    url = pg.url;
-    stop = async () => {
-      await pg.stop();
-      rmSync(pg.dataDir, { recursive: true, force: true });
-    };
-  }
+  const { url, stop } = await throwawayDatabase('bench-drain', { url: process.env.DATABASE_URL, durable: true, database: 'bench_drain' });
   try {
     await runMigrations(url);
     const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'silent', DRAIN_CHUNK_SIZE: String(CHUNK), DRAIN_TIME_BUDGET_MS: '30000', DRAIN_CONCURRENCY: process.env.DRAIN_CONCURRENCY });
