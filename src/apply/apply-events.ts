@@ -20,25 +20,38 @@ export const PollStreams: Record<string, string> = {
   [PollTopics.return]: 'returns',
 };
 
-export interface AppliedEvents {
-  /** One per input row: processed, dead (with its reason) or ignored (unknown topic). */
+export interface PreparedEvents {
+  normalised: { row: InboxRow; n: Normalised }[];
+  chunk: ReturnType<typeof collapseChunk>;
+  /** One per input row: processed, dead (with its reason) or ignored (unknown topic); known before any write. */
   marks: InboxMark[];
+}
+
+export interface AppliedEvents {
   /** Poll events that brought something newer than the database held, and that no webhook of the chunk carried. */
   catches: PollCatch[];
   /** Pending charges this chunk attributed through a shipment or return it brought. */
   attributed: number;
 }
 
+/** Normalises each claimed row by topic and collapses each entity to its newest version: JavaScript only. */
+export function prepareEvents(rows: readonly InboxRow[]): PreparedEvents {
+  const normalised = rows.map((row) => ({ row, n: normaliseEvent(row) }));
+  const chunk = collapseChunk(normalised.flatMap(({ n }) => (n.outcome === 'apply' ? [n.entities] : [])));
+  const marks = normalised.map(({ row, n }): InboxMark =>
+    n.outcome === 'apply'
+      ? { id: row.id, status: 'processed', error: null }
+      : { id: row.id, status: n.outcome, error: n.reason },
+  );
+  return { normalised, chunk, marks };
+}
+
 /**
- * Applies claimed inbox rows inside the caller's transaction: normalise each by topic, collapse each entity to its
- * newest version, one statement per table, the attribution lock and catch-up. Seven statements whatever the number of
- * rows (the caller adds claim, mark, begin, commit). Does not mark the rows: it returns the marks.
+ * Applies prepared rows inside the caller's transaction: one statement per table, the attribution lock and catch-up.
+ * Seven statements whatever the number of rows (the caller adds begin, claim, mark, commit). Does not mark the rows.
  * Throws what PostgreSQL throws; the caller decides between retry (transient) and bisection (data).
  */
-export async function applyEvents(sql: Queryable, rows: readonly InboxRow[]): Promise<AppliedEvents> {
-  const normalised: { row: InboxRow; n: Normalised }[] = rows.map((row) => ({ row, n: normaliseEvent(row) }));
-  const chunk = collapseChunk(normalised.flatMap(({ n }) => (n.outcome === 'apply' ? [n.entities] : [])));
-
+export async function applyEvents(sql: Queryable, { normalised, chunk }: PreparedEvents): Promise<AppliedEvents> {
   // Table order is fixed (orders → shipments → timeline → returns → transactions) and each statement locks its rows in
   // key order, so two chunks over the same entities wait for each other but never deadlock.
   const orders = await upsertOrders(sql, chunk.orders);
@@ -88,11 +101,5 @@ export async function applyEvents(sql: Queryable, rows: readonly InboxRow[]): Pr
     c.count++;
     byKey.set(k, c);
   }
-
-  const marks = normalised.map(({ row, n }): InboxMark =>
-    n.outcome === 'apply'
-      ? { id: row.id, status: 'processed', error: null }
-      : { id: row.id, status: n.outcome, error: n.reason },
-  );
-  return { marks, catches: [...byKey.values()], attributed: attributed.length };
+  return { catches: [...byKey.values()], attributed: attributed.length };
 }

@@ -1,9 +1,9 @@
-import { type AppliedEvents, applyEvents } from '../apply/apply-events.js';
+import { type AppliedEvents, applyEvents, prepareEvents } from '../apply/apply-events.js';
 import type { InboxRow } from '../apply/normalise.js';
 import type { Queryable } from '../apply/upserts.js';
 import type { Sql } from '../db/client.js';
 import { claimInboxChunk, claimInboxEventsById } from './claim.js';
-import { type InboxMark, markInboxEvents } from './mark.js';
+import { addPollCatches, type InboxMark, markInboxEvents } from './mark.js';
 
 /**
  * The drain: claim a chunk of pending inbox rows, apply them, mark them, in one transaction per chunk.
@@ -86,9 +86,13 @@ async function applyInTransaction(sql: Sql, claim: (tx: Queryable) => Promise<In
     const rows = await claim(tx);
     claimed.push(...rows);
     if (rows.length === 0) return emptyResult();
-    const applied = await applyEvents(tx, rows);
-    await markInboxEvents(tx, applied.marks, applied.catches);
-    return summarise(rows, applied.marks, applied);
+    const prepared = prepareEvents(rows);
+    // Marked before the upserts: from the first upsert on, a concurrent chunk sharing an entity waits for our commit,
+    // so work that locks nothing shared is done before it.
+    await markInboxEvents(tx, prepared.marks);
+    const applied = await applyEvents(tx, prepared);
+    if (applied.catches.length > 0) await addPollCatches(tx, applied.catches);
+    return summarise(rows, prepared.marks, applied);
   });
 }
 
