@@ -16,6 +16,8 @@ RUN npm run build
 
 FROM node:20-slim AS runtime
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 METRICS_PORT=9091
+# A larger young generation: the drain's parsed chunks die young instead of being promoted (its CPU -15%, docs/drain.md).
+ENV NODE_OPTIONS=--max-semi-space-size=64
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no-audit --no-fund
