@@ -29,16 +29,13 @@ const toInboxRow = (r: ClaimedRow): InboxRow => ({
  * Served by the partial index on pending ids (FACTS.md: without it the drain was 4-6x slower).
  */
 export async function claimInboxChunk(sql: Queryable, size: number): Promise<InboxRow[]> {
-  // The chunk's commit need not wait for its WAL flush (synchronous_commit off for this transaction only): if the
-  // server crashes before the flush, the whole chunk is undone at once and its inbox rows, committed durably by the
-  // intake, are simply pending again and re-applied (idempotent). Set here, in the claim, so it costs no statement.
   const rows = await sql<ClaimedRow[]>`
     select id, source_id, topic, body, event_time::text, received_at::text, via
-      from inbox_events, (select set_config('synchronous_commit', 'off', true)) as async_commit
+      from inbox_events
      where status = 'pending'
      order by id
      limit ${size}
-       for update of inbox_events skip locked`;
+       for update skip locked`;
   return rows.map(toInboxRow);
 }
 
