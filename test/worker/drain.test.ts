@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runOnce } from 'graphile-worker';
 import t, { type Test } from 'tap';
+import type postgres from 'postgres';
 import { createDb, type Sql } from '../../src/db/client.js';
 import { drainChunk, drainInbox } from '../../src/inbox/drain.js';
 import { buildTaskList } from '../../src/worker/tasks.js';
@@ -68,9 +69,18 @@ async function blockChunk(sql: Sql) {
   return holder;
 }
 
-async function waitForLockWait(sql: Sql, application: string): Promise<number> {
+type Reserved = postgres.ReservedSql;
+
+/**
+ * The backend of `application` that waits for the holder's lock. Only that one: with concurrent chunks another backend
+ * may be waiting for a sibling chunk's lock instead.
+ */
+async function waitForLockWait(sql: Sql, application: string, holder: Reserved): Promise<number> {
+  const [{ pid: holderPid }] = await holder`select pg_backend_pid() as pid`;
   for (;;) {
-    const [row] = await sql`select pid from pg_stat_activity where application_name = ${application} and wait_event_type = 'Lock'`;
+    const [row] = await sql`
+      select pid from pg_stat_activity
+       where application_name = ${application} and ${holderPid}::int = any(pg_blocking_pids(pid))`;
     if (row) return row.pid;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -100,7 +110,7 @@ t.test('a chunk aborted mid-transaction (statement cancelled) rolls back, throws
   const db = createDb({ url, max: 1, applicationName: 'drain-aborted' });
   t.teardown(() => db.close(1));
   const running = drainChunk(db.sql, 500);
-  const pid = await waitForLockWait(sql, 'drain-aborted');
+  const pid = await waitForLockWait(sql, 'drain-aborted', holder);
   await sql`select pg_cancel_backend(${pid})`;
   await t.rejects(running, 'the drain throws: the job will retry');
   await holder`rollback`;
@@ -116,18 +126,22 @@ t.test('a drain of concurrent chunks, one aborted: the others commit, the drain 
   const db = createDb({ url, max: 3, applicationName: 'drain-concurrent' });
   t.teardown(() => db.close(1));
   const running = drainInbox(db.sql, { chunkSize: 60, budgetMs: 60_000, concurrency: 3 });
-  const pid = await waitForLockWait(sql, 'drain-concurrent');
+  const failure = running.then(
+    () => null,
+    (err: unknown) => err,
+  );
+  const pid = await waitForLockWait(sql, 'drain-concurrent', holder);
   await sql`select pg_cancel_backend(${pid})`;
-  await t.rejects(running, 'the drain throws: the job will retry');
+  // Release the test's lock before awaiting the drain: it throws only once every loop has finished its chunk, and a
+  // sibling chunk may be waiting for the same lock.
   await holder`rollback`;
   holder.release();
-  // The aborted chunk is the oldest 60 events (T1 is among them); a loop that had not claimed its next chunk when the
-  // failure came stops too, so more may be pending.
+  t.ok(await failure, 'the drain throws: the job will retry');
+  // Which chunks committed depends on timing (a sibling loop may even re-claim the aborted chunk's rows once they are
+  // unlocked); what must hold is that nothing was marked without being applied, and that the retry finishes the rest
+  // with every event applied exactly once.
   const [row] = await sql`
-    select count(*)::int as pending,
-           count(*) filter (where id < (select min(id) + 60 from inbox_events))::int as aborted
-      from inbox_events where status = 'pending' and attempts = 0`;
-  t.equal(row.aborted, 60, 'the aborted chunk is still pending for the retry');
+    select count(*)::int as pending from inbox_events where status = 'pending' and attempts = 0`;
   t.ok(row.pending < n, `${n - row.pending} events of the other chunks committed`);
   const r = await drainInbox(sql, { chunkSize: 60, budgetMs: 60_000, concurrency: 3 });
   t.equal(r.processed, row.pending, 'the retry applies exactly what was left');
@@ -142,7 +156,7 @@ t.test('a drain process killed mid-chunk loses nothing and applies nothing twice
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(path.dirname(fileURLToPath(import.meta.url)), 'drain-child.ts'), url], {
     stdio: 'ignore',
   });
-  const pid = await waitForLockWait(sql, 'drain-child');
+  const pid = await waitForLockWait(sql, 'drain-child', holder);
   child.kill('SIGKILL');
   await once(child, 'exit');
   await holder`rollback`;
