@@ -1,8 +1,7 @@
-import { rmSync } from 'node:fs';
 import pino from 'pino';
 import { loadConfig, SECOND } from '../config.js';
 import { createDb, type Sql } from '../db/client.js';
-import { startEmbeddedPostgres, tempDataDir } from '../db/embedded.js';
+import { throwawayDatabase } from '../db/embedded.js';
 import { runMigrations } from '../db/migrate.js';
 import { insertSource } from '../intake/sources.js';
 import { freePort } from '../net.js';
@@ -10,6 +9,7 @@ import { PollStreams } from '../provider/cursors.js';
 import { createWebhookSender, startSimulator, type Truth } from '../provider/simulator/index.js';
 import { startWeb } from '../web.js';
 import { startWorker } from '../worker/runner.js';
+import { kickDrain } from '../worker/kick-drain.js';
 import { pollJobName } from '../worker/poll_schedule.js';
 
 /**
@@ -86,13 +86,9 @@ export async function diffWithWorld(sql: Sql, truth: Truth): Promise<string[]> {
 export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   const out = opts.out;
   const durationMs = opts.durationMs ?? 40 * SECOND;
-  const pg = await startEmbeddedPostgres({ dataDir: tempDataDir('demo'), port: await freePort(), durable: false });
-  const stops: (() => Promise<void>)[] = [
-    async () => {
-      await pg.stop();
-      rmSync(pg.dataDir, { recursive: true, force: true });
-    },
-  ];
+  // Always its own embedded server (never DATABASE_URL): the demo must not write into a real database.
+  const pg = await throwawayDatabase('demo', { durable: false });
+  const stops: (() => Promise<void>)[] = [() => pg.stop()];
   try {
     await runMigrations(pg.url);
     // The world's clock starts now and follows the wall clock, so the service's own clock matches the provider's.
@@ -183,7 +179,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         out(`gave up waiting: ${jobs} poll jobs, ${f.pending} pending events`);
         break;
       }
-      if (jobs === 0) await sql`select graphile_worker.add_job('drain', job_key := 'drain', job_key_mode := 'preserve_run_at')`;
+      if (jobs === 0) await kickDrain(sql);
       await new Promise((r) => setTimeout(r, 250));
     }
     const f = await readDemoFigures(sql);

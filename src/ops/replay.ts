@@ -1,5 +1,5 @@
 import type { Sql } from '../db/client.js';
-import { DRAIN_JOB_KEY, DRAIN_TASK } from '../worker/kick-drain.js';
+import { kickDrain } from '../worker/kick-drain.js';
 
 /**
  * Dead-letter replay. A replay re-applies stored events from their raw bodies with today's code: it sets matching
@@ -45,11 +45,6 @@ export async function requeueForReplay(sql: Sql, f: ReplayFilter, p: { afterId: 
        select id from inbox_events where ${filterSql(sql, f)} and id > ${p.afterId}::bigint order by id limit ${p.limit}::int)
     returning id`;
   return rows.map((r) => Number(r.id)).sort((a, b) => a - b);
-}
-
-/** Wakes the drain (same job key as the intake's kicker, so it coalesces with any queued drain). */
-export async function kickDrain(sql: Sql): Promise<void> {
-  await sql`select graphile_worker.add_job(${DRAIN_TASK}, job_key := ${DRAIN_JOB_KEY}, job_key_mode := 'preserve_run_at', max_attempts := 25)`;
 }
 
 /** Current statuses of the given inbox rows (rows pruned since count as `gone`). */

@@ -14,6 +14,11 @@ export interface DrainKicker {
 export const DRAIN_TASK = 'drain';
 export const DRAIN_JOB_KEY = 'drain';
 
+/** Queues a drain now (one statement). Idempotent while one waits: the job key keeps a single queued drain. */
+export async function kickDrain(sql: Sql): Promise<void> {
+  await sql`select graphile_worker.add_job(${DRAIN_TASK}, job_key := ${DRAIN_JOB_KEY}, job_key_mode := 'preserve_run_at', max_attempts := 25)`;
+}
+
 export function createDrainKicker(sql: Sql, debounceMs: number, onError: (err: unknown) => void): DrainKicker {
   let timer: NodeJS.Timeout | undefined;
   let inflight: Promise<void> | undefined;
@@ -21,8 +26,8 @@ export function createDrainKicker(sql: Sql, debounceMs: number, onError: (err: u
 
   const fire = () => {
     timer = undefined;
-    inflight = sql`select graphile_worker.add_job(${DRAIN_TASK}, job_key := ${DRAIN_JOB_KEY}, job_key_mode := 'preserve_run_at', max_attempts := 25)`
-      .then(() => undefined, onError)
+    inflight = kickDrain(sql)
+      .catch(onError)
       .finally(() => {
         inflight = undefined;
       });

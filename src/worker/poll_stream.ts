@@ -1,5 +1,5 @@
 import type { Task } from 'graphile-worker';
-import { kickDrain } from '../ops/replay.js';
+import { kickDrain } from './kick-drain.js';
 import { isPollStream, type PollStream } from '../provider/cursors.js';
 import { ProviderError } from '../provider/errors.js';
 import { pollSourceStream } from '../provider/poll-stream.js';
