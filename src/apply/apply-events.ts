@@ -5,6 +5,8 @@ import { collapseChunk } from './collapse.js';
 import { type InboxRow, normaliseEvent, type Normalised } from './normalise.js';
 import {
   insertTimelineEntries,
+  type PendingStatement,
+  pipeline,
   type Queryable,
   upsertOrders,
   upsertReturns,
@@ -48,17 +50,26 @@ export function prepareEvents(rows: readonly InboxRow[]): PreparedEvents {
 
 /**
  * Applies prepared rows inside the caller's transaction: one statement per table, the attribution lock and catch-up.
- * Seven statements whatever the number of rows (the caller adds begin, claim, mark, commit). Does not mark the rows.
+ * Seven statements whatever the number of rows (the caller adds begin, claim, mark, commit), in two pipelines: the
+ * mark (`first`, the caller's) and the upserts, then the lock and the catch-up, which need the upserts' results.
  * Throws what PostgreSQL throws; the caller decides between retry (transient) and bisection (data).
  */
-export async function applyEvents(sql: Queryable, { normalised, chunk }: PreparedEvents): Promise<AppliedEvents> {
+export async function applyEvents(
+  sql: Queryable,
+  { normalised, chunk }: PreparedEvents,
+  first: PendingStatement,
+): Promise<AppliedEvents> {
   // Table order is fixed (orders → shipments → timeline → returns → transactions) and each statement locks its rows in
-  // key order, so two chunks over the same entities wait for each other but never deadlock.
-  const orders = await upsertOrders(sql, chunk.orders);
-  const shipments = await upsertShipments(sql, chunk.shipments);
-  await insertTimelineEntries(sql, chunk.timeline);
-  const returns = await upsertReturns(sql, chunk.returns);
-  const transactions = await upsertTransactions(sql, chunk.transactions);
+  // key order, so two chunks over the same entities wait for each other but never deadlock. Shipments read the orders
+  // just written (channel → client) and charges read the shipments and returns: the order matters, pipeline keeps it.
+  const [, orders, shipments, , returns, transactions] = await pipeline(
+    first,
+    upsertOrders(sql, chunk.orders),
+    upsertShipments(sql, chunk.shipments),
+    insertTimelineEntries(sql, chunk.timeline),
+    upsertReturns(sql, chunk.returns),
+    upsertTransactions(sql, chunk.transactions),
+  );
 
   const txById = new Map(chunk.transactions.map((t) => [t.transactionId, t]));
   const pending = transactions.filter((t) => t.attribution_status === 'pending').map((t) => txById.get(t.id)!);
@@ -67,12 +78,15 @@ export async function applyEvents(sql: Queryable, { normalised, chunk }: Prepare
     ...returns.filter((r) => r.attributable).map((r) => referenceKey('return', r.id)),
     ...pending.map((t) => referenceKey(t.refKind!, t.refKey!)),
   ];
-  await lockAttributionKeys(sql, keys);
-  const attributed = await attributePendingTransactions(sql, {
-    shipmentIds: chunk.shipments.map((s) => s.id),
-    returnIds: chunk.returns.map((r) => r.id),
-    transactionIds: pending.map((t) => t.transactionId),
-  });
+  // The catch-up is a statement of its own (a fresh snapshot), which PostgreSQL runs once the locks are held.
+  const [, attributed] = await pipeline(
+    lockAttributionKeys(sql, keys),
+    attributePendingTransactions(sql, {
+      shipmentIds: chunk.shipments.map((s) => s.id),
+      returnIds: chunk.returns.map((r) => r.id),
+      transactionIds: pending.map((t) => t.transactionId),
+    }),
+  );
 
   // Poll catches: a written version, strictly newer than the database held, that came by poll and that no webhook
   // of this chunk carried as new.

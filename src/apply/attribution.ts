@@ -20,25 +20,24 @@ const ATTRIBUTION_LOCK_SPACE = 72_026;
 /** Key of a reference: `shipment:123`, `return:456`. */
 export const referenceKey = (kind: string, id: number | string) => `${kind}:${id}`;
 
-/** Takes the advisory locks of `keys` (sorted, deduplicated) until the transaction ends. Returns how many. */
-export async function lockAttributionKeys(sql: Queryable, keys: readonly string[]): Promise<number> {
-  const [row] = await sql<{ n: number }[]>`
+/** Takes the advisory locks of `keys` (sorted, deduplicated) until the transaction ends. Its row: how many. */
+export function lockAttributionKeys(sql: Queryable, keys: readonly string[]) {
+  return sql<{ n: number }[]>`
     select count(pg_advisory_xact_lock(${ATTRIBUTION_LOCK_SPACE}::int, k))::int as n
       from (select distinct hashtext(key) as k from unnest(${keys as string[]}::text[]) as key order by 1) sorted`;
-  return row.n;
 }
 
 /**
  * Attributes the pending charges that reference the given shipments or returns (reference type spelled `Shipment` or
  * `Return`, as the provider does: that is what the partial index serves), or whose ids are given (charges this chunk
  * left pending), wherever the reference now has a client. One statement; rows locked by another drain are skipped
- * (see above). Returns the ids it attributed.
+ * (see above). Its rows: the charges it attributed.
  */
-export async function attributePendingTransactions(
+export function attributePendingTransactions(
   sql: Queryable,
   refs: { shipmentIds: readonly number[]; returnIds: readonly number[]; transactionIds: readonly string[] },
-): Promise<string[]> {
-  const rows = await sql<{ transaction_id: string }[]>`
+) {
+  return sql<{ transaction_id: string }[]>`
     with candidates as (
       select t.transaction_id, lower(t.reference_type) as kind,
              case when t.reference_id ~ '^[0-9]{1,18}$' then t.reference_id::bigint end as ref_key
@@ -60,5 +59,4 @@ export async function attributePendingTransactions(
       from resolved r
      where t.transaction_id = r.transaction_id and r.client_id is not null
     returning t.transaction_id`;
-  return rows.map((r) => r.transaction_id);
 }

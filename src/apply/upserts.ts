@@ -23,6 +23,22 @@ import { isoFromMicros } from './time.js';
  */
 export type Queryable = postgres.Sql | postgres.TransactionSql;
 
+/**
+ * Sends `queries` in the order given and awaits them all: on one connection they are pipelined (PostgreSQL runs them
+ * one after the other, without a round trip between them). postgres.js starts a query at its first `then` or
+ * `execute`, so the order is fixed here rather than left to how the callers' awaits interleave. The first error
+ * rejects (later statements of an aborted transaction fail after it).
+ */
+export function pipeline<const Q extends readonly PendingStatement[]>(...queries: Q): Promise<{ [K in keyof Q]: Awaited<Q[K]> }> {
+  for (const q of queries) q.execute();
+  return Promise.all(queries);
+}
+
+/** A postgres.js query not started yet (what `sql\`…\`` returns). */
+export interface PendingStatement extends PromiseLike<unknown> {
+  execute(): unknown;
+}
+
 const iso = (us: number | null) => (us === null ? null : isoFromMicros(us));
 
 export interface WrittenRow {
@@ -34,7 +50,7 @@ export interface WrittenRow {
  * Orders; the client is the order's channel mapped through channel_clients, else its source's client. `data` is the
  * order as its inbox row carried it (read here from the claimed row), without its shipments (they have their table).
  */
-export async function upsertOrders(sql: Queryable, rows: readonly OrderRow[]): Promise<WrittenRow[]> {
+export function upsertOrders(sql: Queryable, rows: readonly OrderRow[]) {
   const c = <T>(f: (r: OrderRow) => T) => rows.map(f);
   return sql<WrittenRow[]>`
     with x as (
@@ -110,7 +126,7 @@ export interface WrittenShipment extends WrittenRow {
  * A delivery for a shipment not stored yet is dropped here (its timeline entries are still stored); the shipment's own
  * delivery_date sets it when the shipment lands.
  */
-export async function upsertShipments(sql: Queryable, rows: readonly ShipmentInput[]): Promise<WrittenShipment[]> {
+export function upsertShipments(sql: Queryable, rows: readonly ShipmentInput[]) {
   const c = <T>(f: (r: ShipmentInput) => T) => rows.map(f);
   const v = <T>(f: (r: NonNullable<ShipmentInput['version']>) => T) => rows.map((r) => (r.version ? f(r.version) : null));
   return sql<WrittenShipment[]>`
@@ -164,9 +180,9 @@ export async function upsertShipments(sql: Queryable, rows: readonly ShipmentInp
 }
 
 /** Timeline entries are facts keyed by (shipment, log type, timestamp): inserted once, never changed. */
-export async function insertTimelineEntries(sql: Queryable, rows: readonly TimelineRow[]): Promise<number> {
+export function insertTimelineEntries(sql: Queryable, rows: readonly TimelineRow[]) {
   const c = <T>(f: (r: TimelineRow) => T) => rows.map(f);
-  const result = await sql`
+  return sql`
     insert into shipment_timeline (shipment_id, log_type_id, timestamp, log_type_name, log_type_text, metadata)
     select x.shipment_id, x.log_type_id, x.ts, x.log_type_name, x.log_type_text, x.metadata::jsonb
       from unnest(${c((r) => r.shipmentId)}::bigint[], ${c((r) => r.logTypeId)}::int[],
@@ -175,7 +191,6 @@ export async function insertTimelineEntries(sql: Queryable, rows: readonly Timel
            as x(shipment_id, log_type_id, ts, log_type_name, log_type_text, metadata)
      order by 1, 2, 3
     on conflict do nothing`;
-  return result.count;
 }
 
 export interface WrittenReturn extends WrittenRow {
@@ -183,7 +198,7 @@ export interface WrittenReturn extends WrittenRow {
 }
 
 /** Returns; the client is the original shipment's, else the source's. */
-export async function upsertReturns(sql: Queryable, rows: readonly ReturnRow[]): Promise<WrittenReturn[]> {
+export function upsertReturns(sql: Queryable, rows: readonly ReturnRow[]) {
   const c = <T>(f: (r: ReturnRow) => T) => rows.map(f);
   return sql<WrittenReturn[]>`
     with x as (
@@ -225,7 +240,7 @@ export interface WrittenTransaction extends WrittenRow {
  * An unknown shipment or return leaves it `pending` (caught up when that lands: attribution.ts); an unknown inventory
  * item, another reference type or an unreadable id makes it `unattributable`, with the reason.
  */
-export async function upsertTransactions(sql: Queryable, rows: readonly TransactionRow[]): Promise<WrittenTransaction[]> {
+export function upsertTransactions(sql: Queryable, rows: readonly TransactionRow[]) {
   const c = <T>(f: (r: TransactionRow) => T) => rows.map(f);
   return sql<WrittenTransaction[]>`
     with x as (

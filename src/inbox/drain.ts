@@ -87,10 +87,9 @@ async function applyInTransaction(sql: Sql, claim: (tx: Queryable) => Promise<In
     claimed.push(...rows);
     if (rows.length === 0) return emptyResult();
     const prepared = prepareEvents(rows);
-    // Marked before the upserts: from the first upsert on, a concurrent chunk sharing an entity waits for our commit,
-    // so work that locks nothing shared is done before it.
-    await markInboxEvents(tx, prepared.marks);
-    const applied = await applyEvents(tx, prepared);
+    // Marked before the upserts, in their pipeline: from the first upsert on, a concurrent chunk sharing an entity
+    // waits for our commit, so work that locks nothing shared is done before it.
+    const applied = await applyEvents(tx, prepared, markInboxEvents(tx, prepared.marks));
     if (applied.catches.length > 0) await addPollCatches(tx, applied.catches);
     return summarise(rows, prepared.marks, applied);
   });

@@ -21,14 +21,13 @@ export interface PollCatch {
  * by the caller's transaction (claimed). Locks nothing another chunk shares: the drain marks before its upserts, so a
  * concurrent chunk waiting on its entity rows does not also wait for this.
  */
-export async function markInboxEvents(sql: Queryable, marks: readonly InboxMark[]): Promise<number> {
-  const result = await sql`
+export function markInboxEvents(sql: Queryable, marks: readonly InboxMark[]) {
+  return sql`
     update inbox_events e
        set status = x.status, last_error = x.error, attempts = e.attempts + 1, processed_at = now()
       from unnest(${marks.map((m) => m.id)}::bigint[], ${marks.map((m) => m.status)}::text[],
                   ${marks.map((m) => m.error)}::text[]) as x(id, status, error)
      where e.id = x.id`;
-  return result.count;
 }
 
 /**

@@ -37,9 +37,25 @@ function mixedEvents(n: number, offset = 0): InboxEventInput[] {
   return events;
 }
 
-t.test('a chunk sends the same number of statements for 10 events as for 500, at most 12', async (t) => {
+/** What a statement does, from its text: `insert orders`, `update inbox_events`, `lock`, `begin`. */
+function statementLabel(text: string): string {
+  const q = text.replace(/\s+/g, ' ').trim().toLowerCase();
+  if (/^(begin|commit|rollback)/.test(q)) return q.split(' ')[0];
+  if (q.includes('pg_advisory_xact_lock')) return 'lock';
+  if (q.includes('skip locked') && q.startsWith('select')) return 'claim';
+  const write = q.match(/\b(insert into|update) (?!of )(\w+)/);
+  return write ? `${write[1].split(' ')[0]} ${write[2]}` : q.slice(0, 40);
+}
+
+t.test('a chunk sends the same number of statements for 10 events as for 500, at most 12, in table order', async (t) => {
   let statements = 0;
-  const { sql } = await freshDatabase(t, { onQuery: () => statements++ });
+  let sent: string[] = [];
+  const { sql } = await freshDatabase(t, {
+    onQuery: (q) => {
+      statements++;
+      sent.push(statementLabel(q));
+    },
+  });
   await insertSources(sql, 1);
   const counts: number[] = [];
   for (const [n, offset] of [
@@ -48,9 +64,25 @@ t.test('a chunk sends the same number of statements for 10 events as for 500, at
   ]) {
     await insertInbox(sql, mixedEvents(n, offset));
     statements = 0;
+    sent = [];
     const r = await drainChunk(sql, 500);
     t.equal(r.processed, n, `${n} events processed`);
     counts.push(statements);
+    // Pipelined statements still reach PostgreSQL in this order: lock order (no deadlock between chunks), and each
+    // statement reads what the previous ones wrote (a shipment's client through its order's channel, and so on).
+    t.same(sent, [
+      'begin',
+      'claim',
+      'update inbox_events',
+      'insert orders',
+      'insert shipments',
+      'insert shipment_timeline',
+      'insert returns',
+      'insert transactions',
+      'lock',
+      'update transactions',
+      'commit',
+    ], `${n} events: statements in order`);
   }
   t.equal(counts[0], counts[1], `10 events: ${counts[0]} statements, 500 events: ${counts[1]}`);
   t.ok(counts[1] <= 12, `${counts[1]} statements per chunk, begin and commit included`);
