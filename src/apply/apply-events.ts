@@ -1,5 +1,5 @@
 import { PollTopics } from '../provider/shapes.js';
-import type { InboxMark, PollCatch } from '../inbox/mark.js';
+import { addPollCatches, type InboxMark, type PollCatch } from '../inbox/mark.js';
 import { attributePendingTransactions, lockAttributionKeys, referenceKey } from './attribution.js';
 import { collapseChunk } from './collapse.js';
 import { type InboxRow, normaliseEvent, type Normalised } from './normalise.js';
@@ -49,9 +49,10 @@ export function prepareEvents(rows: readonly InboxRow[]): PreparedEvents {
 }
 
 /**
- * Applies prepared rows inside the caller's transaction: one statement per table, the attribution lock and catch-up.
- * Seven statements whatever the number of rows (the caller adds begin, claim, mark, commit), in two pipelines: the
- * mark (`first`, the caller's) and the upserts, then the lock and the catch-up, which need the upserts' results.
+ * Applies prepared rows inside the caller's transaction: one statement per table, the attribution lock and catch-up,
+ * and the poll catches if any. Seven or eight statements whatever the number of rows (the caller adds begin, claim,
+ * mark, commit), in two pipelines: the mark (`first`, the caller's) and the upserts, then the lock, the catch-up and
+ * the catches, which need the upserts' results.
  * Throws what PostgreSQL throws; the caller decides between retry (transient) and bisection (data).
  */
 export async function applyEvents(
@@ -78,16 +79,6 @@ export async function applyEvents(
     ...returns.filter((r) => r.attributable).map((r) => referenceKey('return', r.id)),
     ...pending.map((t) => referenceKey(t.refKind!, t.refKey!)),
   ];
-  // The catch-up is a statement of its own (a fresh snapshot), which PostgreSQL runs once the locks are held.
-  const [, attributed] = await pipeline(
-    lockAttributionKeys(sql, keys),
-    attributePendingTransactions(sql, {
-      shipmentIds: chunk.shipments.map((s) => s.id),
-      returnIds: chunk.returns.map((r) => r.id),
-      transactionIds: pending.map((t) => t.transactionId),
-    }),
-  );
-
   // Poll catches: a written version, strictly newer than the database held, that came by poll and that no webhook
   // of this chunk carried as new.
   const caught = new Set<number>();
@@ -115,5 +106,18 @@ export async function applyEvents(
     c.count++;
     byKey.set(k, c);
   }
-  return { catches: [...byKey.values()], attributed: attributed.length };
+  const catches = [...byKey.values()];
+  // The catch-up is a statement of its own (a fresh snapshot), which PostgreSQL runs once the locks are held; the
+  // poll catches, when there are any, go in the same pipeline.
+  const [, attributed] = await pipeline(
+    lockAttributionKeys(sql, keys),
+    attributePendingTransactions(sql, {
+      shipmentIds: chunk.shipments.map((s) => s.id),
+      returnIds: chunk.returns.map((r) => r.id),
+      transactionIds: pending.map((t) => t.transactionId),
+    }),
+    ...(catches.length > 0 ? [addPollCatches(sql, catches)] : []),
+  );
+
+  return { catches, attributed: attributed.length };
 }

@@ -3,7 +3,7 @@ import type { InboxRow } from '../apply/normalise.js';
 import type { Queryable } from '../apply/upserts.js';
 import type { Sql } from '../db/client.js';
 import { claimInboxChunk, claimInboxEventsById } from './claim.js';
-import { addPollCatches, type InboxMark, markInboxEvents } from './mark.js';
+import { type InboxMark, markInboxEvents } from './mark.js';
 
 /**
  * The drain: claim a chunk of pending inbox rows, apply them, mark them, in one transaction per chunk.
@@ -90,7 +90,6 @@ async function applyInTransaction(sql: Sql, claim: (tx: Queryable) => Promise<In
     // Marked before the upserts, in their pipeline: from the first upsert on, a concurrent chunk sharing an entity
     // waits for our commit, so work that locks nothing shared is done before it.
     const applied = await applyEvents(tx, prepared, markInboxEvents(tx, prepared.marks));
-    if (applied.catches.length > 0) await addPollCatches(tx, applied.catches);
     return summarise(rows, prepared.marks, applied);
   });
 }

@@ -34,11 +34,11 @@ export function markInboxEvents(sql: Queryable, marks: readonly InboxMark[]) {
  * Adds poll catches to `poll_cursors.catches` (creating the cursor row if missing; a source that does not exist is
  * skipped), in one statement. Cursor rows are locked in key order.
  */
-export async function addPollCatches(sql: Queryable, catches: readonly PollCatch[]): Promise<void> {
+export function addPollCatches(sql: Queryable, catches: readonly PollCatch[]) {
   const sorted = [...catches].sort((a, b) =>
     a.sourceId === b.sourceId ? (a.stream < b.stream ? -1 : 1) : a.sourceId < b.sourceId ? -1 : 1,
   );
-  await sql`
+  return sql`
     insert into poll_cursors as pc (source_id, stream, catches)
     select x.source_id, x.stream, x.n
       from unnest(${sorted.map((c) => c.sourceId)}::text[], ${sorted.map((c) => c.stream)}::text[],
