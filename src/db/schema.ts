@@ -100,7 +100,11 @@ export const inboxEvents = pgTable(
     index('inbox_events_pending_idx')
       .on(t.id)
       .where(sql`status = 'pending'`),
-    index('inbox_events_status_received_idx').on(t.status, t.receivedAt),
+    // Dead and ignored rows only (replay, status, retention): the mark's update is not HOT (status is in the pending
+    // index's predicate), so each index on every row costs an entry per mark; processed rows are pruned by id order.
+    index('inbox_events_finished_idx')
+      .on(t.status, t.receivedAt)
+      .where(sql`status in ('dead', 'ignored')`),
   ],
 );
 

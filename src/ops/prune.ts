@@ -5,8 +5,9 @@ import { DAY } from '../config.js';
  * Retention. Processed inbox rows go after `processedDays`, dead and ignored ones after `deadDays` (kept longer: they
  * are what replay works on), quarantine rows after `processedDays`. Pending rows are never pruned.
  *
- * Each batch is one autocommit DELETE of at most `batchSize` ids picked through the (status, received_at) index, so no
- * lock is held for long and the drain and the intake keep running. Work stops early when `shouldStop()` says so (a
+ * Each batch is one autocommit DELETE of at most `batchSize` ids, so no lock is held for long and the drain and the
+ * intake keep running. Processed rows are found in id order (ids grow with received_at), dead and ignored ones through
+ * their partial (status, received_at) index. Work stops early when `shouldStop()` says so (a
  * time budget, a shutdown): the next run continues.
  */
 export interface PruneResult {
@@ -53,12 +54,23 @@ export async function pruneInbox(
 
 /** Deletes at most `limit` inbox rows of the given statuses received before `before`. Returns how many. */
 export async function deleteInboxBatch(sql: Sql, statuses: string[], before: Date, limit: number): Promise<number> {
-  const rows = await sql`
-    delete from inbox_events where id in (
-      select id from inbox_events
-       where status = any(${statuses}::text[]) and received_at < ${before.toISOString()}::timestamptz
-       limit ${limit}::int)
-    returning 1`;
+  const cutoff = before.toISOString();
+  // Two plans: the oldest processed rows come first in id order; dead and ignored rows have an index of their own.
+  const rows = statuses.every((s) => s === 'dead' || s === 'ignored')
+    ? await sql`
+        delete from inbox_events where id in (
+          select id from inbox_events
+           where status in ('dead', 'ignored') and status = any(${statuses}::text[]) and received_at < ${cutoff}::timestamptz
+           order by status, received_at
+           limit ${limit}::int)
+        returning 1`
+    : await sql`
+        delete from inbox_events where id in (
+          select id from inbox_events
+           where status = any(${statuses}::text[]) and status <> 'pending' and received_at < ${cutoff}::timestamptz
+           order by id
+           limit ${limit}::int)
+        returning 1`;
   return rows.length;
 }
 
