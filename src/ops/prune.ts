@@ -7,8 +7,8 @@ import { DAY } from '../config.js';
  *
  * Each batch is one autocommit DELETE of at most `batchSize` ids, so no lock is held for long and the drain and the
  * intake keep running. Processed rows are found in id order (ids grow with received_at), dead and ignored ones through
- * their partial (status, received_at) index. Work stops early when `shouldStop()` says so (a
- * time budget, a shutdown): the next run continues.
+ * their partial (status, received_at) index. Work stops early when `shouldStop()` says so (a time budget, a
+ * shutdown): the next run continues.
  */
 export interface PruneResult {
   processed: number;
