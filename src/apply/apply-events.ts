@@ -8,9 +8,8 @@ import {
   type PendingStatement,
   pipeline,
   type Queryable,
-  upsertOrders,
+  upsertOrdersAndShipments,
   upsertReturns,
-  upsertShipments,
   upsertTransactions,
 } from './upserts.js';
 
@@ -50,7 +49,7 @@ export function prepareEvents(rows: readonly InboxRow[]): PreparedEvents {
 
 /**
  * Applies prepared rows inside the caller's transaction: one statement per table, the attribution lock and catch-up,
- * and the poll catches if any. Seven or eight statements whatever the number of rows (the caller adds begin, claim,
+ * and the poll catches if any. Six or seven statements whatever the number of rows (the caller adds begin, claim,
  * mark, commit), in two pipelines: the mark (`first`, the caller's) and the upserts, then the lock, the catch-up and
  * the catches, which need the upserts' results.
  * Throws what PostgreSQL throws; the caller decides between retry (transient) and bisection (data).
@@ -61,16 +60,17 @@ export async function applyEvents(
   first: PendingStatement,
 ): Promise<AppliedEvents> {
   // Table order is fixed (orders → shipments → timeline → returns → transactions) and each statement locks its rows in
-  // key order, so two chunks over the same entities wait for each other but never deadlock. Shipments read the orders
-  // just written (channel → client) and charges read the shipments and returns: the order matters, pipeline keeps it.
-  const [, orders, shipments, , returns, transactions] = await pipeline(
+  // key order, so two chunks over the same entities wait for each other but never deadlock. Charges read the shipments
+  // and returns just written: the order matters, pipeline keeps it.
+  const [, ordersAndShipments, , returns, transactions] = await pipeline(
     first,
-    upsertOrders(sql, chunk.orders),
-    upsertShipments(sql, chunk.shipments),
+    upsertOrdersAndShipments(sql, chunk.orders, chunk.shipments),
     insertTimelineEntries(sql, chunk.timeline),
     upsertReturns(sql, chunk.returns),
     upsertTransactions(sql, chunk.transactions),
   );
+  const orders = ordersAndShipments.filter((w) => w.kind === 'order');
+  const shipments = ordersAndShipments.filter((w) => w.kind === 'shipment');
 
   const txById = new Map(chunk.transactions.map((t) => [t.transactionId, t]));
   const pending = transactions.filter((t) => t.attribution_status === 'pending').map((t) => txById.get(t.id)!);

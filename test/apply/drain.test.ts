@@ -67,8 +67,7 @@ t.test('a chunk sends the same number of statements for 10 events as for 500, at
       'begin',
       'claim',
       'update inbox_events',
-      'insert orders',
-      'insert shipments',
+      'insert orders', // and shipments, in the same statement
       'insert shipment_timeline',
       'insert returns',
       'insert transactions',
@@ -189,6 +188,54 @@ t.test('unknown topics are ignored (kept, counted) and no topic at all too', asy
       { status: 'ignored', last_error: 'unknown topic order.created' },
       { status: 'ignored', last_error: 'unknown topic inventory.updated' },
       { status: 'processed', last_error: null },
+    ],
+  );
+});
+
+t.test("a shipment's client comes from its order's channel: the enclosing order, this chunk's order, the stored order, else the source", async (t) => {
+  const { sql } = await freshDatabase(t);
+  await insertSources(sql, 1);
+  await sql`insert into channel_clients (source_id, channel_id, client_id) values ('src-1', 42, 'client-mapped')`;
+  const order = (id: number, s: number, channel: number, shipmentIds: number[]) => ({
+    id,
+    status: 'Processing',
+    last_update_at: at(s),
+    event_time: at(s),
+    channel: { id: channel, name: `channel ${channel}` },
+    shipments: shipmentIds.map((k) => shipmentBody(k, s, { order_id: id })),
+  });
+  // Chunk 1 stores order 7001 (channel 42) with shipment 1; order 7002 is on an unmapped channel.
+  await insertInbox(sql, [
+    { topic: 'order.shipped', body: order(7001, 1, 42, [1]) },
+    { topic: 'order.shipped', body: order(7002, 1, 9, [2]) },
+  ]);
+  await drainChunk(sql, 500);
+  // Chunk 2: shipment events without a channel. 3 belongs to the stored order 7001; 4 to order 7003, which arrives in
+  // this same chunk (after it) on channel 42; 5 to order 7004, stored on channel 9 and moved to channel 42 by a newer
+  // version in this chunk; 6 to an order nobody has seen.
+  await insertInbox(sql, [
+    { topic: 'order.shipment.tracking.updated', body: shipmentBody(3, 2, { order_id: 7001 }) },
+    { topic: 'order.shipment.tracking.updated', body: shipmentBody(4, 2, { order_id: 7003 }) },
+    { topic: 'order.shipment.tracking.updated', body: shipmentBody(6, 2, { order_id: 7999 }) },
+    { topic: 'order.shipped', body: order(7003, 2, 42, []) },
+  ]);
+  await insertInbox(sql, [{ topic: 'order.shipped', body: order(7004, 1, 9, []) }]);
+  await drainChunk(sql, 500);
+  await insertInbox(sql, [
+    { topic: 'order.shipment.tracking.updated', body: shipmentBody(5, 3, { order_id: 7004 }) },
+    { topic: 'order.shipped', body: order(7004, 3, 42, []) },
+  ]);
+  await drainChunk(sql, 500);
+  const rows = await sql<{ id: string; client_id: string }[]>`select id::text, client_id from shipments order by id`;
+  t.same(
+    rows.map((r) => [Number(r.id), r.client_id]),
+    [
+      [1, 'client-mapped'], // inside its order, channel 42
+      [2, 'client-1'], // inside its order, channel 9 is not mapped: the source's client
+      [3, 'client-mapped'], // the stored order's channel
+      [4, 'client-mapped'], // this chunk's order, new
+      [5, 'client-mapped'], // this chunk's order, newer than the stored one
+      [6, 'client-1'], // order unknown: the source's client
     ],
   );
 });
