@@ -13,9 +13,9 @@ import { loadConfig } from '../src/config.js';
 import { createDb, type Sql } from '../src/db/client.js';
 import { throwawayDatabase } from '../src/db/embedded.js';
 import { runMigrations } from '../src/db/migrate.js';
-import { createWorld } from '../src/provider/simulator/index.js';
+import { createWorld } from '../test/harness/simulator/index.js';
 import { workerConnectionBound } from '../src/worker/runner.js';
-import { buildTaskList } from '../src/worker/tasks.js';
+import { buildTaskList } from '../src/worker/task-list.js';
 
 /** `--events N` for a quick run while iterating; the judged figure is the default. */
 const eventsArg = process.argv.indexOf('--events');

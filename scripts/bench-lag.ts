@@ -14,12 +14,12 @@ import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startChaosDatabase } from '../src/chaos/database.js';
-import { type PacedWebhook, quantile, sendPaced } from '../src/chaos/paced-sender.js';
-import { startWharfService } from '../src/chaos/service.js';
+import { startChaosDatabase } from '../test/harness/chaos/database.js';
+import { type PacedWebhook, quantile, sendPaced } from '../test/harness/chaos/paced-sender.js';
+import { startWharfService } from '../test/harness/chaos/service.js';
 import { createDb } from '../src/db/client.js';
 import { insertSource } from '../src/intake/sources.js';
-import { createWorld } from '../src/provider/simulator/index.js';
+import { createWorld } from '../test/harness/simulator/index.js';
 
 const { values: o } = parseArgs({ options: { rate: { type: 'string' }, seconds: { type: 'string' } } });
 const RATE = Number(o.rate ?? 500);

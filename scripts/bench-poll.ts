@@ -17,11 +17,11 @@ import { throwawayDatabase } from '../src/db/embedded.js';
 import { runMigrations } from '../src/db/migrate.js';
 import { insertSource } from '../src/intake/sources.js';
 import { createProviderClient } from '../src/provider/client.js';
-import { type PollSettings, pollSettings } from '../src/provider/poll-context.js';
-import { runPollStream } from '../src/provider/poll-stream.js';
+import { type PollSettings, pollSettings } from '../src/poll/context.js';
+import { runPollStream } from '../src/poll/run-stream.js';
 import { budgetShape, createRateBudget, maxCallsInWindow } from '../src/provider/rate-budget.js';
 import { API_VERSION } from '../src/provider/shapes.js';
-import { startSimulator } from '../src/provider/simulator/index.js';
+import { startSimulator } from '../test/harness/simulator/index.js';
 import { loadConfig, HOUR, MINUTE } from '../src/config.js';
 
 const REAL_BUDGET = 120;

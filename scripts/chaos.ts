@@ -4,7 +4,7 @@
  * DATABASE_URL set: a fresh database on that server, whose connections are cut instead of a server restart.
  */
 import { parseArgs } from 'node:util';
-import { CHAOS_DEFAULTS, runChaos } from '../src/chaos/run-chaos.js';
+import { CHAOS_DEFAULTS, runChaos } from '../test/harness/chaos/run-chaos.js';
 
 const { values: o } = parseArgs({
   options: {

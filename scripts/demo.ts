@@ -4,7 +4,7 @@
  * {"demo":"done","received","applied","poll_catches","dead","matches_world"}.
  */
 import { parseArgs } from 'node:util';
-import { runDemo } from '../src/ops/demo.js';
+import { runDemo } from '../test/harness/demo.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '40' } } });
 const seconds = Number(values.seconds);

@@ -7,7 +7,7 @@
  * the provider's habits (drops, duplicates, reordering, retries). --rate-limit 0 turns the rate limit off.
  */
 import { parseArgs } from 'node:util';
-import { createWebhookSender, PROVIDER_HABITS, startSimulator } from '../src/provider/simulator/index.js';
+import { createWebhookSender, PROVIDER_HABITS, startSimulator } from '../test/harness/simulator/index.js';
 
 const { values } = parseArgs({
   options: {

@@ -6,7 +6,7 @@ import { WharfError } from './errors.js';
 import { createIntake, intakeRoutes } from './intake/route.js';
 import { registry } from './metrics.js';
 import { renderMetrics } from './ops/metrics-gauges.js';
-import { createDrainKicker } from './worker/kick-drain.js';
+import { createDrainKicker } from './drain/kick-drain.js';
 
 export interface AppDeps {
   config: Config;

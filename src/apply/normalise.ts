@@ -1,5 +1,5 @@
 import { PollTopics } from '../provider/shapes.js';
-import { firstMicros, isoFromMicros, optionalIso, parseMicros } from './time.js';
+import { firstMicros, isoFromMicros, optionalIso, parseMicros } from '../time.js';
 
 /**
  * One inbox event → the rows it asserts, by topic (../shared/PROVIDER.md). Pure: no database, no clock.

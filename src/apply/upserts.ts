@@ -1,7 +1,7 @@
 import type postgres from 'postgres';
 import type { ShipmentInput } from './collapse.js';
 import type { OrderRow, ReturnRow, TimelineRow, TransactionRow } from './normalise.js';
-import { isoFromMicros } from './time.js';
+import { isoFromMicros } from '../time.js';
 
 /**
  * One statement per table for a whole chunk (orders and shipments share one): `INSERT … SELECT FROM unnest(…) ORDER BY

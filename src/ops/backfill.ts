@@ -1,8 +1,8 @@
 import type { Sql } from '../db/client.js';
 import { toDate } from './dates.js';
 
-import type { PollStream } from '../provider/cursors.js';
-import { pollJobName } from '../worker/poll_schedule.js';
+import type { PollStream } from '../poll/cursors.js';
+import { pollJobName } from '../worker/tasks/poll_schedule.js';
 
 /** The poller's task (src/worker/poll_stream.ts; payload { sourceId, stream }). */
 export const POLL_TASK = 'poll_stream';

@@ -5,12 +5,12 @@ import { runMigrations } from '../db/migrate.js';
 import { resolveDatabase } from '../db/resolve.js';
 import { UsageError } from '../errors.js';
 import { insertSource, listSources, rotateSourceSecret, setSourceEnabled } from '../intake/sources.js';
-import type { PollStream } from '../provider/cursors.js';
+import type { PollStream } from '../poll/cursors.js';
 import { BACKFILL_STREAMS, scheduleBackfill } from './backfill.js';
 import { formatAge, mask, parseDuration, parseSince, progressBar, table } from './format.js';
-import { pruneInbox } from './prune.js';
+import { pruneInbox } from '../inbox/prune.js';
 import { countReplayable, type ReplayFilter, replay } from './replay.js';
-import { findStaleLocks, releaseStaleLocks } from './stale-locks.js';
+import { findStaleLocks, releaseStaleLocks } from '../worker/stale-locks.js';
 import { readStatus } from './status.js';
 
 /**

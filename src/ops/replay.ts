@@ -1,5 +1,5 @@
 import type { Sql } from '../db/client.js';
-import { kickDrain } from '../worker/kick-drain.js';
+import { kickDrain } from '../drain/kick-drain.js';
 
 /**
  * Dead-letter replay. A replay re-applies stored events from their raw bodies with today's code: it sets matching

@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { createDb } from '../db/client.js';
 import { crontab } from './crontab.js';
 import { startHeartbeat } from './heartbeat.js';
-import { buildTaskList } from './tasks.js';
+import { buildTaskList } from './task-list.js';
 
 export interface WorkerHandle {
   runner: Runner;

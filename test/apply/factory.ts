@@ -1,5 +1,5 @@
 import type { Sql } from '../../src/db/client.js';
-import type { ChangeEvent } from '../../src/provider/simulator/index.js';
+import type { ChangeEvent } from '../harness/simulator/index.js';
 
 /** Inbox rows for drain tests, inserted in the given order (ids follow it), like the intake stores them. */
 export interface InboxEventInput {

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { type InboxRow, normaliseEvent } from '../../src/apply/normalise.js';
-import { drainChunk } from '../../src/inbox/drain.js';
-import { createWorld } from '../../src/provider/simulator/index.js';
+import { drainChunk } from '../../src/drain/drain-inbox.js';
+import { createWorld } from '../harness/simulator/index.js';
 import { freshDatabase } from '../helper.js';
 import { fromChange, insertInbox, insertSources } from './factory.js';
 

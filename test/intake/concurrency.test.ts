@@ -1,7 +1,7 @@
 import { Agent, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { createWebhookSender, createWorld, PROVIDER_HABITS } from '../../src/provider/simulator/index.js';
+import { createWebhookSender, createWorld, PROVIDER_HABITS } from '../harness/simulator/index.js';
 import { addSource, type Delivery, delivery, intakeApp } from './factory.js';
 
 // Real sockets: a listening intake under concurrent load, and the provider simulator delivering to it.

@@ -3,7 +3,7 @@ import t from 'tap';
 import { insertInboxEvents } from '../../src/inbox/insert-events.js';
 import { insertSource } from '../../src/intake/sources.js';
 import { countReplayable } from '../../src/ops/replay.js';
-import { createWorld } from '../../src/provider/simulator/index.js';
+import { createWorld } from '../harness/simulator/index.js';
 import { startWorker } from '../../src/worker/runner.js';
 import { freshDatabase, testConfig } from '../helper.js';
 import { runOpsCli } from './run-ops.js';

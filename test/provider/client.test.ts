@@ -9,7 +9,7 @@ import {
 } from '../../src/provider/errors.js';
 import { createRateBudget } from '../../src/provider/rate-budget.js';
 import { API_VERSION } from '../../src/provider/shapes.js';
-import { startSimulator } from '../../src/provider/simulator/index.js';
+import { startSimulator } from '../harness/simulator/index.js';
 import { freshDatabase } from '../helper.js';
 
 // The provider client against the simulator over real HTTP, spending from a real budget in PostgreSQL.

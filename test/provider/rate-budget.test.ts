@@ -10,7 +10,7 @@ import {
   rateBudgetKey,
   takeRateToken,
 } from '../../src/provider/rate-budget.js';
-import { startSimulator } from '../../src/provider/simulator/index.js';
+import { startSimulator } from '../harness/simulator/index.js';
 import { freshDatabase } from '../helper.js';
 
 // The shared rate budget, on a real PostgreSQL; the last test spends it against the simulator over HTTP.

@@ -1,0 +1,194 @@
+import { type AppliedEvents, applyEvents, prepareEvents } from './apply-chunk.js';
+import type { InboxRow } from '../apply/normalise.js';
+import type { Queryable } from '../apply/upserts.js';
+import type { Sql } from '../db/client.js';
+import { claimInboxChunk, claimInboxEventsById } from '../inbox/claim.js';
+import { type InboxMark, markInboxEvents } from '../inbox/mark.js';
+
+/**
+ * The drain: claim a chunk of pending inbox rows, apply them, mark them, in one transaction per chunk.
+ * See docs/drain.md for the failure modes; in short:
+ * - an event that cannot be interpreted is marked dead by normalise and the rest of its chunk lands;
+ * - a batch statement that PostgreSQL rejects for its data (SQLSTATE class 22, 23 or 54) rolls the chunk back and the
+ *   chunk is bisected: halves retried in their own transactions, down to single events, which are marked dead;
+ * - any other error (connection lost, serialization failure, deadlock, a bug) rolls back and is thrown: nothing is
+ *   marked, the rows stay pending, the job retries.
+ */
+
+export interface ChunkResult {
+  /** Rows claimed (fewer than asked: the inbox had no more claimable rows). */
+  claimed: number;
+  processed: number;
+  dead: number;
+  ignored: number;
+  /** Pending charges attributed through a shipment or return of the chunk. */
+  attributed: number;
+  /** Poll catches by stream (orders, transactions, timelines). */
+  pollCatches: Record<string, number>;
+  /** Per topic (null topic: ''), for metrics. */
+  byTopic: Record<string, { processed: number; dead: number; ignored: number }>;
+  /** Transactions it took: 1 unless a batch failure was bisected. */
+  transactions: number;
+}
+
+const emptyResult = (): ChunkResult => ({
+  claimed: 0,
+  processed: 0,
+  dead: 0,
+  ignored: 0,
+  attributed: 0,
+  pollCatches: {},
+  byTopic: {},
+  transactions: 0,
+});
+
+function add(into: ChunkResult, from: ChunkResult): ChunkResult {
+  into.claimed += from.claimed;
+  into.processed += from.processed;
+  into.dead += from.dead;
+  into.ignored += from.ignored;
+  into.attributed += from.attributed;
+  into.transactions += from.transactions;
+  for (const [k, n] of Object.entries(from.pollCatches)) into.pollCatches[k] = (into.pollCatches[k] ?? 0) + n;
+  for (const [k, t] of Object.entries(from.byTopic)) {
+    const mine = (into.byTopic[k] ??= { processed: 0, dead: 0, ignored: 0 });
+    mine.processed += t.processed;
+    mine.dead += t.dead;
+    mine.ignored += t.ignored;
+  }
+  return into;
+}
+
+function summarise(rows: readonly InboxRow[], marks: readonly InboxMark[], applied?: AppliedEvents): ChunkResult {
+  const r = emptyResult();
+  r.claimed = rows.length;
+  r.transactions = 1;
+  r.attributed = applied?.attributed ?? 0;
+  const topics = new Map(rows.map((row) => [row.id, row.topic ?? '']));
+  for (const m of marks) {
+    r[m.status]++;
+    const t = (r.byTopic[topics.get(m.id) ?? ''] ??= { processed: 0, dead: 0, ignored: 0 });
+    t[m.status]++;
+  }
+  for (const c of applied?.catches ?? []) r.pollCatches[c.stream] = (r.pollCatches[c.stream] ?? 0) + c.count;
+  return r;
+}
+
+/** PostgreSQL rejected the data (not the connection, not a conflict between drains): bisect to find the culprit. */
+export function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' && /^(22|23|54)[0-9A-Z]{3}$/.test(code);
+}
+
+/** One transaction: claim (by `claim`), apply, mark. Throws whatever fails; nothing is marked then. */
+async function applyInTransaction(sql: Sql, claim: (tx: Queryable) => Promise<InboxRow[]>, claimed: InboxRow[]) {
+  return sql.begin(async (tx) => {
+    const rows = await claim(tx);
+    claimed.push(...rows);
+    if (rows.length === 0) return emptyResult();
+    const prepared = prepareEvents(rows);
+    // Marked before the upserts, in their pipeline: from the first upsert on, a concurrent chunk sharing an entity
+    // waits for our commit, so work that locks nothing shared is done before it.
+    const applied = await applyEvents(tx, prepared, markInboxEvents(tx, prepared.marks));
+    return summarise(rows, prepared.marks, applied);
+  });
+}
+
+/**
+ * Drains one chunk of up to `size` pending events (oldest first). Safe to run from several processes at once.
+ * Resolves with what it did; rejects on a transient error (nothing marked: retry later).
+ */
+export async function drainChunk(sql: Sql, size: number): Promise<ChunkResult> {
+  const claimed: InboxRow[] = [];
+  try {
+    return await applyInTransaction(sql, (tx) => claimInboxChunk(tx, size), claimed);
+  } catch (err) {
+    if (!isDataError(err) || claimed.length === 0) throw err;
+    const result = await bisect(
+      sql,
+      claimed.map((r) => r.id),
+      err,
+    );
+    result.transactions++; // the failed one
+    return result;
+  }
+}
+
+/** Applies `ids` in two halves, each in its own transaction, recursing into a half that fails; a single event that
+ * fails is marked dead with PostgreSQL's message. Rows another drain took meanwhile are simply not claimed here. */
+async function bisect(sql: Sql, ids: readonly number[], cause: unknown): Promise<ChunkResult> {
+  if (ids.length === 0) return emptyResult();
+  if (ids.length === 1) {
+    const result = emptyResult();
+    const reason = `apply failed: ${(cause as Error).message ?? String(cause)}`.slice(0, 1000);
+    await sql.begin(async (tx) => {
+      const rows = await claimInboxEventsById(tx, ids);
+      if (rows.length === 0) return;
+      const marks: InboxMark[] = [{ id: rows[0].id, status: 'dead', error: reason }];
+      await markInboxEvents(tx, marks);
+      add(result, summarise(rows, marks));
+    });
+    return result;
+  }
+  const half = Math.ceil(ids.length / 2);
+  const result = emptyResult();
+  for (const part of [ids.slice(0, half), ids.slice(half)]) {
+    const claimed: InboxRow[] = [];
+    try {
+      add(result, await applyInTransaction(sql, (tx) => claimInboxEventsById(tx, part), claimed));
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      result.transactions++;
+      add(result, await bisect(sql, claimed.map((r) => r.id), err));
+    }
+  }
+  return result;
+}
+
+export interface DrainResult extends ChunkResult {
+  chunks: number;
+  /** False when the time budget ran out with events possibly left: the caller re-queues the drain. */
+  emptied: boolean;
+}
+
+/**
+ * Drains chunk after chunk until a chunk comes back short (the inbox held no more claimable rows) or `budgetMs` is
+ * spent. `concurrency` loops (default 1) run at once, each chunk its own transaction on its own connection (the pool
+ * must have that many): one loop's JavaScript overlaps another's SQL. They take disjoint chunks (SKIP LOCKED) and lock
+ * shared rows in the same order, so they never deadlock. When one loop fails, the others stop after their current
+ * chunk and the first error is thrown. `onChunk` sees each chunk's result (metrics).
+ */
+export async function drainInbox(
+  sql: Sql,
+  opts: { chunkSize: number; budgetMs: number; concurrency?: number; onChunk?: (r: ChunkResult, ms: number) => void },
+): Promise<DrainResult> {
+  const deadline = performance.now() + opts.budgetMs;
+  const total: DrainResult = { ...emptyResult(), chunks: 0, emptied: false };
+  let failed = false;
+  let emptiedLoops = 0;
+  const loop = async () => {
+    try {
+      while (!failed) {
+        const started = performance.now();
+        const r = await drainChunk(sql, opts.chunkSize);
+        opts.onChunk?.(r, performance.now() - started);
+        add(total, r);
+        total.chunks++;
+        if (r.claimed < opts.chunkSize) {
+          emptiedLoops++;
+          return;
+        }
+        if (performance.now() >= deadline) return;
+      }
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  };
+  const loops = Math.max(1, opts.concurrency ?? 1);
+  const settled = await Promise.allSettled(Array.from({ length: loops }, loop));
+  const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (rejected) throw rejected.reason;
+  total.emptied = emptiedLoops === loops;
+  return total;
+}

@@ -1,0 +1,418 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { API_VERSION, type Order, type Transaction, type TransactionQuery } from '../../../src/provider/shapes.js';
+import { createRandom } from './random.js';
+import { createRateLimiter, type RateLimitOptions } from './rate-limit.js';
+import { type Client, createWorld, type World, type WorldOptions } from './world.js';
+
+/**
+ * The provider's REST API over a World, on loopback: orders (offset pages, paging in headers), shipments and their
+ * timelines, returns, billing transactions (cursor pages), webhook subscriptions, the rate limit, and injectable
+ * faults. `GET /_sim/truth` (no auth) serves world.truth().
+ */
+
+export const API_VERSIONS = ['2025-07', '2026-01', '2026-07'] as const;
+export const DEFAULT_RATE_LIMIT: RateLimitOptions = { limit: 150, windowMs: 60_000 };
+const ORDER_LIMIT = { default: 50, max: 250 };
+const TRANSACTION_PAGE_SIZE = { default: 100, max: 1000 };
+const DEFAULT_TRANSACTION_WINDOW_MS = 7 * 24 * 60 * 60_000;
+const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface Faults {
+  /** Share of authenticated requests answered 429 (x-retry-after: 1) regardless of the rate limit. */
+  rate429?: number;
+  /** Share of authenticated requests answered 500. */
+  rate500?: number;
+}
+
+export interface SimulatorOptions {
+  /** Serve this world; otherwise one is created from worldOptions. */
+  world?: World;
+  worldOptions?: WorldOptions;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0: a free port. */
+  port?: number;
+  /** Per token; default 150 per 60 s; false disables it (and the x-remaining-calls header). */
+  rateLimit?: RateLimitOptions | false;
+  faults?: Faults;
+  /** Seeds the fault draws. Default 1. */
+  seed?: number;
+}
+
+export interface SimulatorStats {
+  total: number;
+  /** Keyed by route, e.g. `GET /order`, `POST /transactions:query`; `unknown` for anything unmatched. */
+  byEndpoint: Record<string, number>;
+  /** Keyed by status code, e.g. `200`, `429`, `500`. */
+  byStatus: Record<string, number>;
+}
+
+export interface Simulator {
+  /** The origin, e.g. http://127.0.0.1:41234; the API lives under `${url}/2026-01`. */
+  url: string;
+  /** `${url}/${API_VERSION}`. */
+  apiUrl: string;
+  port: number;
+  world: World;
+  stats: SimulatorStats;
+  /** Mutable: change it between requests to switch faults on or off. */
+  faults: Faults;
+  close(): Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Reply {
+  status?: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+interface Request {
+  client: Client;
+  version: string;
+  url: URL;
+  /** Query parameters by lower-cased name: the provider's (ASP.NET) binding ignores case. */
+  query: Map<string, string>;
+  params: string[];
+  body: unknown;
+}
+interface Route {
+  method: string;
+  pattern: RegExp;
+  name: string;
+  handle(world: World, req: Request): Reply;
+}
+
+export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
+  const world = options.world ?? createWorld(options.worldOptions);
+  const rateLimit = options.rateLimit === undefined ? DEFAULT_RATE_LIMIT : options.rateLimit;
+  const limiter = rateLimit ? createRateLimiter(rateLimit) : null;
+  const faults: Faults = { ...options.faults };
+  const faultRng = createRandom(options.seed ?? 1);
+  const stats: SimulatorStats = { total: 0, byEndpoint: {}, byStatus: {} };
+
+  function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    const json = JSON.stringify(body);
+    stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
+    res.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': String(Buffer.byteLength(json)),
+      ...headers,
+    });
+    res.end(json);
+  }
+  const error = (status: number, message: string) => ({ statusCode: status, message });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    stats.total++;
+    const url = new URL(req.url ?? '/', 'http://simulator');
+    if (req.method === 'GET' && url.pathname === '/_sim/truth') {
+      count('GET /_sim/truth');
+      return send(res, 200, world.truth());
+    }
+    const match = /^\/([^/]+)(\/.*)$/.exec(url.pathname);
+    const version = match?.[1] ?? '';
+    const path = match?.[2] ?? '';
+    const route = ROUTES.find((r) => r.method === req.method && r.pattern.test(path));
+    count(route?.name ?? 'unknown');
+    if (!(API_VERSIONS as readonly string[]).includes(version)) {
+      return send(res, 404, error(404, `Unknown API version in ${url.pathname}`));
+    }
+
+    const auth = req.headers.authorization ?? '';
+    const client = auth.startsWith('Bearer ') ? world.clientByToken(auth.slice('Bearer '.length)) : undefined;
+    if (!client) return send(res, 401, error(401, 'Unauthorized'));
+
+    const headers: Record<string, string> = {};
+    if (limiter) {
+      const decision = limiter.take(client.token);
+      headers['x-remaining-calls'] = String(decision.remaining);
+      if (!decision.allowed) return tooMany(res, decision.retryAfterS, headers);
+    }
+    if (faults.rate429 && faultRng.chance(faults.rate429)) return tooMany(res, 1, headers);
+    if (faults.rate500 && faultRng.chance(faults.rate500)) {
+      return send(res, 500, error(500, 'An unexpected error occurred'), headers);
+    }
+    if (!route) return send(res, 404, error(404, `No route for ${req.method} ${path}`), headers);
+
+    try {
+      const body = req.method === 'POST' ? await readJson(req) : undefined;
+      const query = new Map([...url.searchParams].map(([k, v]) => [k.toLowerCase(), v]));
+      const params = (route.pattern.exec(path) ?? []).slice(1);
+      const reply = route.handle(world, { client, version, url, query, params, body });
+      send(res, reply.status ?? 200, reply.body, { ...headers, ...reply.headers });
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      send(res, err.statusCode, error(err.statusCode, err.message), headers);
+    }
+  }
+
+  function tooMany(res: ServerResponse, seconds: number, headers: Record<string, string>): void {
+    const message = `Rate limit is exceeded. Try again in ${seconds} seconds.`;
+    send(res, 429, error(429, message), { ...headers, 'x-retry-after': String(seconds) });
+  }
+
+  function count(endpoint: string): void {
+    stats.byEndpoint[endpoint] = (stats.byEndpoint[endpoint] ?? 0) + 1;
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      // A simulator bug: answer like the provider's opaque 500 rather than hanging the caller.
+      console.error('simulator:', err);
+      if (!res.headersSent) send(res, 500, error(500, 'An unexpected error occurred'));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://${options.host ?? '127.0.0.1'}:${port}`;
+  return {
+    url: origin,
+    apiUrl: `${origin}/${API_VERSION}`,
+    port,
+    world,
+    stats,
+    faults,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        // Pollers keep connections alive; without this close() waits for them to idle out.
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'Request body too large');
+    chunks.push(chunk);
+  }
+  if (size === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'Request body is not valid JSON');
+  }
+}
+
+// --- parameters -----------------------------------------------------------------------------------------------
+
+function integerParam(query: Map<string, string>, name: string, fallback: number): number {
+  const raw = query.get(name.toLowerCase());
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^-?\d+$/.test(raw)) throw new HttpError(400, `${name} must be an integer`);
+  return Number(raw);
+}
+
+/** A date parameter as an ISO string with milliseconds, the format the world stores, so strings compare as times. */
+function dateValue(raw: unknown, name: string): string | undefined {
+  if (raw === undefined || raw === null || raw === '') return undefined;
+  const ms = typeof raw === 'string' ? Date.parse(raw) : Number.NaN;
+  if (Number.isNaN(ms)) throw new HttpError(400, `${name} must be a date-time`);
+  return new Date(ms).toISOString();
+}
+
+/** First index whose key is >= bound (or > bound when `after`) in a list sorted by key. */
+function bisect<T>(list: readonly T[], key: (item: T) => string, bound: string, after = false): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const k = key(list[mid]);
+    if (k < bound || (after && k === bound)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function between<T>(list: readonly T[], key: (item: T) => string, from?: string, to?: string): readonly T[] {
+  const lo = from === undefined ? 0 : bisect(list, key, from);
+  const hi = to === undefined ? list.length : bisect(list, key, to, true);
+  return list.slice(lo, Math.max(lo, hi));
+}
+
+// --- routes ---------------------------------------------------------------------------------------------------
+
+/**
+ * Orders whose last_update_at is in [LastUpdateStartDate, LastUpdateEndDate] (both inclusive, both optional),
+ * sorted by (last_update_at, id) ascending so pages are stable while nothing changes. Pages are offsets into the
+ * current result: an order updated mid-paging moves to the end (or out of range), shifting later pages, as the
+ * provider's offset paging does. `next-page` is a path (with the version), relative to the origin.
+ */
+function listOrders(world: World, req: Request): Reply {
+  const from = dateValue(req.query.get('lastupdatestartdate'), 'LastUpdateStartDate');
+  const to = dateValue(req.query.get('lastupdateenddate'), 'LastUpdateEndDate');
+  const page = integerParam(req.query, 'Page', 1);
+  const limit = integerParam(req.query, 'Limit', ORDER_LIMIT.default);
+  if (limit < 1 || limit > ORDER_LIMIT.max) throw new HttpError(400, `Limit must be between 1 and ${ORDER_LIMIT.max}`);
+  if (page < 1) throw new HttpError(400, 'Page must be 1 or more');
+
+  const matching = between(world.ordersByLastUpdate(req.client.id), (o: Order) => o.last_update_at ?? '', from, to);
+  const totalPages = Math.ceil(matching.length / limit);
+  const headers: Record<string, string> = {
+    'total-count': String(matching.length),
+    'total-pages': String(totalPages),
+    'page-number': String(page),
+  };
+  if (page < totalPages) {
+    const next = new URLSearchParams([...req.url.searchParams].filter(([k]) => k.toLowerCase() !== 'page'));
+    next.set('Page', String(page + 1));
+    headers['next-page'] = `/${req.version}/order?${next}`;
+  }
+  return { body: matching.slice((page - 1) * limit, page * limit), headers };
+}
+
+function getShipment(world: World, req: Request): Reply {
+  const shipment = world.shipment(req.client.id, Number(req.params[0]));
+  if (!shipment) throw new HttpError(404, 'Shipment not found');
+  return { body: shipment };
+}
+
+function getTimeline(world: World, req: Request): Reply {
+  const timeline = world.timeline(req.client.id, Number(req.params[0]));
+  if (!timeline) throw new HttpError(404, 'Shipment not found');
+  return { body: timeline };
+}
+
+function getReturn(world: World, req: Request): Reply {
+  const ret = world.returnById(req.client.id, Number(req.params[0]));
+  if (!ret) throw new HttpError(404, 'Return not found');
+  return { body: ret };
+}
+
+/** A transaction query with its defaults filled in, plus where the page starts; cursors are this, encoded. */
+interface TransactionCursor {
+  from: string;
+  to: string;
+  pageSize: number;
+  referenceTypes?: string[];
+  transactionTypes?: string[];
+  invoicedStatus?: string;
+  descending: boolean;
+  offset: number;
+}
+
+const encodeCursor = (c: TransactionCursor): string => Buffer.from(JSON.stringify(c)).toString('base64url');
+
+function decodeCursor(raw: string): TransactionCursor {
+  try {
+    const c = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as TransactionCursor;
+    if (typeof c.from === 'string' && Number.isInteger(c.offset) && Number.isInteger(c.pageSize)) return c;
+  } catch {
+    // fall through: same answer as a well-formed but foreign cursor
+  }
+  throw new HttpError(400, 'Invalid Cursor');
+}
+
+function stringList(value: unknown, name: string): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+    throw new HttpError(400, `${name} must be an array of strings`);
+  }
+  return value.length > 0 ? value : undefined;
+}
+
+function parseTransactionQuery(body: unknown, nowMs: number): TransactionCursor {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpError(400, 'Body must be an object');
+  }
+  const q = body as TransactionQuery;
+  const pageSize = q.page_size ?? TRANSACTION_PAGE_SIZE.default;
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > TRANSACTION_PAGE_SIZE.max) {
+    throw new HttpError(400, `page_size must be between 1 and ${TRANSACTION_PAGE_SIZE.max}`);
+  }
+  if (q.sort_order !== undefined && q.sort_order !== 'Ascending' && q.sort_order !== 'Descending') {
+    throw new HttpError(400, 'sort_order must be Ascending or Descending');
+  }
+  return {
+    from: dateValue(q.from_date, 'from_date') ?? new Date(nowMs - DEFAULT_TRANSACTION_WINDOW_MS).toISOString(),
+    to: dateValue(q.to_date, 'to_date') ?? new Date(nowMs).toISOString(),
+    pageSize,
+    referenceTypes: stringList(q.reference_types, 'reference_types'),
+    transactionTypes: stringList(q.transaction_types, 'transaction_types'),
+    invoicedStatus: q.invoiced_status,
+    descending: q.sort_order === 'Descending',
+    offset: 0,
+  };
+}
+
+/**
+ * Transactions whose charge_date is in [from_date, to_date] (default: the last 7 days of world time), sorted by
+ * (charge_date, transaction_id), ascending unless sort_order is Descending. The cursor carries the whole query
+ * (defaults resolved on the first page, so the window does not slide while paging) and an offset; a `Cursor`
+ * query parameter overrides the body. Offsets shift if a back-dated transaction lands inside the window mid-scan.
+ */
+function queryTransactions(world: World, req: Request): Reply {
+  const rawCursor = req.query.get('cursor');
+  const c = rawCursor ? decodeCursor(rawCursor) : parseTransactionQuery(req.body, world.now());
+  let items = between(world.transactionsByChargeDate(req.client.id), (t: Transaction) => t.charge_date, c.from, c.to);
+  if (c.referenceTypes) items = items.filter((t) => c.referenceTypes?.includes(t.reference_type));
+  if (c.transactionTypes) items = items.filter((t) => c.transactionTypes?.includes(t.transaction_type));
+  if (c.invoicedStatus) items = items.filter((t) => t.invoiced_status === c.invoicedStatus);
+  if (c.descending) items = items.slice().reverse();
+
+  const at = (offset: number): string => encodeCursor({ ...c, offset });
+  const lastOffset = Math.max(0, Math.floor((items.length - 1) / c.pageSize) * c.pageSize);
+  return {
+    body: {
+      items: items.slice(c.offset, c.offset + c.pageSize),
+      first: at(0),
+      last: at(lastOffset),
+      next: c.offset + c.pageSize < items.length ? at(c.offset + c.pageSize) : null,
+      prev: c.offset > 0 ? at(Math.max(0, c.offset - c.pageSize)) : null,
+    },
+  };
+}
+
+function listWebhooks(world: World, req: Request): Reply {
+  return { body: world.subscriptions(req.client.id) };
+}
+
+function createWebhook(world: World, req: Request): Reply {
+  const b = req.body as { topics?: unknown; url?: unknown; description?: unknown; secret?: unknown };
+  const topics = stringList(b.topics, 'topics');
+  if (!topics) throw new HttpError(400, 'topics must be a non-empty array of strings');
+  if (typeof b.url !== 'string' || !URL.canParse(b.url)) throw new HttpError(400, 'url must be an absolute URL');
+  if (b.description !== undefined && typeof b.description !== 'string') {
+    throw new HttpError(400, 'description must be a string');
+  }
+  if (b.secret !== undefined && (typeof b.secret !== 'string' || !b.secret.startsWith('whsec_'))) {
+    throw new HttpError(400, 'secret must be a whsec_ string');
+  }
+  const subscription = world.subscribe(req.client.id, {
+    topics,
+    url: b.url,
+    description: b.description,
+    secret: b.secret,
+  });
+  return { status: 201, body: subscription };
+}
+
+const ROUTES: Route[] = [
+  { method: 'GET', pattern: /^\/order$/, name: 'GET /order', handle: listOrders },
+  { method: 'GET', pattern: /^\/shipment\/(\d+)$/, name: 'GET /shipment/:id', handle: getShipment },
+  {
+    method: 'GET',
+    pattern: /^\/shipment\/(\d+)\/timeline$/,
+    name: 'GET /shipment/:id/timeline',
+    handle: getTimeline,
+  },
+  { method: 'GET', pattern: /^\/return\/(\d+)$/, name: 'GET /return/:id', handle: getReturn },
+  { method: 'POST', pattern: /^\/transactions:query$/, name: 'POST /transactions:query', handle: queryTransactions },
+  { method: 'GET', pattern: /^\/webhook$/, name: 'GET /webhook', handle: listWebhooks },
+  { method: 'POST', pattern: /^\/webhook$/, name: 'POST /webhook', handle: createWebhook },
+];
