@@ -86,3 +86,13 @@ export function optionalIso(value: unknown): string | null {
   const us = parseMicros(value);
   return us === undefined ? null : isoFromMicros(us);
 }
+
+/**
+ * A provider instant as PostgreSQL's canonical ISO string (UTC, microseconds), or null when it is not one: the one
+ * parser every path uses (intake's event time, the pollers' ids and times, the drain), so they agree on what an
+ * instant is. Checked fully here (day of month included): one bad value cast in a batch insert would fail the batch.
+ */
+export function parseInstant(value: unknown): string | null {
+  const us = parseMicros(value);
+  return us === undefined ? null : isoFromMicros(us);
+}

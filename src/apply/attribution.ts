@@ -1,4 +1,4 @@
-import type { Queryable } from './upserts.js';
+import type { Queryable } from '../db/client.js';
 
 /**
  * Attribution catch-up: a charge that arrived before its shipment (or return) is `pending`; the chunk that brings the

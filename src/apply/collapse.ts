@@ -25,6 +25,10 @@ export interface CollapsedChunk {
   pushedUs: Map<string, number>;
 }
 
+/** The key of an entity within a chunk (orders, shipments, returns, transactions): one spelling for every map of it. */
+export type EntityKind = 'order' | 'shipment' | 'return' | 'transaction';
+export const entityKey = (kind: EntityKind, id: number | string): string => `${kind}:${id}`;
+
 /** True when `a` is a newer version than `b` (the same order the SQL guards use). */
 export const isNewer = (a: Version, b: Version): boolean =>
   a.eventUs > b.eventUs || (a.eventUs === b.eventUs && a.inboxId > b.inboxId);
@@ -59,11 +63,11 @@ export function collapseChunk(all: Entities[]): CollapsedChunk {
   for (const e of all) {
     for (const o of e.orders) {
       keep(orders, o.id, o);
-      push(`o${o.id}`, o);
+      push(entityKey('order', o.id), o);
     }
     for (const s of e.shipments) {
       keep(versions, s.id, s);
-      push(`s${s.id}`, s);
+      push(entityKey('shipment', s.id), s);
       const input = shipment(s.id, s.sourceId);
       if (s.deliveredUs !== null) deliver(input, s.deliveredUs, s.inboxId, s.via);
     }
@@ -71,11 +75,11 @@ export function collapseChunk(all: Entities[]): CollapsedChunk {
     for (const t of e.timeline) timeline.set(`${t.shipmentId}:${t.logTypeId}:${t.timestamp}`, t);
     for (const r of e.returns) {
       keep(returns, r.id, r);
-      push(`r${r.id}`, r);
+      push(entityKey('return', r.id), r);
     }
     for (const t of e.transactions) {
       keep(transactions, t.transactionId, t);
-      push(`t${t.transactionId}`, t);
+      push(entityKey('transaction', t.transactionId), t);
     }
   }
   for (const [id, v] of versions) {

@@ -1,4 +1,5 @@
-import { PollTopics } from '../provider/shapes.js';
+import { PollTopics } from '../poll/streams.js';
+import type { InboxRow } from '../inbox/claim.js';
 import { firstMicros, isoFromMicros, optionalIso, parseMicros } from '../time.js';
 
 /**
@@ -10,18 +11,6 @@ import { firstMicros, isoFromMicros, optionalIso, parseMicros } from '../time.js
  * `last_update_at` (timelines by `fetched_at`). A secondary field that is not what it should be is stored as null;
  * only what the row cannot exist without (its id, a transaction's amount) makes the event dead.
  */
-
-/** A claimed inbox row, as the drain reads it. */
-export interface InboxRow {
-  id: number;
-  sourceId: string;
-  topic: string | null;
-  body: string;
-  /** As PostgreSQL prints timestamptz (text: no precision lost on the way). */
-  eventTime: string | null;
-  receivedAt: string;
-  via: string;
-}
 
 /**
  * Where a stored document (`data`) lives inside the body of the inbox row that carried the version (`inboxId`): a

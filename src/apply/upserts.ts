@@ -1,4 +1,4 @@
-import type postgres from 'postgres';
+import type { Queryable } from '../db/client.js';
 import type { ShipmentInput } from './collapse.js';
 import type { OrderRow, ReturnRow, TimelineRow, TransactionRow } from './normalise.js';
 import { isoFromMicros } from '../time.js';
@@ -21,24 +21,6 @@ import { isoFromMicros } from '../time.js';
  * Values travel as arrays cast per element (`::text[]` then `::jsonb`): a JS string bound as jsonb would be stored as
  * a JSON string (FACTS.md).
  */
-export type Queryable = postgres.Sql | postgres.TransactionSql;
-
-/**
- * Sends `queries` in the order given and awaits them all: on one connection they are pipelined (PostgreSQL runs them
- * one after the other, without a round trip between them). postgres.js starts a query at its first `then` or
- * `execute`, so the order is fixed here rather than left to how the callers' awaits interleave. The first error
- * rejects (later statements of an aborted transaction fail after it).
- */
-export function pipeline<const Q extends readonly PendingStatement[]>(...queries: Q): Promise<{ [K in keyof Q]: Awaited<Q[K]> }> {
-  for (const q of queries) q.execute();
-  return Promise.all(queries);
-}
-
-/** A postgres.js query not started yet (what `sql\`…\`` returns). */
-export interface PendingStatement extends PromiseLike<unknown> {
-  execute(): unknown;
-}
-
 const iso = (us: number | null) => (us === null ? null : isoFromMicros(us));
 
 export interface WrittenRow {

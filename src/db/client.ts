@@ -1,9 +1,8 @@
-import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import * as schema from './schema.js';
 
 export type Sql = postgres.Sql;
-export type Db = PostgresJsDatabase<typeof schema>;
+/** A pool or a transaction: query functions take either, so they compose inside a caller's transaction. */
+export type Queryable = postgres.Sql | postgres.TransactionSql;
 
 export interface DbOptions {
   url: string;
@@ -22,11 +21,14 @@ export interface DbOptions {
 
 export interface DbHandle {
   sql: Sql;
-  db: Db;
   close(timeoutSeconds?: number): Promise<void>;
 }
 
-/** Opens a bounded pool lazily (no connection until the first query). Nothing connects on import. */
+/**
+ * Opens a bounded pool lazily (no connection until the first query). Nothing connects on import. postgres.js's own
+ * types are kept: a `Date` parameter binds as timestamptz and timestamptz columns come back as `Date`; a query that
+ * needs microseconds selects `col::text` and says so in its row type.
+ */
 export function createDb(opts: DbOptions): DbHandle {
   const sql = postgres(opts.url, {
     max: opts.max,
@@ -38,6 +40,5 @@ export function createDb(opts: DbOptions): DbHandle {
     connection: { application_name: opts.applicationName ?? 'wharf' },
     debug: opts.onQuery ? (_conn, query, params) => opts.onQuery?.(query, params as unknown[]) : undefined,
   });
-  const db = drizzle(sql, { schema });
-  return { sql, db, close: (timeout = 5) => sql.end({ timeout }) };
+  return { sql, close: (timeout = 5) => sql.end({ timeout }) };
 }

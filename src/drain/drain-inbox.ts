@@ -1,12 +1,10 @@
-import { type AppliedEvents, applyEvents, prepareEvents } from './apply-chunk.js';
-import type { InboxRow } from '../apply/normalise.js';
-import type { Queryable } from '../apply/upserts.js';
-import type { Sql } from '../db/client.js';
-import { claimInboxChunk, claimInboxEventsById } from '../inbox/claim.js';
+import type { Queryable, Sql } from '../db/client.js';
+import { claimInboxChunk, claimInboxEventsById, type InboxRow } from '../inbox/claim.js';
 import { type InboxMark, markInboxEvents } from '../inbox/mark.js';
+import { type AppliedChunk, applyChunk } from './apply-chunk.js';
 
 /**
- * The drain: claim a chunk of pending inbox rows, apply them, mark them, in one transaction per chunk.
+ * The drain's loop: claim a chunk of pending inbox rows and apply it (apply-chunk.ts), one transaction per chunk.
  * See docs/drain.md for the failure modes; in short:
  * - an event that cannot be interpreted is marked dead by normalise and the rest of its chunk lands;
  * - a batch statement that PostgreSQL rejects for its data (SQLSTATE class 22, 23 or 54) rolls the chunk back and the
@@ -59,7 +57,7 @@ function add(into: ChunkResult, from: ChunkResult): ChunkResult {
   return into;
 }
 
-function summarise(rows: readonly InboxRow[], marks: readonly InboxMark[], applied?: AppliedEvents): ChunkResult {
+function summarise(rows: readonly InboxRow[], marks: readonly InboxMark[], applied?: AppliedChunk): ChunkResult {
   const r = emptyResult();
   r.claimed = rows.length;
   r.transactions = 1;
@@ -80,17 +78,15 @@ export function isDataError(err: unknown): boolean {
   return typeof code === 'string' && /^(22|23|54)[0-9A-Z]{3}$/.test(code);
 }
 
-/** One transaction: claim (by `claim`), apply, mark. Throws whatever fails; nothing is marked then. */
+/** One transaction: claim (by `claim`), then the chunk's statements (apply-chunk.ts). Throws whatever fails; nothing
+ * is marked then. */
 async function applyInTransaction(sql: Sql, claim: (tx: Queryable) => Promise<InboxRow[]>, claimed: InboxRow[]) {
   return sql.begin(async (tx) => {
     const rows = await claim(tx);
     claimed.push(...rows);
     if (rows.length === 0) return emptyResult();
-    const prepared = prepareEvents(rows);
-    // Marked before the upserts, in their pipeline: from the first upsert on, a concurrent chunk sharing an entity
-    // waits for our commit, so work that locks nothing shared is done before it.
-    const applied = await applyEvents(tx, prepared, markInboxEvents(tx, prepared.marks));
-    return summarise(rows, prepared.marks, applied);
+    const applied = await applyChunk(tx, rows);
+    return summarise(rows, applied.marks, applied);
   });
 }
 

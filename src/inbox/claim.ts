@@ -1,5 +1,16 @@
-import type { Queryable } from '../apply/upserts.js';
-import type { InboxRow } from '../apply/normalise.js';
+import type { Queryable } from '../db/client.js';
+
+/** A claimed inbox row, as the drain reads it. */
+export interface InboxRow {
+  id: number;
+  sourceId: string;
+  topic: string | null;
+  body: string;
+  /** As PostgreSQL prints timestamptz (text: no precision lost on the way). */
+  eventTime: string | null;
+  receivedAt: string;
+  via: string;
+}
 
 interface ClaimedRow {
   id: string;

@@ -1,8 +1,5 @@
-import type postgres from 'postgres';
+import type { Queryable } from '../db/client.js';
 import type { InboxVia } from '../db/schema.js';
-
-/** A postgres.js pool or a transaction of it: the poller inserts in the transaction that advances its cursor. */
-export type Queryable = postgres.Sql | postgres.TransactionSql;
 
 export interface NewInboxEvent {
   sourceId: string;

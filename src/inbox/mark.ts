@@ -1,4 +1,4 @@
-import type { Queryable } from '../apply/upserts.js';
+import type { Queryable } from '../db/client.js';
 
 export const FinalStatus = { processed: 'processed', dead: 'dead', ignored: 'ignored' } as const;
 export type FinalStatus = (typeof FinalStatus)[keyof typeof FinalStatus];
@@ -8,12 +8,6 @@ export interface InboxMark {
   status: FinalStatus;
   /** Why it is dead or ignored (never a secret: a reason of ours or a PostgreSQL message). */
   error: string | null;
-}
-
-export interface PollCatch {
-  sourceId: string;
-  stream: string;
-  count: number;
 }
 
 /**
@@ -28,22 +22,4 @@ export function markInboxEvents(sql: Queryable, marks: readonly InboxMark[]) {
       from unnest(${marks.map((m) => m.id)}::bigint[], ${marks.map((m) => m.status)}::text[],
                   ${marks.map((m) => m.error)}::text[]) as x(id, status, error)
      where e.id = x.id`;
-}
-
-/**
- * Adds poll catches to `poll_cursors.catches` (creating the cursor row if missing; a source that does not exist is
- * skipped), in one statement. Cursor rows are locked in key order.
- */
-export function addPollCatches(sql: Queryable, catches: readonly PollCatch[]) {
-  const sorted = [...catches].sort((a, b) =>
-    a.sourceId === b.sourceId ? (a.stream < b.stream ? -1 : 1) : a.sourceId < b.sourceId ? -1 : 1,
-  );
-  return sql`
-    insert into poll_cursors as pc (source_id, stream, catches)
-    select x.source_id, x.stream, x.n
-      from unnest(${sorted.map((c) => c.sourceId)}::text[], ${sorted.map((c) => c.stream)}::text[],
-                  ${sorted.map((c) => c.count)}::bigint[]) as x(source_id, stream, n)
-     where exists (select 1 from sources s where s.id = x.source_id)
-     order by 1, 2
-    on conflict (source_id, stream) do update set catches = pc.catches + excluded.catches, updated_at = now()`;
 }

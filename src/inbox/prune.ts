@@ -54,7 +54,7 @@ export async function pruneInbox(
 
 /** Deletes at most `limit` inbox rows of the given statuses received before `before`. Returns how many. */
 export async function deleteInboxBatch(sql: Sql, statuses: string[], before: Date, limit: number): Promise<number> {
-  const cutoff = before.toISOString();
+  const cutoff = before;
   // Two plans: the oldest processed rows come first in id order; dead and ignored rows have an index of their own.
   const rows = statuses.every((s) => s === 'dead' || s === 'ignored')
     ? await sql`
@@ -78,7 +78,7 @@ export async function deleteInboxBatch(sql: Sql, statuses: string[], before: Dat
 export async function deleteQuarantineBatch(sql: Sql, before: Date, limit: number): Promise<number> {
   const rows = await sql`
     delete from quarantine where id in (
-      select id from quarantine where received_at < ${before.toISOString()}::timestamptz order by received_at limit ${limit}::int)
+      select id from quarantine where received_at < ${before}::timestamptz order by received_at limit ${limit}::int)
     returning 1`;
   return rows.length;
 }

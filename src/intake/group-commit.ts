@@ -1,5 +1,6 @@
 import { DatabaseUnavailableError } from '../errors.js';
-import { type InboxInsertResult, insertInboxEvents, type NewInboxEvent, type Queryable } from '../inbox/insert-events.js';
+import { type InboxInsertResult, insertInboxEvents, type NewInboxEvent } from '../inbox/insert-events.js';
+import type { Queryable } from '../db/client.js';
 
 /**
  * Group commit for the intake: the rows of concurrent requests go to the database in one statement (one commit, one

@@ -1,4 +1,4 @@
-import type { Queryable } from '../inbox/insert-events.js';
+import type { Queryable } from '../db/client.js';
 
 /**
  * Quarantine: one row per rejected webhook request, for diagnosis (a spike of `bad_signature` after a rotation shows

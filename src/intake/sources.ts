@@ -2,9 +2,6 @@ import { randomBytes } from 'node:crypto';
 import type { Sql } from '../db/client.js';
 
 /**
- * Dates are bound as ISO strings: drizzle, attached to the same postgres.js client by createDb, replaces its date
- * serializers with pass-through ones, so a Date parameter fails to bind (ERR_INVALID_ARG_TYPE).
- *
  * Source queries: a source is one provider account (or channel) with its webhook secrets. Several secrets are valid at
  * once after a rotation: the previous one until its `expires_at`, the new one without an end.
  */
@@ -40,7 +37,7 @@ export async function findSourceWithSecrets(sql: Sql, id: string, now: Date): Pr
     select s.id, s.name, s.enabled, s.client_id as "clientId",
            coalesce(array_agg(k.secret order by k.id desc) filter (where k.id is not null), '{}') as secrets
       from sources s
-      left join source_secrets k on k.source_id = s.id and (k.expires_at is null or k.expires_at > ${now.toISOString()}::timestamptz)
+      left join source_secrets k on k.source_id = s.id and (k.expires_at is null or k.expires_at > ${now}::timestamptz)
      where s.id = ${id}
      group by s.id`;
   return row;
@@ -77,8 +74,8 @@ export async function rotateSourceSecret(
   const until = new Date(p.now.getTime() + p.overlapMs);
   const [row] = await sql<{ inserted: number }[]>`
     with expired as (
-      update source_secrets set expires_at = ${until.toISOString()}::timestamptz
-       where source_id = ${p.sourceId} and (expires_at is null or expires_at > ${until.toISOString()}::timestamptz)),
+      update source_secrets set expires_at = ${until}::timestamptz
+       where source_id = ${p.sourceId} and (expires_at is null or expires_at > ${until}::timestamptz)),
     added as (
       insert into source_secrets (source_id, secret)
       select id, ${p.secret} from sources where id = ${p.sourceId}
@@ -100,7 +97,7 @@ export async function listSources(sql: Sql, now: Date): Promise<SourceRow[]> {
            coalesce(json_agg(json_build_object('secret', k.secret, 'expiresAt', k.expires_at) order by k.id desc)
                       filter (where k.id is not null), '[]') as secrets
       from sources s
-      left join source_secrets k on k.source_id = s.id and (k.expires_at is null or k.expires_at > ${now.toISOString()}::timestamptz)
+      left join source_secrets k on k.source_id = s.id and (k.expires_at is null or k.expires_at > ${now}::timestamptz)
      group by s.id
      order by s.name`;
 }

@@ -5,7 +5,7 @@ import { runMigrations } from '../db/migrate.js';
 import { resolveDatabase } from '../db/resolve.js';
 import { UsageError } from '../errors.js';
 import { insertSource, listSources, rotateSourceSecret, setSourceEnabled } from '../intake/sources.js';
-import type { PollStream } from '../poll/cursors.js';
+import type { PollStream } from '../poll/streams.js';
 import { BACKFILL_STREAMS, scheduleBackfill } from './backfill.js';
 import { formatAge, mask, parseDuration, parseSince, progressBar, table } from './format.js';
 import { pruneInbox } from '../inbox/prune.js';

@@ -26,8 +26,8 @@ const filterSql = (sql: Sql, f: ReplayFilter) => sql`
   status in ('dead', 'ignored') and status = ${f.status}
   and (${f.topic ?? null}::text is null or topic = ${f.topic ?? null}::text)
   and (${f.sourceId ?? null}::text is null or source_id = ${f.sourceId ?? null}::text)
-  and (${f.since?.toISOString() ?? null}::timestamptz is null or received_at >= ${f.since?.toISOString() ?? null}::timestamptz)
-  and (${f.until?.toISOString() ?? null}::timestamptz is null or received_at < ${f.until?.toISOString() ?? null}::timestamptz)`;
+  and (${f.since ?? null}::timestamptz is null or received_at >= ${f.since ?? null}::timestamptz)
+  and (${f.until ?? null}::timestamptz is null or received_at < ${f.until ?? null}::timestamptz)`;
 
 /** How many rows match, by topic. Read-only. */
 export async function countReplayable(sql: Sql, f: ReplayFilter): Promise<{ topic: string | null; count: number }[]> {

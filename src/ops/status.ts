@@ -1,5 +1,4 @@
 import type { Sql } from '../db/client.js';
-import { toDate } from './dates.js';
 
 /**
  * What `ops status` prints and `/metrics` exports from the database: every query here is bounded (counts are capped,
@@ -109,17 +108,17 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
        group by 1, 2 order by 1, 2`;
     const { at, ...figures } = inbox;
     return {
-      at: toDate(at)!,
+      at: at,
       inbox: { ...figures, pendingCapped: figures.pending >= COUNT_CAP },
       cursors: cursors.map((c) => ({
         ...c,
-        cursorTime: toDate(c.cursorTime),
-        lastSuccessAt: toDate(c.lastSuccessAt),
-        backfillSince: toDate(c.backfillSince),
-        windowEnd: toDate(c.windowEnd),
+        cursorTime: c.cursorTime,
+        lastSuccessAt: c.lastSuccessAt,
+        backfillSince: c.backfillSince,
+        windowEnd: c.windowEnd,
       })),
-      rateBudgets: rateBudgets.map((b) => ({ ...b, blockedUntil: toDate(b.blockedUntil) })),
-      workers: workers.map((w) => ({ ...w, startedAt: toDate(w.startedAt)!, lastSeenAt: toDate(w.lastSeenAt)! })),
+      rateBudgets: rateBudgets.map((b) => ({ ...b, blockedUntil: b.blockedUntil })),
+      workers: workers.map((w) => ({ ...w, startedAt: w.startedAt, lastSeenAt: w.lastSeenAt })),
       quarantine24h,
       jobs,
       connections,

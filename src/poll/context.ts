@@ -1,7 +1,7 @@
 import { type Config, DAY, MINUTE } from '../config.js';
 import type { Sql } from '../db/client.js';
 import type { ProviderClient } from '../provider/client.js';
-import type { PollStream } from './cursors.js';
+import type { PollStream } from './streams.js';
 
 /** What every stream's poll needs: the database, a client for one source's token, and the clock. */
 export interface PollContext {

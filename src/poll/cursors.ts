@@ -1,20 +1,14 @@
 import type { Sql } from '../db/client.js';
-import { insertInboxEvents, type NewInboxEvent, type Queryable } from '../inbox/insert-events.js';
+import { insertInboxEvents, type NewInboxEvent } from '../inbox/insert-events.js';
+import type { Queryable } from '../db/client.js';
+import { type PollStream, PollStreams } from './streams.js';
 
 /**
- * Timestamps are bound as ISO strings and come back as strings: drizzle, attached to the same postgres.js client,
- * replaces its date serializers and parsers with pass-through ones (see src/intake/sources.ts).
- *
  * Poll cursors: one row per (source, stream) in `poll_cursors`. A poll opens a window with a fixed upper bound
  * (`window_end`), commits each page's events together with its position (`cursor_token`), and on its last page moves
  * `cursor_time` to `window_end` and clears both. A poll killed mid-way leaves `window_end` and `cursor_token` set:
  * the next run resumes there, within the same window.
  */
-
-export const PollStreams = ['orders', 'transactions', 'timelines', 'returns'] as const;
-export type PollStream = (typeof PollStreams)[number];
-
-export const isPollStream = (v: unknown): v is PollStream => (PollStreams as readonly unknown[]).includes(v);
 
 export interface PollWindow {
   /** Upper bound of this poll, fixed until it completes. */
@@ -37,27 +31,23 @@ export async function openPollWindow(
   sql: Sql,
   p: { sourceId: string; stream: PollStream; windowEnd: Date },
 ): Promise<PollWindow> {
-  const [row] = await sql<Record<Exclude<keyof PollWindow, 'resumed'>, string | null>[]>`
+  const [row] = await sql<Omit<PollWindow, 'resumed'>[]>`
     insert into poll_cursors as c (source_id, stream, window_end, last_run_at)
-    values (${p.sourceId}, ${p.stream}, ${p.windowEnd.toISOString()}::timestamptz, now())
+    values (${p.sourceId}, ${p.stream}, ${p.windowEnd}::timestamptz, now())
     on conflict (source_id, stream) do update
        set window_end = coalesce(c.window_end, excluded.window_end), last_run_at = now(), updated_at = now()
     returning window_end as "windowEnd", cursor_time as "cursorTime", cursor_token as token,
               backfill_since as "backfillSince"`;
-  const windowEnd = toDate(row.windowEnd) as Date;
+  const windowEnd = row.windowEnd;
   return {
     windowEnd,
-    cursorTime: toDate(row.cursorTime),
+    cursorTime: row.cursorTime,
     token: row.token,
-    backfillSince: toDate(row.backfillSince),
+    backfillSince: row.backfillSince,
     resumed: windowEnd.getTime() !== p.windowEnd.getTime(),
   };
 }
 
-/** A timestamptz as postgres.js returns it here (text), or a Date, as a Date. */
-export function toDate(v: string | Date | null | undefined): Date | null {
-  return v === null || v === undefined ? null : new Date(v);
-}
 
 /**
  * Stores one page's events in the inbox and moves the cursor past that page, in one transaction: either both or
@@ -170,10 +160,10 @@ export async function getPollStatus(sql: Sql): Promise<PollStatusRow[]> {
      order by s.name, st.stream`;
   return rows.map((r) => ({
     ...r,
-    cursorTime: toDate(r.cursorTime),
-    windowEnd: toDate(r.windowEnd),
-    lastRunAt: toDate(r.lastRunAt),
-    lastSuccessAt: toDate(r.lastSuccessAt),
-    budgetBlockedUntil: toDate(r.budgetBlockedUntil),
+    cursorTime: r.cursorTime,
+    windowEnd: r.windowEnd,
+    lastRunAt: r.lastRunAt,
+    lastSuccessAt: r.lastSuccessAt,
+    budgetBlockedUntil: r.budgetBlockedUntil,
   }));
 }

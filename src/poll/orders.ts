@@ -1,10 +1,11 @@
 import { InboxVia } from '../db/schema.js';
 import type { NewInboxEvent } from '../inbox/insert-events.js';
-import { parseEventTime } from '../intake/event-fields.js';
+import { parseInstant } from '../time.js';
 import { ORDER_PAGE_LIMIT } from '../provider/client.js';
 import { openPollWindow, savePollPage } from './cursors.js';
 import { type PollContext, type PollResult, windowStart } from './context.js';
-import { type Order, PollTopics } from '../provider/shapes.js';
+import { type Order } from '../provider/shapes.js';
+import { PollTopics } from '../poll/streams.js';
 
 /**
  * The orders stream: orders (with their shipments) by last-update time, in the window
@@ -83,7 +84,7 @@ export function orderEvent(sourceId: string, o: Order): NewInboxEvent {
     topic: PollTopics.order,
     body: JSON.stringify(o),
     headers: null,
-    eventTime: parseEventTime(version),
+    eventTime: parseInstant(version),
     via: InboxVia.poll,
   };
 }

@@ -1,12 +1,14 @@
 import { HOUR } from '../config.js';
 import type { Sql } from '../db/client.js';
 import { InboxVia } from '../db/schema.js';
-import { insertInboxEvents, type NewInboxEvent, type Queryable } from '../inbox/insert-events.js';
-import { parseEventTime } from '../intake/event-fields.js';
+import { insertInboxEvents, type NewInboxEvent } from '../inbox/insert-events.js';
+import type { Queryable } from '../db/client.js';
+import { parseInstant } from '../time.js';
 import { markPollSuccess } from './cursors.js';
 import { ProviderNotFoundError } from '../provider/errors.js';
 import type { PollContext, PollResult } from './context.js';
-import { PollTopics, type Return } from '../provider/shapes.js';
+import { type Return } from '../provider/shapes.js';
+import { PollTopics } from '../poll/streams.js';
 
 /**
  * The returns stream. The provider lists no returns, so a return whose webhooks were all lost would never arrive and
@@ -126,7 +128,7 @@ export function returnEvent(sourceId: string, ret: Return): NewInboxEvent {
     topic: PollTopics.return,
     body: JSON.stringify(ret),
     headers: null,
-    eventTime: parseEventTime(ret.last_update_at),
+    eventTime: parseInstant(ret.last_update_at),
     via: InboxVia.poll,
   };
 }

@@ -1,12 +1,14 @@
 import { DAY, HOUR, MINUTE } from '../config.js';
 import type { Sql } from '../db/client.js';
 import { InboxVia } from '../db/schema.js';
-import { insertInboxEvents, type NewInboxEvent, type Queryable } from '../inbox/insert-events.js';
-import { parseEventTime } from '../intake/event-fields.js';
-import { markPollSuccess, toDate } from './cursors.js';
+import { insertInboxEvents, type NewInboxEvent } from '../inbox/insert-events.js';
+import type { Queryable } from '../db/client.js';
+import { parseInstant } from '../time.js';
+import { markPollSuccess } from './cursors.js';
 import { ProviderNotFoundError } from '../provider/errors.js';
 import type { PollContext, PollResult } from './context.js';
-import { PollTopics, type TimelineEntry, TimelineLogTypes } from '../provider/shapes.js';
+import { type TimelineEntry, TimelineLogTypes } from '../provider/shapes.js';
+import { PollTopics } from '../poll/streams.js';
 
 /**
  * The timelines stream: tracking history of shipments not yet delivered, on a tiered schedule kept in
@@ -43,19 +45,19 @@ export async function listDueTimelines(
   sql: Sql,
   p: { sourceId: string; now: Date; limit: number },
 ): Promise<DueTimeline[]> {
-  const rows = await sql<{ id: string; orderId: string | null; shippedAt: string | null }[]>`
+  const rows = await sql<{ id: string; orderId: string | null; shippedAt: Date | null }[]>`
     select id, order_id as "orderId",
            coalesce(actual_fulfillment_date, case when tracking_number is not null then created_date end) as "shippedAt"
       from shipments
      where delivered_at is null and status not in ('Cancelled', 'CleanSweeped')
-       and (timeline_next_check_at is null or timeline_next_check_at <= ${p.now.toISOString()}::timestamptz)
+       and (timeline_next_check_at is null or timeline_next_check_at <= ${p.now}::timestamptz)
        and source_id = ${p.sourceId}
      order by timeline_next_check_at nulls first, id
      limit ${p.limit}`;
   return rows.map((r) => ({
     id: Number(r.id),
     orderId: r.orderId === null ? null : Number(r.orderId),
-    shippedAt: toDate(r.shippedAt),
+    shippedAt: r.shippedAt,
   }));
 }
 
@@ -67,7 +69,7 @@ export async function scheduleTimelineChecks(
   if (p.checks.length === 0) return;
   await sql`
     update shipments s
-       set timeline_checked_at = coalesce(${p.checkedAt?.toISOString() ?? null}::timestamptz, s.timeline_checked_at),
+       set timeline_checked_at = coalesce(${p.checkedAt ?? null}::timestamptz, s.timeline_checked_at),
            timeline_next_check_at = u.next::timestamptz
       from unnest(${p.checks.map((c) => c.id)}::bigint[], ${p.checks.map((c) => c.next.toISOString())}::text[])
            as u(id, next)
@@ -144,7 +146,7 @@ export function timelineEvent(
     topic: PollTopics.timeline,
     body: JSON.stringify(body),
     headers: null,
-    eventTime: parseEventTime(newest) ?? fetchedAt.toISOString(),
+    eventTime: parseInstant(newest) ?? fetchedAt.toISOString(),
     via: InboxVia.poll,
   };
 }

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { InboxVia } from '../db/schema.js';
 import type { NewInboxEvent } from '../inbox/insert-events.js';
-import { parseEventTime } from '../intake/event-fields.js';
+import { parseInstant } from '../time.js';
 import { TRANSACTION_PAGE_SIZE } from '../provider/client.js';
 import { openPollWindow, savePollPage } from './cursors.js';
 import { ProviderRequestError } from '../provider/errors.js';
 import { type PollContext, type PollResult, windowStart } from './context.js';
-import { PollTopics, type Transaction, type TransactionPage } from '../provider/shapes.js';
+import { type Transaction, type TransactionPage } from '../provider/shapes.js';
+import { PollTopics } from '../poll/streams.js';
 
 /**
  * The billing stream: transactions by charge date, in [last end - BILLING_RESCAN_DAYS, now - POLL_LAG_MS]. The
@@ -67,7 +68,7 @@ export function transactionEvent(sourceId: string, t: Transaction): NewInboxEven
     topic: PollTopics.transaction,
     body,
     headers: null,
-    eventTime: parseEventTime(t.last_update_at ?? t.invoice_date ?? t.charge_date),
+    eventTime: parseInstant(t.last_update_at ?? t.invoice_date ?? t.charge_date),
     via: InboxVia.poll,
   };
 }

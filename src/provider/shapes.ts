@@ -36,13 +36,6 @@ export const BillingTopics = ['billing.charge.created', 'billing.refund.created'
  * - `poll.shipment.timeline`: `{ shipment_id, order_id?, fetched_at, timeline: TimelineEntry[] }`.
  * - `poll.return`: a Return from GET /return/{id} (the provider lists no returns: fetched by id for charges on them).
  */
-export const PollTopics = {
-  order: 'poll.order',
-  transaction: 'poll.transaction',
-  timeline: 'poll.shipment.timeline',
-  return: 'poll.return',
-} as const;
-
 export const OrderStatuses = [
   'Processing',
   'Exception',

@@ -1,5 +1,4 @@
 import type { Sql } from '../db/client.js';
-import { toDate } from '../ops/dates.js';
 
 /**
  * Stale graphile-worker locks. graphile-worker itself only frees a lock after 4 hours; we free it as soon as its holder
@@ -44,7 +43,7 @@ export async function findStaleLocks(sql: Sql, p: { deadAfterMs: number }): Prom
       left join worker_heartbeats h on h.worker_id = l.locked_by
      where l.locked_at < c.t and (h.worker_id is null or h.last_seen_at < c.t)
      order by l.locked_at, l.kind, l.id`;
-  return rows.map((r) => ({ ...r, lockedAt: toDate(r.lockedAt)!, lastSeenAt: toDate(r.lastSeenAt) }));
+  return rows.map((r) => ({ ...r, lockedAt: r.lockedAt, lastSeenAt: r.lastSeenAt }));
 }
 
 export interface LockRelease {
@@ -76,7 +75,7 @@ export async function releaseStaleLocks(
     const workerIds = releases.map((r) => r.workerId);
     await tx`select graphile_worker.force_unlock_workers(${workerIds}::text[])`;
     // Arrays of arrays do not unnest per row: pass each worker's ids as one JSON text and split it in SQL. Times go
-    // as text[] and are cast per element (a timestamptz[] parameter fails under drizzle's serializers).
+    // as text[] and are cast per element (postgres.js cannot bind a timestamptz[] parameter).
     await tx`
       insert into lock_releases (worker_id, job_ids, queue_names, last_seen_at, released_by)
       select w, array(select jsonb_array_elements_text(j::jsonb)), array(select jsonb_array_elements_text(q::jsonb)),

@@ -1,21 +1,13 @@
 import type { Task, TaskList } from 'graphile-worker';
-import type { Config } from '../config.js';
-import type { DbHandle } from '../db/client.js';
+import type { TaskDeps } from './task-deps.js';
 import { clearStaleLocksTask } from './tasks/clear_stale_locks.js';
 import { drainTask } from './tasks/drain.js';
 import { pollScheduleTask } from './tasks/poll_schedule.js';
 import { pollStreamTask } from './tasks/poll_stream.js';
 import { pruneInboxTask } from './tasks/prune_inbox.js';
 
-/** What every task gets besides its payload: config and the worker's own postgres.js pool. */
-export interface TaskDeps {
-  config: Config;
-  db: DbHandle;
-  now: () => Date;
-}
-
 /**
- * Every task the worker runs, by identifier (= its file name in this folder). Each factory binds its deps once.
+ * Every task the worker runs, by identifier (= its file name in tasks/). Each factory binds its deps once.
  * Tasks validate their payload first (it is `unknown`), await everything, and are idempotent.
  */
 export function buildTaskList(deps: TaskDeps): TaskList {

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
-import { type InboxRow, normaliseEvent } from '../../src/apply/normalise.js';
+import { normaliseEvent } from '../../src/apply/normalise.js';
+import type { InboxRow } from '../../src/inbox/claim.js';
 import { drainChunk } from '../../src/drain/drain-inbox.js';
 import { createWorld } from '../harness/simulator/index.js';
 import { freshDatabase } from '../helper.js';

@@ -5,12 +5,12 @@ import { throwawayDatabase } from '../../src/db/embedded.js';
 import { runMigrations } from '../../src/db/migrate.js';
 import { insertSource } from '../../src/intake/sources.js';
 import { freePort } from '../../src/net.js';
-import { PollStreams } from '../../src/poll/cursors.js';
+import { PollStreams } from '../../src/poll/streams.js';
 import { createWebhookSender, startSimulator, type Truth } from './simulator/index.js';
 import { startWeb } from '../../src/web.js';
 import { startWorker } from '../../src/worker/runner.js';
 import { kickDrain } from '../../src/drain/kick-drain.js';
-import { pollJobName } from '../../src/worker/tasks/poll_schedule.js';
+import { enqueuePolls } from '../../src/poll/enqueue.js';
 
 /**
  * `npm run demo`: wharf end to end on a throwaway embedded PostgreSQL. The simulator's world changes every second
@@ -161,13 +161,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     await sender.drain();
     out('changes stopped; a last poll of every stream, then the drain…');
     await new Promise((r) => setTimeout(r, config.pollLagMs + 500)); // the last changes fall inside the poll window
-    for (const c of world.clients) {
-      for (const stream of PollStreams) {
-        const name = pollJobName({ sourceId: `client-${c.id}`, stream });
-        await sql`select graphile_worker.add_job('poll_stream', ${JSON.stringify({ sourceId: `client-${c.id}`, stream })}::json,
-                    queue_name := ${name}, job_key := ${name}, max_attempts := 5)`;
-      }
-    }
+    await enqueuePolls(
+      sql,
+      world.clients.flatMap((c) => PollStreams.map((stream) => ({ sourceId: `client-${c.id}`, stream }))),
+    );
     // Settled: no poll job left and nothing pending (each poll kicks no drain, so the cron line or a kick does).
     const deadline = Date.now() + 60 * SECOND;
     for (;;) {

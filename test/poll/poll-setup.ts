@@ -1,7 +1,7 @@
 import type { Test } from 'tap';
 import { insertSource } from '../../src/intake/sources.js';
 import { createProviderClient } from '../../src/provider/client.js';
-import type { PollStream } from '../../src/poll/cursors.js';
+import type { PollStream } from '../../src/poll/streams.js';
 import { type PollContext, type PollSettings, pollSettings } from '../../src/poll/context.js';
 import { runPollStream } from '../../src/poll/run-stream.js';
 import { createRateBudget } from '../../src/provider/rate-budget.js';

@@ -1,7 +1,7 @@
 import type { Task } from 'graphile-worker';
 import { metrics } from '../../metrics.js';
 import { releaseStaleLocks } from '../stale-locks.js';
-import type { TaskDeps } from '../task-list.js';
+import type { TaskDeps } from '../task-deps.js';
 
 /**
  * Cron (every 2 minutes): releases the locks of workers whose heartbeat is older than STALE_LOCK_AFTER_MS, so a killed

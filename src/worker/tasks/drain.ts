@@ -3,7 +3,7 @@ import { kindOfTopic } from '../../apply/normalise.js';
 import { drainInbox } from '../../drain/drain-inbox.js';
 import { metrics } from '../../metrics.js';
 import { DRAIN_JOB_KEY, DRAIN_TASK } from '../../drain/kick-drain.js';
-import type { TaskDeps } from '../task-list.js';
+import type { TaskDeps } from '../task-deps.js';
 
 /**
  * `drain`: applies the inbox chunk after chunk (src/inbox/drain.ts) until it is empty or DRAIN_TIME_BUDGET_MS is

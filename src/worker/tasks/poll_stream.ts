@@ -1,9 +1,9 @@
 import type { Task } from 'graphile-worker';
 import { kickDrain } from '../../drain/kick-drain.js';
-import { isPollStream, type PollStream } from '../../poll/cursors.js';
+import { isPollStream, type PollStream } from '../../poll/streams.js';
 import { ProviderError } from '../../provider/errors.js';
 import { pollSourceStream } from '../../poll/run-stream.js';
-import type { TaskDeps } from '../task-list.js';
+import type { TaskDeps } from '../task-deps.js';
 
 export interface PollStreamPayload {
   sourceId: string;

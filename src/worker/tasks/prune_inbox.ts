@@ -1,6 +1,6 @@
 import type { Task } from 'graphile-worker';
 import { pruneInbox } from '../../inbox/prune.js';
-import type { TaskDeps } from '../task-list.js';
+import type { TaskDeps } from '../task-deps.js';
 
 /** Rows per DELETE: small enough that each statement holds its row locks for milliseconds. */
 export const PRUNE_BATCH_SIZE = 5000;

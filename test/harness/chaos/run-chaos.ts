@@ -14,8 +14,8 @@ import {
   type WebhookMessage,
   type WebhookSender,
 } from '../simulator/index.js';
-import type { PollStream } from '../../../src/poll/cursors.js';
-import { pollJobName } from '../../../src/worker/tasks/poll_schedule.js';
+import type { PollStream } from '../../../src/poll/streams.js';
+import { enqueuePolls, pollJobName } from '../../../src/poll/enqueue.js';
 import { type ChaosDatabase, startChaosDatabase } from './database.js';
 import { startWharfService, type WharfService } from './service.js';
 import {
@@ -454,15 +454,8 @@ async function pollEverything(
  * overlaps a running one) and waits for those jobs. A job that exhausted its attempts fails the wait with its error.
  */
 async function runPollJobs(sql: Sql, streams: { sourceId: string; stream: PollStream }[], deadline: number): Promise<void> {
-  const jobs = new Map<string, string>();
-  for (const s of streams) {
-    const name = pollJobName(s);
-    const [job] = await sql<{ id: string }[]>`
-      select id::text from graphile_worker.add_job('poll_stream',
-        json_build_object('sourceId', ${s.sourceId}::text, 'stream', ${s.stream}::text),
-        queue_name := ${name}, max_attempts := 5, job_key := ${name}, job_key_mode := 'replace')`;
-    jobs.set(job.id, name);
-  }
+  const ids = await enqueuePolls(sql, streams);
+  const jobs = new Map(ids.map((id, i) => [id, pollJobName(streams[i])]));
   for (;;) {
     const left = await sql<{ id: string; attempts: number; max_attempts: number; last_error: string | null }[]>`
       select id::text, attempts, max_attempts, last_error from graphile_worker._private_jobs
