@@ -38,7 +38,7 @@ export function createSourceCache(opts: {
   const entries = new Map<string, Entry>();
 
   const load = (id: string): Promise<IntakeSource | null> => {
-    const at = Date.now();
+    const at = opts.now().getTime();
     const value = findSourceWithSecrets(opts.sql, id, opts.now()).then((s) =>
       s ? { id: s.id, enabled: s.enabled, keys: s.secrets.map(secretKey) } : null,
     );
@@ -54,12 +54,12 @@ export function createSourceCache(opts: {
   return {
     get(id) {
       const e = entries.get(id);
-      if (e && Date.now() - e.at < opts.ttlMs) return e.value;
+      if (e && opts.now().getTime() - e.at < opts.ttlMs) return e.value;
       return load(id);
     },
     refresh(id, minAgeMs) {
       const e = entries.get(id);
-      if (e && Date.now() - e.at < minAgeMs) return undefined;
+      if (e && opts.now().getTime() - e.at < minAgeMs) return undefined;
       return load(id);
     },
   };
