@@ -182,8 +182,10 @@ export const shipments = pgTable(
   },
   (t) => [
     index('shipments_order_idx').on(t.orderId),
-    index('shipments_timeline_due_idx')
-      .on(t.timelineNextCheckAt)
+    // listDueTimelines: one source's due shipments in due order (never checked first, as '-infinity'), read from the
+    // index without a sort and without touching other sources' rows (migration 0007, docs/scale.md).
+    index('shipments_timeline_due_source_idx')
+      .on(t.sourceId, sql`(coalesce(${t.timelineNextCheckAt}, '-infinity'::timestamptz))`, t.id)
       .where(sql`delivered_at IS NULL AND status NOT IN ('Cancelled', 'CleanSweeped')`),
   ],
 );
@@ -266,6 +268,10 @@ export const transactions = pgTable(
     index('transactions_pending_ref_idx')
       .on(t.referenceType, t.referenceId)
       .where(sql`attribution_status = 'pending'`),
+    // listUnknownReturns: one source's pending charges on returns, by return id.
+    index('transactions_pending_return_idx')
+      .on(t.sourceId, t.referenceId)
+      .where(sql`attribution_status = 'pending' AND reference_type = 'Return'`),
     index('transactions_charge_date_idx').on(t.chargeDate),
   ],
 );

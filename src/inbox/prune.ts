@@ -33,8 +33,13 @@ export async function pruneInbox(
   const result: PruneResult = { processed: 0, deadOrIgnored: 0, quarantine: 0, batches: 0, complete: false };
   const processedCutoff = new Date(p.now.getTime() - p.processedDays * DAY);
   const deadCutoff = new Date(p.now.getTime() - p.deadDays * DAY);
+  const processedMaxId = await lastInboxIdBefore(sql, processedCutoff);
   const steps: { key: 'processed' | 'deadOrIgnored' | 'quarantine'; run: () => Promise<number> }[] = [
-    { key: 'processed', run: () => deleteInboxBatch(sql, ['processed'], processedCutoff, p.batchSize) },
+    {
+      key: 'processed',
+      run: async () =>
+        processedMaxId === null ? 0 : deleteInboxBatch(sql, ['processed'], processedCutoff, p.batchSize, processedMaxId),
+    },
     { key: 'deadOrIgnored', run: () => deleteInboxBatch(sql, ['dead', 'ignored'], deadCutoff, p.batchSize) },
     { key: 'quarantine', run: () => deleteQuarantineBatch(sql, processedCutoff, p.batchSize) },
   ];
@@ -52,8 +57,18 @@ export async function pruneInbox(
   return result;
 }
 
-/** Deletes at most `limit` inbox rows of the given statuses received before `before`. Returns how many. */
-export async function deleteInboxBatch(sql: Sql, statuses: string[], before: Date, limit: number): Promise<number> {
+/**
+ * Deletes at most `limit` inbox rows of the given statuses received before `before`. Returns how many. Processed rows
+ * are read in id order up to `maxId` (lastInboxIdBefore): without that bound, the batch that finds fewer than `limit`
+ * read every newer row of the inbox before giving up.
+ */
+export async function deleteInboxBatch(
+  sql: Sql,
+  statuses: string[],
+  before: Date,
+  limit: number,
+  maxId = Number.MAX_SAFE_INTEGER,
+): Promise<number> {
   const cutoff = before;
   // Two plans: the oldest processed rows come first in id order; dead and ignored rows have an index of their own.
   const rows = statuses.every((s) => s === 'dead' || s === 'ignored')
@@ -67,7 +82,8 @@ export async function deleteInboxBatch(sql: Sql, statuses: string[], before: Dat
     : await sql`
         delete from inbox_events where id in (
           select id from inbox_events
-           where status = any(${statuses}::text[]) and status <> 'pending' and received_at < ${cutoff}::timestamptz
+           where id <= ${maxId}::bigint
+             and status = any(${statuses}::text[]) and status <> 'pending' and received_at < ${cutoff}::timestamptz
            order by id
            limit ${limit}::int)
         returning 1`;
@@ -81,4 +97,29 @@ export async function deleteQuarantineBatch(sql: Sql, before: Date, limit: numbe
       select id from quarantine where received_at < ${before}::timestamptz order by received_at limit ${limit}::int)
     returning 1`;
   return rows.length;
+}
+
+/**
+ * The newest inbox id received before `before` (null: none), found by bisecting the primary key (ids grow with
+ * received_at), one indexed look-up per step: ~log2(ids) statements, whatever the size of the inbox. A row committed
+ * out of order near the cutoff may fall outside the bound: the next run deletes it.
+ */
+export async function lastInboxIdBefore(sql: Sql, before: Date): Promise<number | null> {
+  const firstAtOrAfter = async (id: number) => {
+    const [row] = await sql<{ id: string; old: boolean }[]>`
+      select id, received_at < ${before}::timestamptz as old from inbox_events where id >= ${id}::bigint order by id limit 1`;
+    return row ? { id: Number(row.id), old: row.old } : null;
+  };
+  const [range] = await sql<{ hi: string | null }[]>`select max(id) as hi from inbox_events`;
+  const first = await firstAtOrAfter(0);
+  if (!first?.old || range.hi === null) return null;
+  let good = first.id; // received before `before`
+  let bad = Number(range.hi) + 1; // the first row at or after it was not (or there is none)
+  while (bad - good > 1) {
+    const mid = Math.floor((good + bad) / 2);
+    const row = await firstAtOrAfter(mid);
+    if (row?.old && row.id < bad) good = row.id;
+    else bad = mid;
+  }
+  return good;
 }

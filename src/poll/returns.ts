@@ -28,8 +28,8 @@ const BATCH = 50;
 /**
  * Ids (as text, ascending, after `afterId`) of the returns a source's pending `Return` charges reference that are not
  * in `returns`, leaving out those answered 404 within RETURN_NOT_FOUND_RECHECK_MS. One statement, walking the partial
- * index `transactions_pending_ref_idx` (reference_type, reference_id) in order from `afterId`, so a bounded run reads
- * only as far as it needs. May return fewer than asked.
+ * index `transactions_pending_return_idx` (source_id, reference_id) in order from `afterId`, so a bounded run reads
+ * only as far as it needs, and only this source's charges. May return fewer than asked.
  */
 export async function listUnknownReturns(
   sql: Queryable,

@@ -12,7 +12,7 @@ import { PollTopics } from './streams.js';
 
 /**
  * The timelines stream: tracking history of shipments not yet delivered, on a tiered schedule kept in
- * `shipments.timeline_next_check_at` (found through the partial index `shipments_timeline_due_idx`). Recently
+ * `shipments.timeline_next_check_at` (found through the partial index `shipments_timeline_due_source_idx`). Recently
  * shipped shipments are checked often, old ones rarely, and none after 30 days or once delivered. Shipments not yet
  * shipped cost no call: the orders stream sees them being labelled, and they are looked at again an hour later.
  * Each batch's events and new due times commit together; a run spends at most `timelineCallsPerRun` calls.
@@ -39,7 +39,8 @@ export interface DueTimeline {
 
 /**
  * A source's undelivered shipments whose timeline check is due (never checked first), oldest due first, at most
- * `limit`. Its predicate repeats the partial index's so the planner can use it. May return fewer than asked.
+ * `limit`. Its predicate repeats the partial index's and its order is the index's (source, due time with null as
+ * '-infinity', id), so it reads exactly the rows it returns: test/plans proves the plan. May return fewer than asked.
  */
 export async function listDueTimelines(
   sql: Sql,
@@ -50,9 +51,9 @@ export async function listDueTimelines(
            coalesce(actual_fulfillment_date, case when tracking_number is not null then created_date end) as "shippedAt"
       from shipments
      where delivered_at is null and status not in ('Cancelled', 'CleanSweeped')
-       and (timeline_next_check_at is null or timeline_next_check_at <= ${p.now}::timestamptz)
        and source_id = ${p.sourceId}
-     order by timeline_next_check_at nulls first, id
+       and coalesce(timeline_next_check_at, '-infinity'::timestamptz) <= ${p.now}::timestamptz
+     order by coalesce(timeline_next_check_at, '-infinity'::timestamptz), id
      limit ${p.limit}`;
   return rows.map((r) => ({
     id: Number(r.id),

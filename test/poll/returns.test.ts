@@ -114,7 +114,7 @@ t.test('the unknown returns are found through the partial index on pending charg
   const scans = async () => {
     await sql`select pg_stat_force_next_flush()`;
     const [r] = await sql`
-      select idx_scan::int as n from pg_stat_user_indexes where indexrelname = 'transactions_pending_ref_idx'`;
+      select idx_scan::int as n from pg_stat_user_indexes where indexrelname = 'transactions_pending_return_idx'`;
     return r.n as number;
   };
   const before = await scans();
@@ -123,5 +123,5 @@ t.test('the unknown returns are found through the partial index on pending charg
     await tx`set local enable_seqscan = off`;
     await listUnknownReturns(tx, { sourceId: 'c1', afterId: '', limit: 10 });
   });
-  t.equal((await scans()) - before, 1, 'listUnknownReturns read transactions_pending_ref_idx');
+  t.equal((await scans()) - before, 1, 'listUnknownReturns read transactions_pending_return_idx');
 });
