@@ -1,0 +1,204 @@
+import type { Config } from '../../src/config.js';
+import type { Sql } from '../../src/db/client.js';
+import { attributePendingTransactions } from '../../src/apply/attribution.js';
+import { claimInboxChunk } from '../../src/inbox/claim.js';
+import { lastInboxIdBefore, pruneInbox } from '../../src/inbox/prune.js';
+import { renderMetrics } from '../../src/ops/metrics-gauges.js';
+import { readStatus } from '../../src/ops/status.js';
+import { openPollWindow, savePollPage } from '../../src/poll/cursors.js';
+import { listUnknownReturns, markReturnsNotFound } from '../../src/poll/returns.js';
+import { listDueTimelines } from '../../src/poll/timelines.js';
+import { DAY } from '../../src/config.js';
+import { inRollback } from './plan.js';
+
+/**
+ * The hot queries whose plans test/plans/plans.test.ts proves, one row each. A row calls the real function (through a
+ * pool that captures what it sends); the test EXPLAINs exactly those statements. To check a new query (ops explain,
+ * the ops page), add a row: `todo` rows are reported as such until their function exists on this branch.
+ */
+
+export interface PlanContext {
+  /** The seed's clock. */
+  now: Date;
+  shipments: number;
+  sources: number;
+  config: Config;
+  /** A pool that does not capture (for bounds computed from the data). */
+  plain: Sql;
+}
+
+export interface PlanCase {
+  /** Snapshot file name (test/plans/snapshots/<name>.sql). */
+  name: string;
+  /** The function whose statements are checked, and its file. */
+  fn: string;
+  /** Set while the function does not exist on this branch. */
+  todo?: string;
+  run?: (sql: Sql, c: PlanContext) => Promise<unknown>;
+  /** Which captured statements to check (default: every one); `begin`, `commit` and the like are never checked. */
+  pick?: (text: string) => boolean;
+  /** Indexes the checked plans must use (each in at least one statement). */
+  indexes: string[];
+  /** Per statement: rows scanned and thrown away (filter, recheck) at most (default 0). */
+  maxRowsDropped?: number | ((c: PlanContext) => Promise<number>);
+  /** The index serves the order: no sort at all. */
+  indexOrder?: boolean;
+  /** Per statement: rows a sort may take in (default: no more than the statement returns). */
+  maxSortRows?: number;
+}
+
+/** Tables that grow with the data: never read by a sequential scan in a hot query. */
+export const GROWING_TABLES = ['inbox_events', 'orders', 'shipments', 'shipment_timeline', 'returns', 'transactions', 'quarantine'];
+
+const sourceId = 'src-3';
+
+export const planCases: PlanCase[] = [
+  {
+    name: 'claim-inbox-chunk',
+    fn: 'claimInboxChunk (src/inbox/claim.ts)',
+    run: (sql) => inRollback(sql, (tx) => claimInboxChunk(tx, 500)),
+    pick: (q) => q.includes('skip locked'),
+    indexes: ['inbox_events_pending_idx'],
+    indexOrder: true,
+  },
+  {
+    name: 'list-due-timelines',
+    fn: 'listDueTimelines (src/poll/timelines.ts): one batch of a source',
+    run: (sql, c) => listDueTimelines(sql, { sourceId, now: c.now, limit: 50 }),
+    indexes: ['shipments_timeline_due_source_idx'],
+    indexOrder: true,
+  },
+  {
+    name: 'list-due-timelines-round-end',
+    fn: 'listDueTimelines (src/poll/timelines.ts): the call that ends a source\'s round (fewer due than asked)',
+    // 20 minutes earlier, fewer than 50 are due: the scan must stop at the first one not due, not read the rest.
+    run: (sql, c) => listDueTimelines(sql, { sourceId, now: new Date(c.now.getTime() - 20 * 60_000), limit: 50 }),
+    indexes: ['shipments_timeline_due_source_idx'],
+    indexOrder: true,
+  },
+  {
+    name: 'attribute-pending-transactions',
+    fn: 'attributePendingTransactions (src/apply/attribution.ts): the catch-up of a 500-event chunk',
+    run: async (sql, c) => {
+      // Pending shipment charges reference ids just past the seeded shipments (their shipments not arrived yet).
+      const shipmentIds = Array.from({ length: 400 }, (_, i) => c.shipments + 1 + i * 3);
+      const returnIds = Array.from({ length: 50 }, (_, i) => 1 + i);
+      const pending = await c.plain<{ id: string }[]>`
+        select transaction_id as id from transactions where attribution_status = 'pending' order by transaction_id limit 50`;
+      return inRollback(sql, (tx) =>
+        attributePendingTransactions(tx, { shipmentIds, returnIds, transactionIds: pending.map((p) => p.id) }),
+      );
+    },
+    indexes: ['transactions_pending_ref_idx', 'transactions_pkey'],
+    // The candidates are sorted (lock order): the charges it may attribute, never more than it looked up.
+    maxSortRows: 500,
+    maxRowsDropped: 50,
+  },
+  {
+    name: 'list-unknown-returns',
+    fn: 'listUnknownReturns (src/poll/returns.ts)',
+    run: (sql) => listUnknownReturns(sql, { sourceId, afterId: '', limit: 50 }),
+    indexes: ['transactions_pending_return_idx', 'returns_pkey'],
+    // Charges on returns answered 404 within the recheck period are read and skipped: at most this source's.
+    maxRowsDropped: async (c) => {
+      const [r] = await c.plain`
+        select count(*)::int as n from transactions
+         where attribution_status = 'pending' and reference_type = 'Return' and source_id = ${sourceId}`;
+      return r.n;
+    },
+  },
+  {
+    name: 'mark-returns-not-found',
+    fn: 'markReturnsNotFound (src/poll/returns.ts)',
+    run: async (sql, c) => {
+      const ids = await listUnknownReturns(c.plain, { sourceId, afterId: '', limit: 50 });
+      return inRollback(sql, (tx) => markReturnsNotFound(tx, { sourceId, returnIds: ids }));
+    },
+    pick: (q) => q.includes('update transactions'),
+    indexes: ['transactions_pending_return_idx', 'transactions_pkey'],
+    maxSortRows: 50,
+  },
+  {
+    name: 'transactions-poll-page',
+    fn: 'openPollWindow and savePollPage (src/poll/cursors.ts): a transactions poll page',
+    run: async (sql, c) => {
+      await openPollWindow(sql, { sourceId, stream: 'transactions', windowEnd: c.now });
+      const events = Array.from({ length: 100 }, (_, i) => ({
+        sourceId,
+        eventId: `plan-tx-${i}`,
+        topic: 'poll.transaction',
+        body: '{}',
+        headers: null,
+        eventTime: c.now.toISOString(),
+        via: 'poll' as const,
+      }));
+      return savePollPage(sql, { sourceId, stream: 'transactions', events, next: null });
+    },
+    // poll_cursors has a row per source and stream: its scans are not checked; the inbox insert is.
+    indexes: [],
+  },
+  {
+    name: 'prune-processed-batch',
+    fn: 'pruneInbox (src/inbox/prune.ts): the bound (lastInboxIdBefore) and one batch of processed rows',
+    run: (sql, c) =>
+      inRollback(sql, (tx) => {
+        let batches = 0;
+        return pruneInbox(tx, {
+          processedDays: 29,
+          deadDays: 90,
+          batchSize: 500,
+          now: c.now,
+          onBatch: (r) => {
+            batches = r.batches;
+          },
+          shouldStop: () => batches >= 1,
+        });
+      }),
+    pick: (q) => q.includes('inbox_events'),
+    indexes: ['inbox_events_pkey'],
+    // Dead and ignored rows older than the cutoff are kept (90 days) and skipped by each batch: bounded by them, not by
+    // the inbox.
+    maxRowsDropped: (c) => rowsKeptBefore(c, 29),
+  },
+  {
+    name: 'prune-run-end',
+    fn: 'pruneInbox (src/inbox/prune.ts): a run with nothing left to delete (every step\'s closing batch)',
+    run: (sql, c) =>
+      inRollback(sql, (tx) => pruneInbox(tx, { processedDays: 45, deadDays: 95, batchSize: 500, now: c.now })),
+    pick: (q) => q.includes('inbox_events') || q.includes('quarantine'),
+    indexes: ['inbox_events_pkey', 'inbox_events_finished_idx', 'quarantine_received_idx'],
+    maxRowsDropped: (c) => rowsKeptBefore(c, 45),
+  },
+  {
+    name: 'read-status',
+    fn: 'readStatus (src/ops/status.ts): ops status',
+    run: (sql) => readStatus(sql, { staleAfterMs: 60_000 }),
+    indexes: ['inbox_events_pending_idx', 'inbox_events_finished_idx', 'quarantine_received_idx'],
+  },
+  {
+    name: 'render-metrics',
+    fn: 'renderMetrics (src/ops/metrics-gauges.ts): a /metrics scrape',
+    run: (sql, c) => renderMetrics(sql, c.config, {}),
+    indexes: ['inbox_events_pending_idx', 'inbox_events_finished_idx', 'quarantine_received_idx'],
+  },
+  {
+    name: 'ops-explain',
+    fn: 'ops explain (src/ops/explain.ts)',
+    todo: 'src/ops/explain.ts (issue #18) is not on this branch: add its run and indexes here',
+    indexes: [],
+  },
+  {
+    name: 'ops-page',
+    fn: 'the ops page queries (issue #14)',
+    todo: 'the ops page (issue #14) is not on this branch: add one row per query it sends',
+    indexes: [],
+  },
+];
+
+/** Inbox rows a prune keeps that lie before the processed cutoff (dead and ignored rows, pending ones). */
+async function rowsKeptBefore(c: PlanContext, days: number): Promise<number> {
+  const cutoff = new Date(c.now.getTime() - days * DAY);
+  const bound = (await lastInboxIdBefore(c.plain, cutoff)) ?? 0;
+  const [r] = await c.plain`select count(*)::int as n from inbox_events where id <= ${bound} and status <> 'processed'`;
+  return r.n;
+}

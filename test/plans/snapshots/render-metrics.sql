@@ -1,0 +1,40 @@
+-- renderMetrics (src/ops/metrics-gauges.ts): a /metrics scrape
+-- The statements test/plans/plans.test.ts checks (UPDATE_PLAN_SNAPSHOTS=1 rewrites this file).
+-- statement 1
+select set_config('statement_timeout', $1, true);
+-- statement 2
+      select now() as at,
+        (select count(*) from (select 1 from inbox_events where status = 'pending' limit $1::int) x)::int as pending,
+        (select extract(epoch from now() - received_at)::float8 from inbox_events
+          where status = 'pending' order by id limit 1) as "oldestPendingAgeSeconds",
+        (select count(*) from (select 1 from inbox_events where status = 'dead' limit $2::int) x)::int as dead,
+        (select count(*) from (select 1 from inbox_events where status = 'ignored' limit $3::int) x)::int as ignored;
+-- statement 3
+      select s.id as "sourceId", s.name as "sourceName", s.enabled, c.stream, c.cursor_time as "cursorTime",
+             extract(epoch from now() - c.last_success_at)::float8 as "ageSeconds", c.last_success_at as "lastSuccessAt",
+             c.last_error as "lastError", c.catches::float8 as catches, c.backfill_since as "backfillSince",
+             c.cursor_token is not null as "inProgress", c.window_end as "windowEnd"
+        from poll_cursors c join sources s on s.id = c.source_id
+       order by s.name, c.stream;
+-- statement 4
+      select key, tokens::float8 as tokens, blocked_until as "blockedUntil", calls::float8 as calls, throttled::float8 as throttled from rate_budgets order by key;
+-- statement 5
+      select worker_id as "workerId", host, pid, started_at as "startedAt", last_seen_at as "lastSeenAt",
+             extract(epoch from now() - last_seen_at)::float8 as "ageSeconds",
+             last_seen_at > now() - $1::int * interval '1 millisecond' as alive
+        from worker_heartbeats order by started_at, worker_id;
+-- statement 6
+      select reason, count(*)::int as count from quarantine
+       where received_at > now() - interval '24 hours' group by reason order by count desc, reason;
+-- statement 7
+      select t.identifier as task,
+             count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts)::int as waiting,
+             count(*) filter (where j.locked_at is not null)::int as locked,
+             count(*) filter (where j.attempts >= j.max_attempts)::int as failed
+        from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
+       group by t.identifier order by t.identifier;
+-- statement 8
+      select application_name as application, coalesce(state, 'unknown') as state, count(*)::int as count
+        from pg_stat_activity
+       where datname = current_database() and application_name like 'wharf%'
+       group by 1, 2 order by 1, 2;
