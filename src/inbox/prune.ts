@@ -6,8 +6,9 @@ import { DAY } from '../config.js';
  * are what replay works on), quarantine rows after `processedDays`. Pending rows are never pruned.
  *
  * Each batch is one autocommit DELETE of at most `batchSize` ids, so no lock is held for long and the drain and the
- * intake keep running. Processed rows are found in id order (ids grow with received_at), dead and ignored ones through
- * their partial (status, received_at) index. Work stops early when `shouldStop()` says so (a time budget, a
+ * intake keep running. Processed rows are found in id order (ids grow with received_at) between the last batch's and
+ * the newest id before the cutoff, dead and ignored ones through their partial (status, received_at) index: no batch
+ * reads rows of the inbox it keeps beyond the dead and ignored ones (test/plans, docs/scale.md). Work stops early when `shouldStop()` says so (a time budget, a
  * shutdown): the next run continues.
  */
 export interface PruneResult {
@@ -33,12 +34,19 @@ export async function pruneInbox(
   const result: PruneResult = { processed: 0, deadOrIgnored: 0, quarantine: 0, batches: 0, complete: false };
   const processedCutoff = new Date(p.now.getTime() - p.processedDays * DAY);
   const deadCutoff = new Date(p.now.getTime() - p.deadDays * DAY);
-  const processedMaxId = await lastInboxIdBefore(sql, processedCutoff);
+  // Processed rows: ids up to the newest received before the cutoff, each batch after the last one (keyset), so the
+  // dead and ignored rows kept at the start of the id order are read once per run, not once per batch.
+  const maxId = await lastInboxIdBefore(sql, processedCutoff);
+  let afterId = 0;
   const steps: { key: 'processed' | 'deadOrIgnored' | 'quarantine'; run: () => Promise<number> }[] = [
     {
       key: 'processed',
-      run: async () =>
-        processedMaxId === null ? 0 : deleteInboxBatch(sql, ['processed'], processedCutoff, p.batchSize, processedMaxId),
+      run: async () => {
+        if (maxId === null) return 0;
+        const batch = await deleteProcessedBatch(sql, { before: processedCutoff, limit: p.batchSize, afterId, maxId });
+        afterId = batch.lastId;
+        return batch.deleted;
+      },
     },
     { key: 'deadOrIgnored', run: () => deleteInboxBatch(sql, ['dead', 'ignored'], deadCutoff, p.batchSize) },
     { key: 'quarantine', run: () => deleteQuarantineBatch(sql, processedCutoff, p.batchSize) },
@@ -58,35 +66,36 @@ export async function pruneInbox(
 }
 
 /**
- * Deletes at most `limit` inbox rows of the given statuses received before `before`. Returns how many. Processed rows
- * are read in id order up to `maxId` (lastInboxIdBefore): without that bound, the batch that finds fewer than `limit`
- * read every newer row of the inbox before giving up.
+ * Deletes at most `limit` processed inbox rows received before `before` with ids in (`afterId`, `maxId`], oldest id
+ * first. Returns how many and the last id deleted (`afterId` when none): the next batch starts after it. `maxId`
+ * (lastInboxIdBefore) bounds the batch that finds fewer than `limit`: without it, that batch read every newer row.
  */
-export async function deleteInboxBatch(
+export async function deleteProcessedBatch(
   sql: Sql,
-  statuses: string[],
-  before: Date,
-  limit: number,
-  maxId = Number.MAX_SAFE_INTEGER,
-): Promise<number> {
-  const cutoff = before;
-  // Two plans: the oldest processed rows come first in id order; dead and ignored rows have an index of their own.
-  const rows = statuses.every((s) => s === 'dead' || s === 'ignored')
-    ? await sql`
-        delete from inbox_events where id in (
-          select id from inbox_events
-           where status in ('dead', 'ignored') and status = any(${statuses}::text[]) and received_at < ${cutoff}::timestamptz
-           order by status, received_at
-           limit ${limit}::int)
-        returning 1`
-    : await sql`
-        delete from inbox_events where id in (
-          select id from inbox_events
-           where id <= ${maxId}::bigint
-             and status = any(${statuses}::text[]) and status <> 'pending' and received_at < ${cutoff}::timestamptz
-           order by id
-           limit ${limit}::int)
-        returning 1`;
+  p: { before: Date; limit: number; afterId: number; maxId: number },
+): Promise<{ deleted: number; lastId: number }> {
+  const [row] = await sql<{ deleted: number; last: string | null }[]>`
+    with deleted as (
+      delete from inbox_events where id in (
+        select id from inbox_events
+         where id > ${p.afterId}::bigint and id <= ${p.maxId}::bigint
+           and status = 'processed' and received_at < ${p.before}::timestamptz
+         order by id
+         limit ${p.limit}::int)
+      returning id)
+    select count(*)::int as deleted, max(id) as last from deleted`;
+  return { deleted: row.deleted, lastId: row.last === null ? p.afterId : Number(row.last) };
+}
+
+/** Deletes at most `limit` dead or ignored inbox rows (`statuses`) received before `before`. Returns how many. */
+export async function deleteInboxBatch(sql: Sql, statuses: string[], before: Date, limit: number): Promise<number> {
+  const rows = await sql`
+    delete from inbox_events where id in (
+      select id from inbox_events
+       where status in ('dead', 'ignored') and status = any(${statuses}::text[]) and received_at < ${before}::timestamptz
+       order by status, received_at
+       limit ${limit}::int)
+    returning 1`;
   return rows.length;
 }
 

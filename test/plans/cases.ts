@@ -2,7 +2,7 @@ import type { Config } from '../../src/config.js';
 import type { Sql } from '../../src/db/client.js';
 import { attributePendingTransactions } from '../../src/apply/attribution.js';
 import { claimInboxChunk } from '../../src/inbox/claim.js';
-import { lastInboxIdBefore, pruneInbox } from '../../src/inbox/prune.js';
+import { deleteProcessedBatch, lastInboxIdBefore, pruneInbox } from '../../src/inbox/prune.js';
 import { renderMetrics } from '../../src/ops/metrics-gauges.js';
 import { readStatus } from '../../src/ops/status.js';
 import { openPollWindow, savePollPage } from '../../src/poll/cursors.js';
@@ -159,6 +159,19 @@ export const planCases: PlanCase[] = [
     // Dead and ignored rows older than the cutoff are kept (90 days) and skipped by each batch: bounded by them, not by
     // the inbox.
     maxRowsDropped: (c) => rowsKeptBefore(c, 29),
+  },
+  {
+    name: 'prune-next-batch',
+    fn: 'deleteProcessedBatch (src/inbox/prune.ts): a batch after the first one of a run',
+    run: async (sql, c) => {
+      const before = new Date(c.now.getTime() - 29 * DAY);
+      const maxId = (await lastInboxIdBefore(c.plain, before)) ?? 0;
+      const first = await inRollback(c.plain, (tx) => deleteProcessedBatch(tx, { before, limit: 500, afterId: 0, maxId }));
+      return inRollback(sql, (tx) => deleteProcessedBatch(tx, { before, limit: 500, afterId: first.lastId, maxId }));
+    },
+    indexes: ['inbox_events_pkey'],
+    // It starts after the last batch: only the dead and ignored rows interleaved with this batch's are skipped.
+    maxRowsDropped: 25,
   },
   {
     name: 'prune-run-end',
