@@ -1,0 +1,378 @@
+/**
+ * `npm run bench:scale -- [--shipments 1000000] [--sources 50] [--rounds 4] [--drain-events 10000] [--no-retention]`
+ *
+ * Does a cost stay flat as a year of data piles up? Two databases on one durable embedded PostgreSQL (DATABASE_URL's
+ * server if set): "small", seeded at 1% of the scale (at least 500 shipments per source, the same sources), and
+ * "scale", seeded at the full size (test/harness/scale/seed.ts). In each round the same operations run on both, in
+ * alternating order (the machine's load drifts), through the real functions: a drain of the same new events, a claim,
+ * a timeline scheduling round over every source, the attribution catch-up of a chunk, one prune batch and a prune run
+ * that finds nothing, a status read, a /metrics scrape. Each ratio is a slowdown: time per operation (per event for
+ * the drain) at scale divided by the same on the small database, the median over rounds (min-max printed). Writes
+ * other than the drain's are rolled back, so every round sees the same data.
+ *
+ * Then retention at scale (docs/scale.md): deleting a day of processed inbox rows in batches (time, WAL, dead rows,
+ * size, VACUUM after it), a drain alone and beside such a prune, and the same day dropped as a partition of a scratch
+ * partitioned copy. Last line: one JSON object.
+ */
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import postgres from 'postgres';
+import { attributePendingTransactions } from '../src/apply/attribution.js';
+import { DAY, loadConfig } from '../src/config.js';
+import { createDb, type DbHandle, type Sql } from '../src/db/client.js';
+import { throwawayDatabase } from '../src/db/embedded.js';
+import { runMigrations } from '../src/db/migrate.js';
+import { drainInbox } from '../src/drain/drain-inbox.js';
+import { claimInboxChunk } from '../src/inbox/claim.js';
+import { deleteProcessedBatch, lastInboxIdBefore, pruneInbox } from '../src/inbox/prune.js';
+import { buildMetricsApp } from '../src/ops/metrics-server.js';
+import { readStatus } from '../src/ops/status.js';
+import { listDueTimelines, scheduleTimelineChecks } from '../src/poll/timelines.js';
+import { seedScale, type SeededCounts } from '../test/harness/scale/seed.js';
+import { createWorld } from '../test/harness/simulator/index.js';
+import { inRollback } from '../test/plans/plan.js';
+
+const { values } = parseArgs({
+  options: {
+    shipments: { type: 'string', default: '1000000' },
+    sources: { type: 'string', default: '50' },
+    rounds: { type: 'string', default: '4' },
+    'drain-events': { type: 'string', default: '10000' },
+    'no-retention': { type: 'boolean', default: false },
+  },
+});
+const SHIPMENTS = Number(values.shipments);
+const SOURCES = Number(values.sources);
+const ROUNDS = Number(values.rounds);
+const DRAIN_EVENTS = Number(values['drain-events']);
+const SMALL = Math.max(SOURCES * 500, Math.floor(SHIPMENTS / 100));
+/** Due timelines listed and scheduled per source in the round (a source with fewer due returns fewer). */
+const TIMELINE_BATCH = 10;
+const CHUNK = 500;
+
+interface Ev {
+  source: string;
+  topic: string;
+  body: string;
+  eventTime: string | null;
+}
+
+/** New events for the drain, from the simulator (orders, shipments, charges; ids far from the seeded ones). */
+function generate(n: number): Ev[] {
+  const world = createWorld({ seed: 17, clients: Math.min(10, SOURCES), ordersPerClient: 100 });
+  const out: Ev[] = [];
+  while (out.length < n) {
+    for (const c of world.step({ newOrders: 40, updates: 200, billing: 60, durationMs: 60_000 })) {
+      out.push({ source: `src-${c.clientId}`, topic: c.topic, body: JSON.stringify(c.payload), eventTime: c.payload.event_time });
+    }
+  }
+  return out.slice(0, n);
+}
+
+async function insertPending(sql: Sql, events: Ev[], tag: string) {
+  for (let i = 0; i < events.length; i += 5000) {
+    const part = events.slice(i, i + 5000);
+    await sql`
+      insert into inbox_events (source_id, event_id, topic, body, event_time)
+      select s, ${tag} || '-' || (${i}::int + n), t, b, e::timestamptz
+        from unnest(${part.map((e) => e.source)}::text[], ${part.map((e) => e.topic)}::text[],
+                    ${part.map((e) => e.body)}::text[], ${part.map((e) => e.eventTime)}::text[])
+             with ordinality as x(s, t, b, e, n)
+       order by n`;
+  }
+}
+
+/** Mean milliseconds of `n` runs of `fn`, after one warm-up run. */
+async function timeEach(n: number, fn: () => Promise<unknown>): Promise<number> {
+  await fn();
+  const started = performance.now();
+  for (let i = 0; i < n; i++) await fn();
+  return (performance.now() - started) / n;
+}
+
+interface Target {
+  label: 'small' | 'scale';
+  db: DbHandle;
+  url: string;
+  counts: SeededCounts;
+  /** The attribution catch-up's references: shipments of a chunk, some with pending charges. */
+  refs: { shipmentIds: number[]; returnIds: number[]; transactionIds: string[] };
+  metrics: Awaited<ReturnType<typeof buildMetricsApp>>;
+}
+
+const OPS = ['drain', 'claim', 'timeline_round', 'attribution', 'prune', 'prune_start', 'prune_tail', 'status', 'metrics'] as const;
+type Op = (typeof OPS)[number];
+
+async function main() {
+  console.log(`load average at start (1, 5, 15 min): ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
+  const server = await throwawayDatabase('bench-scale', { url: process.env.DATABASE_URL, durable: true, database: 'bench_scale' });
+  const admin = postgres(server.url, { max: 1, onnotice: () => {} });
+  const now = new Date();
+  const events = generate(DRAIN_EVENTS * (ROUNDS + 2));
+  const targets: Target[] = [];
+  try {
+    for (const [label, shipments] of [['small', SMALL], ['scale', SHIPMENTS]] as const) {
+      const name = `bench_scale_${label}`;
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.unsafe(`create database ${name}`);
+      const u = new URL(server.url);
+      u.pathname = `/${name}`;
+      const url = u.toString();
+      await runMigrations(url);
+      const db = createDb({ url, max: 4, prepare: true });
+      const started = performance.now();
+      const counts = await seedScale(db.sql, { shipments, sources: SOURCES, now });
+      console.log(`seeded ${label}: ${shipments} shipments in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      const pending = await db.sql<{ ref: string; id: string }[]>`
+        select reference_id as ref, transaction_id as id from transactions
+         where attribution_status = 'pending' and reference_type = 'Shipment' order by transaction_id limit 50`;
+      const recent = Array.from({ length: 450 }, (_, i) => shipments - i);
+      const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'silent' });
+      targets.push({
+        label,
+        db,
+        url,
+        counts,
+        refs: {
+          shipmentIds: [...recent, ...pending.map((p) => Number(p.ref))],
+          returnIds: Array.from({ length: 20 }, (_, i) => Math.floor((counts.returns * (i + 1)) / 21)),
+          transactionIds: pending.slice(0, 20).map((p) => p.id),
+        },
+        metrics: await buildMetricsApp(config, db, {}),
+      });
+    }
+
+    const timelineBatch = TIMELINE_BATCH;
+
+    const measure = async (t: Target, round: number): Promise<Record<Op, number>> => {
+      const sql = t.db.sql;
+      await insertPending(sql, events.slice(round * DRAIN_EVENTS, (round + 1) * DRAIN_EVENTS), `bench-${round}`);
+      await sql`analyze inbox_events`;
+      const claim = await timeEach(10, () => inRollback(sql, (tx) => claimInboxChunk(tx, CHUNK)));
+      const drainStarted = performance.now();
+      const drained = await drainInbox(sql, { chunkSize: CHUNK, budgetMs: 10 * 60_000, concurrency: 2 });
+      const drain = (performance.now() - drainStarted) / Math.max(1, drained.claimed);
+      const sources = Array.from({ length: SOURCES }, (_, i) => `src-${i + 1}`);
+      const timelineRound = await timeEach(2, async () => {
+        for (const sourceId of sources) {
+          await inRollback(sql, async (tx) => {
+            const due = await listDueTimelines(tx, { sourceId, now, limit: timelineBatch });
+            const next = new Date(now.getTime() + 15 * 60_000);
+            await scheduleTimelineChecks(tx, { checkedAt: now, checks: due.map((d) => ({ id: d.id, next })) });
+          });
+        }
+      });
+      const attribution = await timeEach(10, () => inRollback(sql, (tx) => attributePendingTransactions(tx, t.refs)));
+      // A run's first batch: the bound (bisection) and the kept dead and ignored rows before the cutoff, read once.
+      const pruneStart = await timeEach(3, () =>
+        inRollback(sql, (tx) => {
+          let batches = 0;
+          return pruneInbox(tx, {
+            processedDays: 20,
+            deadDays: 90,
+            batchSize: 1000,
+            now,
+            onBatch: (r) => {
+              batches = r.batches;
+            },
+            shouldStop: () => batches >= 1,
+          });
+        }),
+      );
+      // One batch in the middle of a run (what a run is made of), after a first one.
+      const before = new Date(now.getTime() - 20 * DAY);
+      const maxId = (await lastInboxIdBefore(sql, before)) ?? 0;
+      const first = await inRollback(sql, (tx) => deleteProcessedBatch(tx, { before, limit: 1000, afterId: 0, maxId }));
+      const prune = await timeEach(3, () =>
+        inRollback(sql, (tx) => deleteProcessedBatch(tx, { before, limit: 1000, afterId: first.lastId, maxId })),
+      );
+      const pruneTail = await timeEach(3, () =>
+        inRollback(sql, (tx) => pruneInbox(tx, { processedDays: 45, deadDays: 95, batchSize: 1000, now })),
+      );
+      const status = await timeEach(10, () => readStatus(sql, { staleAfterMs: 60_000 }));
+      const metrics = await timeEach(10, async () => {
+        const res = await t.metrics.inject({ method: 'GET', url: '/metrics' });
+        if (res.statusCode !== 200 || !res.body.includes('wharf_status_read_ok 1')) throw new Error('metrics scrape failed');
+      });
+      return { drain, claim, timeline_round: timelineRound, attribution, prune, prune_start: pruneStart, prune_tail: pruneTail, status, metrics };
+    };
+
+    const perRound: { small: Record<Op, number>; scale: Record<Op, number> }[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? targets : [...targets].reverse();
+      const r: Partial<Record<'small' | 'scale', Record<Op, number>>> = {};
+      for (const t of order) r[t.label] = await measure(t, round);
+      perRound.push(r as { small: Record<Op, number>; scale: Record<Op, number> });
+      console.log(`round ${round + 1}/${ROUNDS}: ${OPS.map((op) => `${op} ${(r.scale![op] / r.small![op]).toFixed(2)}`).join(', ')}`);
+    }
+    const median = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    };
+    const ratios = {} as Record<Op, number>;
+    const spread = {} as Record<Op, [number, number]>;
+    const figures = {} as Record<Op, { small_ms: number; scale_ms: number }>;
+    for (const op of OPS) {
+      const rs = perRound.map((r) => r.scale[op] / r.small[op]);
+      ratios[op] = Number(median(rs).toFixed(2));
+      spread[op] = [Number(Math.min(...rs).toFixed(2)), Number(Math.max(...rs).toFixed(2))];
+      figures[op] = {
+        small_ms: Number(median(perRound.map((r) => r.small[op])).toFixed(4)),
+        scale_ms: Number(median(perRound.map((r) => r.scale[op])).toFixed(4)),
+      };
+    }
+
+    const retention = values['no-retention'] ? null : await measureRetention(targets[1], events.slice(ROUNDS * DRAIN_EVENTS), now);
+
+    const unit: Record<Op, string> = {
+      drain: 'ms per event (events/s = 1000 / it)',
+      claim: `ms per claim of ${CHUNK}`,
+      timeline_round: `ms per round of ${SOURCES} sources, ${timelineBatch} due each`,
+      attribution: 'ms per catch-up of a 500-reference chunk',
+      prune: 'ms per batch of 1,000 processed rows within a run',
+      prune_start: 'ms per run start: the bound and a first batch of 1,000',
+      prune_tail: 'ms per run with nothing to delete',
+      status: 'ms per readStatus',
+      metrics: 'ms per /metrics scrape (inject)',
+    };
+    console.log('');
+    console.log(`${'operation'.padEnd(16)} ${'small'.padStart(10)} ${'scale'.padStart(10)} ${'ratio'.padStart(6)}  spread      unit`);
+    for (const op of OPS) {
+      console.log(
+        `${op.padEnd(16)} ${figures[op].small_ms.toFixed(3).padStart(10)} ${figures[op].scale_ms.toFixed(3).padStart(10)} ${ratios[op].toFixed(2).padStart(6)}  ${`${spread[op][0]}-${spread[op][1]}`.padEnd(10)}  ${unit[op]}`,
+      );
+    }
+    console.log(`drain: ${Math.round(1000 / figures.drain.small_ms)} events/s small, ${Math.round(1000 / figures.drain.scale_ms)} events/s at scale`);
+    if (retention) for (const [k, v] of Object.entries(retention)) console.log(`retention ${k.padEnd(34)} ${v}`);
+    console.log(`load average at end (1, 5, 15 min): ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
+    console.log(
+      JSON.stringify({
+        bench: 'scale',
+        rows: targets[1].counts,
+        small_rows: targets[0].counts,
+        ratios,
+        spread,
+        figures,
+        rounds: ROUNDS,
+        timeline_batch: timelineBatch,
+        retention,
+      }),
+    );
+  } finally {
+    for (const t of targets) {
+      await t.metrics.close();
+      await t.db.close();
+    }
+    await admin.end();
+    await server.stop();
+  }
+}
+
+/**
+ * Retention at scale: a day of processed rows deleted in batches (alone: time, WAL, dead rows, size; then VACUUM),
+ * the drain alone and beside a prune of the next five days, and a day dropped as a partition of a scratch copy.
+ */
+async function measureRetention(t: Target, events: Ev[], now: Date) {
+  const sql = t.db.sql;
+  const wal = async () => (await sql<{ lsn: string }[]>`select pg_current_wal_lsn()::text as lsn`)[0].lsn;
+  const walSince = async (lsn: string) =>
+    Number((await sql<{ b: string }[]>`select pg_wal_lsn_diff(pg_current_wal_lsn(), ${lsn}::pg_lsn)::text as b`)[0].b);
+  const dayRows = async (fromDays: number) => {
+    const [r] = await sql<{ n: number }[]>`
+      select count(*)::int as n from inbox_events where status = 'processed'
+         and received_at >= ${new Date(now.getTime() - fromDays * DAY)}::timestamptz
+         and received_at < ${new Date(now.getTime() - (fromDays - 1) * DAY)}::timestamptz`;
+    return r.n;
+  };
+  const size = async () => (await sql<{ b: string }[]>`select pg_total_relation_size('inbox_events')::text as b`)[0].b;
+  const deadTuples = async () => {
+    await new Promise((r) => setTimeout(r, 1500)); // statistics reach pg_stat after the deleting sessions report them
+    const [r] = await sql<{ n: number }[]>`select n_dead_tup::int as n from pg_stat_user_tables where relname = 'inbox_events'`;
+    return r.n;
+  };
+  await sql`checkpoint`;
+
+  // A day of processed rows (the oldest), batches of 1,000, alone.
+  const day1 = await dayRows(30);
+  const sizeBefore = Number(await size());
+  let lsn = await wal();
+  let started = performance.now();
+  const pruned = await pruneInbox(sql, { processedDays: 29, deadDays: 90, batchSize: 1000, now });
+  const pruneMs = performance.now() - started;
+  const pruneWal = await walSince(lsn);
+  const dead = await deadTuples();
+  const sizeAfter = Number(await size());
+  lsn = await wal();
+  started = performance.now();
+  await sql`vacuum inbox_events`;
+  const vacuumMs = performance.now() - started;
+  const vacuumWal = await walSince(lsn);
+
+  // The drain alone, then beside a prune of the next five days (same number of new events each).
+  const half = Math.floor(events.length / 2);
+  await insertPending(sql, events.slice(0, half), 'retention-alone');
+  started = performance.now();
+  const alone = await drainInbox(sql, { chunkSize: CHUNK, budgetMs: 10 * 60_000, concurrency: 2 });
+  const aloneEps = alone.claimed / ((performance.now() - started) / 1000);
+  await insertPending(sql, events.slice(half), 'retention-beside');
+  started = performance.now();
+  const [beside, besidePrune] = await Promise.all([
+    (async () => {
+      const r = await drainInbox(sql, { chunkSize: CHUNK, budgetMs: 10 * 60_000, concurrency: 2 });
+      return { claimed: r.claimed, ms: performance.now() - started };
+    })(),
+    (async () => {
+      const r = await pruneInbox(sql, { processedDays: 24, deadDays: 90, batchSize: 1000, now });
+      return { processed: r.processed, ms: performance.now() - started };
+    })(),
+  ]);
+  const besideEps = beside.claimed / (beside.ms / 1000);
+
+  // The alternative: the same kind of day as a partition of a partitioned copy, detached and dropped.
+  const from = new Date(now.getTime() - 27 * DAY);
+  const to = new Date(now.getTime() - 26 * DAY);
+  await sql.unsafe(`drop table if exists retention_probe`);
+  await sql.unsafe(`create table retention_probe (like inbox_events including defaults) partition by range (received_at)`);
+  await sql.unsafe(
+    `create table retention_probe_day partition of retention_probe for values from ('${from.toISOString()}') to ('${to.toISOString()}')`,
+  );
+  await sql`
+    insert into retention_probe select * from inbox_events
+     where received_at >= ${from}::timestamptz and received_at < ${to}::timestamptz`;
+  const [probe] = await sql<{ n: number }[]>`select count(*)::int as n from retention_probe`;
+  await sql`checkpoint`;
+  lsn = await wal();
+  started = performance.now();
+  await sql.unsafe(`alter table retention_probe detach partition retention_probe_day`);
+  await sql.unsafe(`drop table retention_probe_day`);
+  const dropMs = performance.now() - started;
+  const dropWal = await walSince(lsn);
+  await sql.unsafe(`drop table retention_probe`);
+
+  return {
+    day_rows: day1,
+    batched_delete_rows: pruned.processed,
+    batched_delete_ms: Math.round(pruneMs),
+    batched_delete_rows_per_s: Math.round(pruned.processed / (pruneMs / 1000)),
+    batched_delete_wal_bytes_per_row: Math.round(pruneWal / Math.max(1, pruned.processed)),
+    batched_delete_wal_mb: Number((pruneWal / 1e6).toFixed(1)),
+    dead_tuples_after: dead,
+    size_mb_before: Math.round(sizeBefore / 1e6),
+    size_mb_after: Math.round(sizeAfter / 1e6),
+    vacuum_ms: Math.round(vacuumMs),
+    vacuum_wal_mb: Number((vacuumWal / 1e6).toFixed(1)),
+    drain_alone_events_per_s: Math.round(aloneEps),
+    drain_beside_prune_events_per_s: Math.round(besideEps),
+    drain_beside_prune_ratio: Number((aloneEps / besideEps).toFixed(2)),
+    prune_beside_drain_rows: besidePrune.processed,
+    prune_beside_drain_ms: Math.round(besidePrune.ms),
+    partition_day_rows: probe.n,
+    partition_detach_drop_ms: Number(dropMs.toFixed(1)),
+    partition_detach_drop_wal_kb: Math.round(dropWal / 1e3),
+  };
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
