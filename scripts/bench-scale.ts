@@ -30,7 +30,7 @@ import { readStatus } from '../src/ops/status.js';
 import { listDueTimelines, scheduleTimelineChecks } from '../src/poll/timelines.js';
 import { seedScale, type SeededCounts } from '../test/harness/scale/seed.js';
 import { createWorld } from '../test/harness/simulator/index.js';
-import { inRollback } from '../test/plans/plan.js';
+import { type Captured, explainBuffers, inRollback, isControlStatement } from '../test/plans/plan.js';
 
 const { values } = parseArgs({
   options: {
@@ -48,6 +48,9 @@ const DRAIN_EVENTS = Number(values['drain-events']);
 const SMALL = Math.max(SOURCES * 500, Math.floor(SHIPMENTS / 100));
 /** Due timelines listed and scheduled per source in the round (a source with fewer due returns fewer). */
 const TIMELINE_BATCH = 10;
+/** Per round: the drain's events in this many slices (small and scale alternate), and calls of every other operation. */
+const SLICES = 4;
+const CALLS = 15;
 const CHUNK = 500;
 
 interface Ev {
@@ -82,14 +85,6 @@ async function insertPending(sql: Sql, events: Ev[], tag: string) {
   }
 }
 
-/** Mean milliseconds of `n` runs of `fn`, after one warm-up run. */
-async function timeEach(n: number, fn: () => Promise<unknown>): Promise<number> {
-  await fn();
-  const started = performance.now();
-  for (let i = 0; i < n; i++) await fn();
-  return (performance.now() - started) / n;
-}
-
 interface Target {
   label: 'small' | 'scale';
   db: DbHandle;
@@ -98,6 +93,8 @@ interface Target {
   /** The attribution catch-up's references: shipments of a chunk, some with pending charges. */
   refs: { shipmentIds: number[]; returnIds: number[]; transactionIds: string[] };
   metrics: Awaited<ReturnType<typeof buildMetricsApp>>;
+  /** Where a batch in the middle of a prune run starts (after a first batch) and its bound. */
+  pruneFrom: { afterId: number; maxId: number };
 }
 
 const OPS = ['drain', 'claim', 'timeline_round', 'attribution', 'prune', 'prune_start', 'prune_tail', 'status', 'metrics'] as const;
@@ -108,7 +105,7 @@ async function main() {
   const server = await throwawayDatabase('bench-scale', { url: process.env.DATABASE_URL, durable: true, database: 'bench_scale' });
   const admin = postgres(server.url, { max: 1, onnotice: () => {} });
   const now = new Date();
-  const events = generate(DRAIN_EVENTS * (ROUNDS + 2));
+  const events = generate(DRAIN_EVENTS * (ROUNDS + 2) + SLICES);
   const targets: Target[] = [];
   try {
     for (const [label, shipments] of [['small', SMALL], ['scale', SHIPMENTS]] as const) {
@@ -139,33 +136,38 @@ async function main() {
           transactionIds: pending.slice(0, 20).map((p) => p.id),
         },
         metrics: await buildMetricsApp(config, db, {}),
+        pruneFrom: { afterId: 0, maxId: 0 },
       });
     }
 
     const timelineBatch = TIMELINE_BATCH;
 
-    const measure = async (t: Target, round: number): Promise<Record<Op, number>> => {
-      const sql = t.db.sql;
-      await insertPending(sql, events.slice(round * DRAIN_EVENTS, (round + 1) * DRAIN_EVENTS), `bench-${round}`);
-      await sql`analyze inbox_events`;
-      const claim = await timeEach(10, () => inRollback(sql, (tx) => claimInboxChunk(tx, CHUNK)));
-      const drainStarted = performance.now();
-      const drained = await drainInbox(sql, { chunkSize: CHUNK, budgetMs: 10 * 60_000, concurrency: 2 });
-      const drain = (performance.now() - drainStarted) / Math.max(1, drained.claimed);
-      const sources = Array.from({ length: SOURCES }, (_, i) => `src-${i + 1}`);
-      const timelineRound = await timeEach(2, async () => {
-        for (const sourceId of sources) {
-          await inRollback(sql, async (tx) => {
+    const sourceIds = Array.from({ length: SOURCES }, (_, i) => `src-${i + 1}`);
+    const before = new Date(now.getTime() - 20 * DAY);
+    // A batch in the middle of a run must find a full batch on the small database too.
+    const [older] = await targets[0].db.sql<{ n: number }[]>`
+      select count(*)::int as n from inbox_events where status = 'processed' and received_at < ${before}::timestamptz`;
+    const pruneBatch = Math.max(1, Math.min(1000, Math.floor(older.n / 3)));
+    // One call of each operation (the drain and the claim are measured per slice, below).
+    const ops: Record<Exclude<Op, 'drain' | 'claim'>, (t: Target) => Promise<unknown>> = {
+      timeline_round: async (t) => {
+        for (const sourceId of sourceIds) {
+          await inRollback(t.db.sql, async (tx) => {
             const due = await listDueTimelines(tx, { sourceId, now, limit: timelineBatch });
             const next = new Date(now.getTime() + 15 * 60_000);
             await scheduleTimelineChecks(tx, { checkedAt: now, checks: due.map((d) => ({ id: d.id, next })) });
           });
         }
-      });
-      const attribution = await timeEach(10, () => inRollback(sql, (tx) => attributePendingTransactions(tx, t.refs)));
-      // A run's first batch: the bound (bisection) and the kept dead and ignored rows before the cutoff, read once.
-      const pruneStart = await timeEach(3, () =>
-        inRollback(sql, (tx) => {
+      },
+      attribution: (t) => inRollback(t.db.sql, (tx) => attributePendingTransactions(tx, t.refs)),
+      // One batch in the middle of a run (what a run is made of), after a first one.
+      prune: async (t) => {
+        const { afterId, maxId } = t.pruneFrom;
+        return inRollback(t.db.sql, (tx) => deleteProcessedBatch(tx, { before, limit: pruneBatch, afterId, maxId }));
+      },
+      // A run's start: the bound (bisection) and a first batch, which reads the kept dead and ignored rows once.
+      prune_start: (t) =>
+        inRollback(t.db.sql, (tx) => {
           let batches = 0;
           return pruneInbox(tx, {
             processedDays: 20,
@@ -178,37 +180,65 @@ async function main() {
             shouldStop: () => batches >= 1,
           });
         }),
-      );
-      // One batch in the middle of a run (what a run is made of), after a first one.
-      const before = new Date(now.getTime() - 20 * DAY);
-      const maxId = (await lastInboxIdBefore(sql, before)) ?? 0;
-      const first = await inRollback(sql, (tx) => deleteProcessedBatch(tx, { before, limit: 1000, afterId: 0, maxId }));
-      const prune = await timeEach(3, () =>
-        inRollback(sql, (tx) => deleteProcessedBatch(tx, { before, limit: 1000, afterId: first.lastId, maxId })),
-      );
-      const pruneTail = await timeEach(3, () =>
-        inRollback(sql, (tx) => pruneInbox(tx, { processedDays: 45, deadDays: 95, batchSize: 1000, now })),
-      );
-      const status = await timeEach(10, () => readStatus(sql, { staleAfterMs: 60_000 }));
-      const metrics = await timeEach(10, async () => {
+      prune_tail: (t) => inRollback(t.db.sql, (tx) => pruneInbox(tx, { processedDays: 45, deadDays: 95, batchSize: 1000, now })),
+      status: (t) => readStatus(t.db.sql, { staleAfterMs: 60_000 }),
+      metrics: async (t) => {
         const res = await t.metrics.inject({ method: 'GET', url: '/metrics' });
         if (res.statusCode !== 200 || !res.body.includes('wharf_status_read_ok 1')) throw new Error('metrics scrape failed');
-      });
-      return { drain, claim, timeline_round: timelineRound, attribution, prune, prune_start: pruneStart, prune_tail: pruneTail, status, metrics };
+      },
+    };
+    for (const t of targets) {
+      const maxId = (await lastInboxIdBefore(t.db.sql, before)) ?? 0;
+      const first = await inRollback(t.db.sql, (tx) => deleteProcessedBatch(tx, { before, limit: pruneBatch, afterId: 0, maxId }));
+      t.pruneFrom = { afterId: first.lastId, maxId };
+    }
+    const time = async (fn: () => Promise<unknown>) => {
+      const started = performance.now();
+      await fn();
+      return performance.now() - started;
+    };
+    const median = (xs: number[]) => {
+      const v = [...xs].sort((a, b) => a - b);
+      return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
     };
 
+    // Call by call, small and scale alternate (which goes first alternates too): a drift of the machine's load hits
+    // both alike. A round's figure per operation is the median of its calls; drain and claim: per slice of events.
     const perRound: { small: Record<Op, number>; scale: Record<Op, number> }[] = [];
+    const slice = Math.ceil(DRAIN_EVENTS / SLICES);
     for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? targets : [...targets].reverse();
-      const r: Partial<Record<'small' | 'scale', Record<Op, number>>> = {};
-      for (const t of order) r[t.label] = await measure(t, round);
-      perRound.push(r as { small: Record<Op, number>; scale: Record<Op, number> });
-      console.log(`round ${round + 1}/${ROUNDS}: ${OPS.map((op) => `${op} ${(r.scale![op] / r.small![op]).toFixed(2)}`).join(', ')}`);
+      const samples = { small: {} as Record<Op, number[]>, scale: {} as Record<Op, number[]> };
+      for (const op of OPS) {
+        samples.small[op] = [];
+        samples.scale[op] = [];
+      }
+      for (let k = 0; k < SLICES; k++) {
+        const from = (round * SLICES + k) * slice;
+        for (const t of (round + k) % 2 ? [...targets].reverse() : targets) {
+          await insertPending(t.db.sql, events.slice(from, from + slice), `bench-${round}-${k}`);
+          await t.db.sql`analyze inbox_events`;
+          for (let i = 0; i < 4; i++) samples[t.label].claim.push(await time(() => inRollback(t.db.sql, (tx) => claimInboxChunk(tx, CHUNK))));
+          let claimed = 0;
+          const ms = await time(async () => {
+            claimed = (await drainInbox(t.db.sql, { chunkSize: CHUNK, budgetMs: 10 * 60_000, concurrency: 2 })).claimed;
+          });
+          samples[t.label].drain.push(ms / Math.max(1, claimed));
+        }
+      }
+      for (const [op, fn] of Object.entries(ops) as [Op, (t: Target) => Promise<unknown>][]) {
+        for (const t of targets) await fn(t); // warm
+        for (let i = 0; i < CALLS; i++) {
+          for (const t of i % 2 ? [...targets].reverse() : targets) samples[t.label][op].push(await time(() => fn(t)));
+        }
+      }
+      const r = { small: {} as Record<Op, number>, scale: {} as Record<Op, number> };
+      for (const op of OPS) {
+        r.small[op] = median(samples.small[op]);
+        r.scale[op] = median(samples.scale[op]);
+      }
+      perRound.push(r);
+      console.log(`round ${round + 1}/${ROUNDS}: ${OPS.map((op) => `${op} ${(r.scale[op] / r.small[op]).toFixed(2)}`).join(', ')}`);
     }
-    const median = (xs: number[]) => {
-      const s = [...xs].sort((a, b) => a - b);
-      return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-    };
     const ratios = {} as Record<Op, number>;
     const spread = {} as Record<Op, [number, number]>;
     const figures = {} as Record<Op, { small_ms: number; scale_ms: number }>;
@@ -222,14 +252,43 @@ async function main() {
       };
     }
 
-    const retention = values['no-retention'] ? null : await measureRetention(targets[1], events.slice(ROUNDS * DRAIN_EVENTS), now);
+    // The same operations' work in shared buffers (EXPLAIN ANALYZE BUFFERS of exactly what each sends), free of the
+    // machine's load: time ratios on a shared machine scatter, buffer ratios do not.
+    const buffers = {} as Record<Op, { small: number; scale: number; ratio: number }>;
+    const bufferOps = ['claim', 'timeline_round', 'attribution', 'prune', 'prune_start', 'prune_tail', 'status'] as const;
+    const byTarget: Record<string, Record<string, number>> = {};
+    for (const t of targets) {
+      const captured: Captured[] = [];
+      const capturing = createDb({ url: t.url, max: 1, onQuery: (text, params) => captured.push({ text, params }) });
+      const as = { ...t, db: capturing };
+      byTarget[t.label] = {};
+      try {
+        for (const op of bufferOps) {
+          captured.length = 0;
+          if (op === 'claim') await inRollback(capturing.sql, (tx) => claimInboxChunk(tx, CHUNK));
+          else await ops[op](as);
+          let total = 0;
+          for (const c of captured.filter((c) => !isControlStatement(c.text))) total += await explainBuffers(t.db.sql, c);
+          byTarget[t.label][op] = total;
+        }
+      } finally {
+        await capturing.close();
+      }
+    }
+    for (const op of bufferOps) {
+      const small = byTarget.small[op];
+      const scale = byTarget.scale[op];
+      buffers[op] = { small, scale, ratio: Number((scale / Math.max(1, small)).toFixed(2)) };
+    }
+
+    const retention = values['no-retention'] ? null : await measureRetention(targets[1], events.slice(ROUNDS * SLICES * slice), now);
 
     const unit: Record<Op, string> = {
       drain: 'ms per event (events/s = 1000 / it)',
       claim: `ms per claim of ${CHUNK}`,
       timeline_round: `ms per round of ${SOURCES} sources, ${timelineBatch} due each`,
       attribution: 'ms per catch-up of a 500-reference chunk',
-      prune: 'ms per batch of 1,000 processed rows within a run',
+      prune: `ms per batch of ${pruneBatch} processed rows within a run`,
       prune_start: 'ms per run start: the bound and a first batch of 1,000',
       prune_tail: 'ms per run with nothing to delete',
       status: 'ms per readStatus',
@@ -242,6 +301,7 @@ async function main() {
         `${op.padEnd(16)} ${figures[op].small_ms.toFixed(3).padStart(10)} ${figures[op].scale_ms.toFixed(3).padStart(10)} ${ratios[op].toFixed(2).padStart(6)}  ${`${spread[op][0]}-${spread[op][1]}`.padEnd(10)}  ${unit[op]}`,
       );
     }
+    console.log(`shared buffers per operation (small → scale): ${Object.entries(buffers).map(([op, b]) => `${op} ${b.small} → ${b.scale} (${b.ratio})`).join(', ')}`);
     console.log(`drain: ${Math.round(1000 / figures.drain.small_ms)} events/s small, ${Math.round(1000 / figures.drain.scale_ms)} events/s at scale`);
     if (retention) for (const [k, v] of Object.entries(retention)) console.log(`retention ${k.padEnd(34)} ${v}`);
     console.log(`load average at end (1, 5, 15 min): ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
@@ -253,7 +313,9 @@ async function main() {
         ratios,
         spread,
         figures,
+        buffers,
         rounds: ROUNDS,
+        prune_batch: pruneBatch,
         timeline_batch: timelineBatch,
         retention,
       }),

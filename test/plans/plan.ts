@@ -102,3 +102,19 @@ export const normaliseSql = (text: string) =>
     .map((l) => l.trimEnd())
     .filter((l) => l.trim() !== '')
     .join('\n');
+
+/**
+ * Shared buffers (hit + read) one captured statement touches, from EXPLAIN (ANALYZE, BUFFERS), executed and rolled
+ * back: the work a statement does, free of the machine's load (what bench:scale compares besides time).
+ */
+export async function explainBuffers(sql: Sql, c: Captured): Promise<number> {
+  return inRollback(sql, async (tx) => {
+    const rows = await tx.unsafe(`explain (analyze, buffers, format json) ${c.text}`, c.params as never[]);
+    const json = (rows[0] as Record<string, unknown>)['QUERY PLAN'];
+    const plan = (typeof json === 'string' ? JSON.parse(json) : json) as { Plan: Record<string, number> }[];
+    return (plan[0].Plan['Shared Hit Blocks'] ?? 0) + (plan[0].Plan['Shared Read Blocks'] ?? 0);
+  });
+}
+
+/** Statements that only frame a transaction (never explained). */
+export const isControlStatement = (text: string) => /^\s*(begin|commit|rollback|savepoint|release)\b/i.test(text);
