@@ -252,6 +252,16 @@ async function main() {
       };
     }
 
+    // How far VACUUM kept up with the drain's dead row versions in each inbox (pg_stat_user_tables).
+    const vacuum: Record<string, unknown> = {};
+    for (const t of targets) {
+      const [v] = await t.db.sql`
+        select n_dead_tup::int as dead_tuples, autovacuum_count::int as autovacuums, n_live_tup::int as live_tuples
+          from pg_stat_user_tables where relname = 'inbox_events'`;
+      const [size] = await t.db.sql<{ mb: number }[]>`select (pg_database_size(current_database()) / 1e6)::int as mb`;
+      vacuum[t.label] = { ...v, database_mb: size.mb };
+    }
+
     // The same operations' work in shared buffers (EXPLAIN ANALYZE BUFFERS of exactly what each sends), free of the
     // machine's load: time ratios on a shared machine scatter, buffer ratios do not.
     const buffers = {} as Record<Op, { small: number; scale: number; ratio: number }>;
@@ -302,6 +312,7 @@ async function main() {
       );
     }
     console.log(`shared buffers per operation (small → scale): ${Object.entries(buffers).map(([op, b]) => `${op} ${b.small} → ${b.scale} (${b.ratio})`).join(', ')}`);
+    console.log(`inbox_events after the rounds: ${JSON.stringify(vacuum)}`);
     console.log(`drain: ${Math.round(1000 / figures.drain.small_ms)} events/s small, ${Math.round(1000 / figures.drain.scale_ms)} events/s at scale`);
     if (retention) for (const [k, v] of Object.entries(retention)) console.log(`retention ${k.padEnd(34)} ${v}`);
     console.log(`load average at end (1, 5, 15 min): ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
@@ -314,6 +325,7 @@ async function main() {
         spread,
         figures,
         buffers,
+        inbox_vacuum: vacuum,
         rounds: ROUNDS,
         prune_batch: pruneBatch,
         timeline_batch: timelineBatch,
@@ -373,9 +385,11 @@ async function measureRetention(t: Target, events: Ev[], now: Date) {
   // The drain alone, then beside a prune of the next five days (same number of new events each).
   const half = Math.floor(events.length / 2);
   await insertPending(sql, events.slice(0, half), 'retention-alone');
+  lsn = await wal();
   started = performance.now();
   const alone = await drainInbox(sql, { chunkSize: CHUNK, budgetMs: 10 * 60_000, concurrency: 2 });
   const aloneEps = alone.claimed / ((performance.now() - started) / 1000);
+  const drainWalPerEvent = (await walSince(lsn)) / Math.max(1, alone.claimed);
   await insertPending(sql, events.slice(half), 'retention-beside');
   started = performance.now();
   const [beside, besidePrune] = await Promise.all([
@@ -424,6 +438,7 @@ async function measureRetention(t: Target, events: Ev[], now: Date) {
     vacuum_ms: Math.round(vacuumMs),
     vacuum_wal_mb: Number((vacuumWal / 1e6).toFixed(1)),
     drain_alone_events_per_s: Math.round(aloneEps),
+    drain_wal_bytes_per_event: Math.round(drainWalPerEvent),
     drain_beside_prune_events_per_s: Math.round(besideEps),
     drain_beside_prune_ratio: Number((aloneEps / besideEps).toFixed(2)),
     prune_beside_drain_rows: besidePrune.processed,

@@ -9,7 +9,7 @@ import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { projectRoot } from '../src/paths.js';
 
-const ALL = ['intake', 'drain', 'poll', 'lag'] as const;
+const ALL = ['intake', 'drain', 'poll', 'lag', 'scale'] as const;
 
 type Figures = Record<string, unknown>;
 
@@ -59,6 +59,15 @@ function rows(results: Record<string, Figures>): string[][] {
   const lag = results.lag;
   if (lag && !('error' in lag)) {
     r.push(['end-to-end lag at a fixed rate', `p50 ${num(lag.lag_p50_ms, 0)} ms`, `p99 ${num(lag.lag_p99_ms, 0)} ms at ${lag.rate_per_s}/s; ack p99 ${num(lag.ack_p99_ms, 1)} ms; ${lag.errors} errors`]);
+  }
+  const scale = results.scale as { ratios?: Record<string, number>; rows?: Record<string, number> } | undefined;
+  if (scale?.ratios) {
+    const worst = Math.max(...Object.values(scale.ratios));
+    r.push([
+      'cost at a year of data vs 1% of it (slowdown)',
+      `≤ ${num(worst)}×`,
+      `${Object.entries(scale.ratios).map(([k, v]) => `${k} ${num(v)}`).join(', ')} (${scale.rows?.shipments} shipments)`,
+    ]);
   }
   for (const [name, f] of Object.entries(results)) if ('error' in f) r.push([name, 'failed', String(f.error)]);
   return r;
