@@ -1,8 +1,9 @@
 /**
- * `npm run bench:scale -- [--shipments 1000000] [--sources 50] [--rounds 4] [--drain-events 10000] [--no-retention]`
+ * `npm run bench:scale -- [--shipments 1000000] [--sources 50] [--rounds 4] [--drain-events 10000] [--no-retention]
+ *   [--shared-buffers 1GB]`
  *
- * Does a cost stay flat as a year of data piles up? Two databases on one durable embedded PostgreSQL (DATABASE_URL's
- * server if set): "small", seeded at 1% of the scale (at least 500 shipments per source, the same sources), and
+ * Does a cost stay flat as a year of data piles up? Two databases on one durable embedded PostgreSQL with 1 GB of
+ * shared buffers (DATABASE_URL's server, as configured, if set): "small", seeded at 1% of the scale (at least 500 shipments per source, the same sources), and
  * "scale", seeded at the full size (test/harness/scale/seed.ts). In each round the same operations run on both, in
  * alternating order (the machine's load drifts), through the real functions: a drain of the same new events, a claim,
  * a timeline scheduling round over every source, the attribution catch-up of a chunk, one prune batch and a prune run
@@ -14,14 +15,16 @@
  * size, VACUUM after it), a drain alone and beside such a prune, and the same day dropped as a partition of a scratch
  * partitioned copy. Last line: one JSON object.
  */
+import { rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import { attributePendingTransactions } from '../src/apply/attribution.js';
 import { DAY, loadConfig } from '../src/config.js';
 import { createDb, type DbHandle, type Sql } from '../src/db/client.js';
-import { throwawayDatabase } from '../src/db/embedded.js';
+import { startEmbeddedPostgres, tempDataDir } from '../src/db/embedded.js';
 import { runMigrations } from '../src/db/migrate.js';
+import { freePort } from '../src/net.js';
 import { drainInbox } from '../src/drain/drain-inbox.js';
 import { claimInboxChunk } from '../src/inbox/claim.js';
 import { deleteProcessedBatch, lastInboxIdBefore, pruneInbox } from '../src/inbox/prune.js';
@@ -39,6 +42,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '4' },
     'drain-events': { type: 'string', default: '10000' },
     'no-retention': { type: 'boolean', default: false },
+    'shared-buffers': { type: 'string', default: '1GB' },
   },
 });
 const SHIPMENTS = Number(values.shipments);
@@ -52,6 +56,8 @@ const TIMELINE_BATCH = 10;
 const SLICES = 4;
 const CALLS = 15;
 const CHUNK = 500;
+const SHARED_BUFFERS = values['shared-buffers'];
+if (!/^\d+(kB|MB|GB)$/.test(SHARED_BUFFERS)) throw new Error(`--shared-buffers: a size such as 1GB, got ${SHARED_BUFFERS}`);
 
 interface Ev {
   source: string;
@@ -85,6 +91,28 @@ async function insertPending(sql: Sql, events: Ev[], tag: string) {
   }
 }
 
+/**
+ * DATABASE_URL's server as it is configured, else a durable embedded one restarted with `shared_buffers` set to
+ * --shared-buffers: the embedded default (128 MB) is a laptop's, a tenth of the seeded database.
+ */
+async function startServer(): Promise<{ url: string; stop(): Promise<void> }> {
+  if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, stop: async () => {} };
+  const opts = { dataDir: tempDataDir('bench-scale'), port: await freePort(), durable: true, database: 'bench_scale' };
+  const first = await startEmbeddedPostgres(opts);
+  const a = postgres(first.url, { max: 1, onnotice: () => {} });
+  await a.unsafe(`alter system set shared_buffers = '${SHARED_BUFFERS}'`);
+  await a.end();
+  await first.stop();
+  const pg = await startEmbeddedPostgres(opts);
+  return {
+    url: pg.url,
+    async stop() {
+      await pg.stop();
+      rmSync(pg.dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
 interface Target {
   label: 'small' | 'scale';
   db: DbHandle;
@@ -102,8 +130,10 @@ type Op = (typeof OPS)[number];
 
 async function main() {
   console.log(`load average at start (1, 5, 15 min): ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
-  const server = await throwawayDatabase('bench-scale', { url: process.env.DATABASE_URL, durable: true, database: 'bench_scale' });
+  const server = await startServer();
   const admin = postgres(server.url, { max: 1, onnotice: () => {} });
+  const [{ shared_buffers: sharedBuffers }] = await admin<{ shared_buffers: string }[]>`show shared_buffers`;
+  console.log(`shared_buffers ${sharedBuffers}`);
   const now = new Date();
   const events = generate(DRAIN_EVENTS * (ROUNDS + 2) + SLICES);
   const targets: Target[] = [];
@@ -264,7 +294,7 @@ async function main() {
 
     // The same operations' work in shared buffers (EXPLAIN ANALYZE BUFFERS of exactly what each sends), free of the
     // machine's load: time ratios on a shared machine scatter, buffer ratios do not.
-    const buffers = {} as Record<Op, { small: number; scale: number; ratio: number }>;
+    const buffers = {} as Record<Op, { small: number; scale: number; ratio: number; scale_read: number }>;
     const bufferOps = ['claim', 'timeline_round', 'attribution', 'prune', 'prune_start', 'prune_tail', 'status'] as const;
     const byTarget: Record<string, Record<string, number>> = {};
     for (const t of targets) {
@@ -277,9 +307,15 @@ async function main() {
           captured.length = 0;
           if (op === 'claim') await inRollback(capturing.sql, (tx) => claimInboxChunk(tx, CHUNK));
           else await ops[op](as);
-          let total = 0;
-          for (const c of captured.filter((c) => !isControlStatement(c.text))) total += await explainBuffers(t.db.sql, c);
-          byTarget[t.label][op] = total;
+          let hit = 0;
+          let read = 0;
+          for (const c of captured.filter((c) => !isControlStatement(c.text))) {
+            const b = await explainBuffers(t.db.sql, c);
+            hit += b.hit;
+            read += b.read;
+          }
+          byTarget[t.label][op] = hit + read;
+          byTarget[t.label][`${op}_read`] = read;
         }
       } finally {
         await capturing.close();
@@ -288,7 +324,12 @@ async function main() {
     for (const op of bufferOps) {
       const small = byTarget.small[op];
       const scale = byTarget.scale[op];
-      buffers[op] = { small, scale, ratio: Number((scale / Math.max(1, small)).toFixed(2)) };
+      buffers[op] = {
+        small,
+        scale,
+        ratio: Number((scale / Math.max(1, small)).toFixed(2)),
+        scale_read: byTarget.scale[`${op}_read`],
+      };
     }
 
     const retention = values['no-retention'] ? null : await measureRetention(targets[1], events.slice(ROUNDS * SLICES * slice), now);
@@ -311,7 +352,7 @@ async function main() {
         `${op.padEnd(16)} ${figures[op].small_ms.toFixed(3).padStart(10)} ${figures[op].scale_ms.toFixed(3).padStart(10)} ${ratios[op].toFixed(2).padStart(6)}  ${`${spread[op][0]}-${spread[op][1]}`.padEnd(10)}  ${unit[op]}`,
       );
     }
-    console.log(`shared buffers per operation (small → scale): ${Object.entries(buffers).map(([op, b]) => `${op} ${b.small} → ${b.scale} (${b.ratio})`).join(', ')}`);
+    console.log(`shared buffers per operation (small → scale): ${Object.entries(buffers).map(([op, b]) => `${op} ${b.small} → ${b.scale} (${b.ratio}; ${b.scale_read} read)`).join(', ')}`);
     console.log(`inbox_events after the rounds: ${JSON.stringify(vacuum)}`);
     console.log(`drain: ${Math.round(1000 / figures.drain.small_ms)} events/s small, ${Math.round(1000 / figures.drain.scale_ms)} events/s at scale`);
     if (retention) for (const [k, v] of Object.entries(retention)) console.log(`retention ${k.padEnd(34)} ${v}`);
@@ -326,6 +367,7 @@ async function main() {
         figures,
         buffers,
         inbox_vacuum: vacuum,
+        shared_buffers: sharedBuffers,
         rounds: ROUNDS,
         prune_batch: pruneBatch,
         timeline_batch: timelineBatch,

@@ -104,15 +104,16 @@ export const normaliseSql = (text: string) =>
     .join('\n');
 
 /**
- * Shared buffers (hit + read) one captured statement touches, from EXPLAIN (ANALYZE, BUFFERS), executed and rolled
- * back: the work a statement does, free of the machine's load (what bench:scale compares besides time).
+ * Shared buffers one captured statement touches, found in PostgreSQL's cache (hit) or read from the OS (read), from
+ * EXPLAIN (ANALYZE, BUFFERS), executed and rolled back: the work a statement does, free of the machine's load (what
+ * bench:scale compares besides time).
  */
-export async function explainBuffers(sql: Sql, c: Captured): Promise<number> {
+export async function explainBuffers(sql: Sql, c: Captured): Promise<{ hit: number; read: number }> {
   return inRollback(sql, async (tx) => {
     const rows = await tx.unsafe(`explain (analyze, buffers, format json) ${c.text}`, c.params as never[]);
     const json = (rows[0] as Record<string, unknown>)['QUERY PLAN'];
     const plan = (typeof json === 'string' ? JSON.parse(json) : json) as { Plan: Record<string, number> }[];
-    return (plan[0].Plan['Shared Hit Blocks'] ?? 0) + (plan[0].Plan['Shared Read Blocks'] ?? 0);
+    return { hit: plan[0].Plan['Shared Hit Blocks'] ?? 0, read: plan[0].Plan['Shared Read Blocks'] ?? 0 };
   });
 }
 
