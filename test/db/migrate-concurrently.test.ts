@@ -103,3 +103,9 @@ t.test('two processes migrating a fresh database at once both succeed', async (t
   t.equal(rec.n, journal.entries.length);
   t.same((await indexState(sql)).map((r) => r.valid), [true, true]);
 });
+
+t.test('the inbox is vacuumed every 2% of dead rows, whatever its size', async (t) => {
+  const { sql } = await freshDatabase(t);
+  const [r] = await sql<{ options: string[] }[]>`select reloptions as options from pg_class where relname = 'inbox_events'`;
+  t.same([...r.options].sort(), ['autovacuum_vacuum_insert_scale_factor=0.02', 'autovacuum_vacuum_scale_factor=0.02']);
+});
