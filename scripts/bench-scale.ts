@@ -281,6 +281,37 @@ async function main() {
       };
     }
 
+    // What migration 0007 changed for the due timelines, at scale: the old query with the old index (built inside a
+    // transaction that drops the new one and is rolled back) against listDueTimelines, a batch of 50 for every source.
+    const timelines = await (async () => {
+      const sql = targets[1].db.sql;
+      let before = 0;
+      await inRollback(sql, async (tx) => {
+        await tx.unsafe('drop index shipments_timeline_due_source_idx');
+        await tx.unsafe(`create index shipments_timeline_due_idx on shipments (timeline_next_check_at)
+                          where delivered_at is null and status not in ('Cancelled', 'CleanSweeped')`);
+        await tx.unsafe('analyze shipments');
+        const started = performance.now();
+        for (const sourceId of sourceIds) {
+          await tx`
+            select id, order_id as "orderId",
+                   coalesce(actual_fulfillment_date, case when tracking_number is not null then created_date end) as "shippedAt"
+              from shipments
+             where delivered_at is null and status not in ('Cancelled', 'CleanSweeped')
+               and (timeline_next_check_at is null or timeline_next_check_at <= ${now}::timestamptz)
+               and source_id = ${sourceId}
+             order by timeline_next_check_at nulls first, id
+             limit 50`;
+        }
+        before = (performance.now() - started) / sourceIds.length;
+      });
+      const started = performance.now();
+      for (const sourceId of sourceIds) await listDueTimelines(sql, { sourceId, now, limit: 50 });
+      const after = (performance.now() - started) / sourceIds.length;
+      return { before_ms_per_source: Number(before.toFixed(2)), after_ms_per_source: Number(after.toFixed(3)) };
+    })();
+    console.log(`due timelines at scale, a batch of 50 per source: ${timelines.before_ms_per_source} ms before 0007, ${timelines.after_ms_per_source} ms after`);
+
     // How far VACUUM kept up with the drain's dead row versions in each inbox (pg_stat_user_tables).
     const vacuum: Record<string, unknown> = {};
     for (const t of targets) {
@@ -377,6 +408,7 @@ async function main() {
         spread,
         figures,
         buffers,
+        due_timelines: timelines,
         inbox_vacuum: vacuum,
         buffers_after_vacuum: afterVacuum,
         shared_buffers: sharedBuffers,
