@@ -39,6 +39,13 @@ export const metrics = {
     help: 'Deliveries of an already stored event id with a different body (acknowledged as duplicates, not applied)',
     registers,
   }),
+  /** Rows the quarantine writer wrote (counter upserts and samples): bounded whatever the flood. */
+  quarantineRowsWritten: new Counter({
+    name: 'wharf_quarantine_rows_written_total',
+    help: 'Quarantine rows written (counter rows upserted and samples inserted)',
+    labelNames: ['table'] as const,
+    registers,
+  }),
   /** Statements this process's pools sent (the web pool: what the intake costs the database). */
   dbStatements: new Counter({
     name: 'wharf_db_statements_total',

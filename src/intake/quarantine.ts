@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Queryable } from '../db/client.js';
+import { metrics } from '../metrics.js';
 import { VerifyFailure } from './signature.js';
 
 /**
@@ -144,6 +145,8 @@ export function createQuarantine(opts: QuarantineOptions): Quarantine {
       samples = [];
       try {
         await writeQuarantine(opts.sql, rows, taken);
+        metrics.quarantineRowsWritten.inc({ table: 'quarantine_counts' }, rows.length);
+        metrics.quarantineRowsWritten.inc({ table: 'quarantine' }, taken.length);
       } catch (err) {
         const n = rows.reduce((sum, r) => sum + r.count, 0);
         dropped += n;
