@@ -151,11 +151,14 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
     const deadline = Date.now() + config.intakeTimeoutMs;
     const sourceId = (request.params as { sourceId: string }).sourceId;
     const address = clientAddress(request.raw, config.trustProxy);
+    const state: RequestState = { address, source: null, budgetKey: `${address}\u0000`, verified: false };
+    states.set(request, state); // before the look-up, so a failed one is still counted under its reason
     // An id no source can have (a NUL would make PostgreSQL refuse the look-up) is unknown without asking.
     const source = isKey(sourceId) ? await bounded(sources.get(sourceId), deadline) : null;
-    const state: RequestState = { address, source: source?.enabled ? source : null, budgetKey: '', verified: false };
-    state.budgetKey = `${address}\u0000${state.source?.id ?? ''}`;
-    states.set(request, state);
+    if (source?.enabled) {
+      state.source = source;
+      state.budgetKey = `${address}\u0000${source.id}`;
+    }
     if (unverifiedBudget.count(state.budgetKey) >= config.unverifiedLimitMax)
       throw rejectClientRateLimited(unverifiedBudget.retryAfterSeconds(state.budgetKey));
     if (!state.source) throw rejectUnknownSource();
