@@ -238,3 +238,11 @@ t.test('/metrics is not on the public port; /healthz is and /readyz asks the dat
   const spent = (await webStatements()) - before;
   t.ok(spent <= 4, `50 readiness probes cost ${spent} statements`);
 });
+
+t.test('TRUST_PROXY=fly: the address is Fly-Client-IP, and X-Forwarded-For is not trusted', async (t) => {
+  const { post, source } = await listeningIntake(t, { TRUST_PROXY: 'fly', UNVERIFIED_LIMIT_MAX: '2' });
+  const from = (ip: string) => ({ 'fly-client-ip': ip, 'x-forwarded-for': `10.0.0.${Math.floor(Math.random() * 200)}` });
+  for (let i = 0; i < 2; i++) t.equal((await post(delivery(newSecret()), { headers: from('2001:db8::7') })).status, 401);
+  t.equal((await post(delivery(newSecret()), { headers: from('2001:db8::7') })).status, 429, 'that Fly client is over its budget');
+  t.equal((await post(delivery(source.secret), { headers: from('2001:db8::8') })).status, 200, 'another Fly client is not');
+});
