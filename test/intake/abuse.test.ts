@@ -41,13 +41,17 @@ t.test('cheap rejection: random source ids cost no body read and no query per re
   await new Promise((r) => setTimeout(r, 1100)); // past the directory's miss-reload interval: one reload is allowed
 
   const before = await webStatements();
+  const started = Date.now();
   const body = JSON.stringify({ pad: 'x'.repeat(60_000) });
   const answers = await Promise.all(
     Array.from({ length: 300 }, (_, i) => post(delivery(newSecret(), { body }), { sourceId: `src_random_${i}` })),
   );
+  const seconds = Math.ceil((Date.now() - started) / 1000);
   t.same(new Set(answers.map((a) => a.status)), new Set([404]), '300 random ids: 404');
   const spent = (await webStatements()) - before;
-  t.ok(spent <= 2, `300 random ids cost ${spent} statements (at most one directory reload a second)`);
+  // The contract is a rate, not a count: at most one directory reload per second however many ids (on a loaded
+  // machine the 300 requests take several seconds).
+  t.ok(spent <= seconds + 1 && spent < 300 / 10, `300 random ids in ${seconds} s cost ${spent} statements`);
 
   // A declared 1 MB body is refused at once, before any of it is sent, and the connection is closed.
   const r = rawRequest(
