@@ -46,6 +46,12 @@ export const metrics = {
     labelNames: ['table'] as const,
     registers,
   }),
+  /** Group-commit statements the intake sent (each stores a batch of deliveries). */
+  intakeCommitBatches: new Counter({
+    name: 'wharf_intake_commit_batches_total',
+    help: 'Group-commit insert statements sent by the intake',
+    registers,
+  }),
   /** Statements this process's pools sent (the web pool: what the intake costs the database). */
   dbStatements: new Counter({
     name: 'wharf_db_statements_total',
