@@ -31,7 +31,8 @@ const keyOf = (r: { sourceId: string; eventId: string }) => `${r.sourceId}\u0000
  * Stores events idempotently in one statement and returns one result per input row, in input order.
  *
  * Guarantees: an event is stored once per (source, event id); every further copy, in this batch or a later one,
- * increments `duplicate_count` by one and changes nothing else (the first body wins). Keys are deduplicated here first
+ * increments `duplicate_count` by one and changes nothing else (the first body wins); its result says whether its body
+ * equals the stored one (`sameBody`: compared by md5 digest, only for duplicates). Keys are deduplicated here first
  * (PostgreSQL refuses to touch a row twice in one statement) and sorted, so concurrent batches lock rows in the same
  * order and cannot deadlock. Durable when it resolves (autocommit).
  */
