@@ -26,7 +26,7 @@ class DebugRequestLog extends LogController {
 /**
  * The one error handler, over the one classification (src/intake/errors.ts): our errors answer their status with their
  * code and message (written to be shown), the framework's client errors their status and a code from the one map;
- * anything else 500 with nothing of its internals. the intake's refusals carry their `reason`; 429 and 503 `Retry-After`.
+ * anything else 500 with nothing of its internals. The intake's refusals carry their `reason`; 429 and 503 `Retry-After`.
  */
 function handleError(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
   const a = classifyError(err);
