@@ -170,6 +170,7 @@ async function main() {
     const app = startChild([path.join('src', 'main.ts'), 'web'], {
       DATABASE_URL: dbUrl,
       PORT: String(appPort),
+      METRICS_PORT: '0',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       DB_POOL_MAX: String(POOL_MAX),

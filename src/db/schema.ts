@@ -108,7 +108,10 @@ export const inboxEvents = pgTable(
   ],
 );
 
-/** Rejected requests: kept for diagnosis (a spike after a secret rotation shows here). Never a body or a secret. */
+/**
+ * Samples of refused requests of known sources (a few per source, reason and hour: src/intake/quarantine.ts), kept for
+ * diagnosis (a spike after a secret rotation shows here). Never a body or a secret.
+ */
 export const quarantine = pgTable(
   'quarantine',
   {
@@ -123,6 +126,25 @@ export const quarantine = pgTable(
     receivedAt: tz('received_at').notNull().defaultNow(),
   },
   (t) => [index('quarantine_received_idx').on(t.receivedAt)],
+);
+
+/** Refusals of known sources counted per (source, reason, hour): the quarantine's bounded figures. */
+export const quarantineCounts = pgTable(
+  'quarantine_counts',
+  {
+    sourceId: text('source_id').notNull(),
+    reason: text('reason').notNull(),
+    /** Start of the hour. */
+    bucket: tz('bucket').notNull(),
+    statusCode: integer('status_code').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+    /** Body bytes of those requests (declared size when unread). */
+    bytes: bigint('bytes', { mode: 'number' }).notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'quarantine_counts_pk', columns: [t.sourceId, t.reason, t.bucket] }),
+    index('quarantine_counts_bucket_idx').on(t.bucket),
+  ],
 );
 
 // ─── the operations database: what the provider tells us, keyed by its ids ───

@@ -101,3 +101,9 @@ export async function listSources(sql: Sql, now: Date): Promise<SourceRow[]> {
      group by s.id
      order by s.name`;
 }
+
+/** The ids of every enabled source (the intake's directory: an id not in it is unknown without a look-up). */
+export async function listEnabledSourceIds(sql: Sql): Promise<string[]> {
+  const rows = await sql<{ id: string }[]>`select id from sources where enabled`;
+  return rows.map((r) => r.id);
+}

@@ -4,6 +4,8 @@ import { createDb, type Sql } from '../db/client.js';
 import { runMigrations } from '../db/migrate.js';
 import { resolveDatabase } from '../db/resolve.js';
 import { UsageError } from '../errors.js';
+import { readFile } from 'node:fs/promises';
+import { generateSecret, secretProblem } from '../intake/signature.js';
 import { insertSource, listSources, rotateSourceSecret, setSourceEnabled } from '../intake/sources.js';
 import type { PollStream } from '../poll/streams.js';
 import { BACKFILL_STREAMS, scheduleBackfill } from './backfill.js';
@@ -24,12 +26,19 @@ export interface OpsIo {
   err(text: string): void;
   /** A progress line (overwritten in place on a terminal). */
   progress(text: string): void;
+  /** Standard input, whole (secrets given with `--secret-file -`). */
+  readStdin(): Promise<string>;
 }
 
 export const consoleIo: OpsIo = {
   out: (t) => process.stdout.write(`${t}\n`),
   err: (t) => process.stderr.write(`${t}\n`),
   progress: (t) => process.stderr.write(process.stderr.isTTY ? `\r${t}` : `${t}\n`),
+  readStdin: async () => {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  },
 };
 
 interface Ctx {
@@ -38,12 +47,16 @@ interface Ctx {
   io: OpsIo;
   args: string[];
   now: Date;
+  /** The environment the command was given (secrets may come from it, never from argv). */
+  env: Record<string, string | undefined>;
 }
 
 const USAGE = `usage: npm run ops -- <command> [options]
-  sources add --name <name> --secret whsec_… [--api-token …] [--client …] [--json]
+  sources add --name <name> [--secret-file <path>|-] [--api-token-file <path>|-] [--client …] [--json]
   sources list [--json]
-  sources rotate-secret --source <id> --secret whsec_… [--overlap 24h]
+  sources rotate-secret --source <id> [--secret-file <path>|-] [--overlap 24h]
+    secrets and tokens never in argv: a file, standard input (-), or WHARF_SOURCE_SECRET / WHARF_API_TOKEN;
+    without one, a secret is generated and printed once
   sources disable|enable --source <id>
   status [--json]
   clear-stale-locks [--dead-after 60s] [--apply] [--json]
@@ -76,6 +89,45 @@ function usageValue<T>(fn: () => T): T {
 
 const json = (v: unknown) => JSON.stringify(v);
 
+/** Options that would put a secret in argv, where `ps` and shell history show it: refused with the way to do it. */
+const ARGV_SECRETS = { secret: { type: 'string' }, 'api-token': { type: 'string' } } as const;
+
+function refuseArgvSecrets(o: { secret?: string; 'api-token'?: string }) {
+  if (o.secret !== undefined)
+    throw new UsageError('--secret is not accepted (argv is visible to every user of the machine): use --secret-file <path>, --secret-file - (standard input) or WHARF_SOURCE_SECRET; omit all three to generate one');
+  if (o['api-token'] !== undefined)
+    throw new UsageError('--api-token is not accepted (argv is visible to every user of the machine): use --api-token-file <path>, --api-token-file - (standard input) or WHARF_API_TOKEN');
+}
+
+/**
+ * A secret or token from a file, standard input (`-`) or an environment variable, trimmed; undefined when none is
+ * given. Never from argv. Standard input serves one value per command.
+ */
+async function secretInput(ctx: Ctx, file: string | undefined, envKey: string, usedStdin: { used: boolean }): Promise<string | undefined> {
+  if (file === '-') {
+    if (usedStdin.used) throw new UsageError('standard input can give one value per command');
+    usedStdin.used = true;
+    return (await ctx.io.readStdin()).trim() || undefined;
+  }
+  if (file !== undefined) {
+    try {
+      return (await readFile(file, 'utf8')).trim() || undefined;
+    } catch (err) {
+      throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+  }
+  return ctx.env[envKey]?.trim() || undefined;
+}
+
+/** The given secret, checked (Standard Webhooks: whsec_ + base64 of 24..64 bytes), or a generated one. */
+async function sourceSecret(ctx: Ctx, file: string | undefined, stdin: { used: boolean }): Promise<{ secret: string; generated: boolean }> {
+  const given = await secretInput(ctx, file, 'WHARF_SOURCE_SECRET', stdin);
+  if (given === undefined) return { secret: generateSecret(), generated: true };
+  const problem = secretProblem(given);
+  if (problem) throw new UsageError(`the secret is refused: ${problem}`);
+  return { secret: given, generated: false };
+}
+
 async function sourcesCommand(ctx: Ctx): Promise<number> {
   const [sub, ...rest] = ctx.args;
   const { sql, io, config, now } = ctx;
@@ -83,21 +135,22 @@ async function sourcesCommand(ctx: Ctx): Promise<number> {
     case 'add': {
       const o = parse(rest, {
         name: { type: 'string' },
-        secret: { type: 'string' },
-        'api-token': { type: 'string' },
+        ...ARGV_SECRETS,
+        'secret-file': { type: 'string' },
+        'api-token-file': { type: 'string' },
         client: { type: 'string' },
         json: { type: 'boolean' },
       });
-      const secret = required(o.secret, 'secret');
-      if (!/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(secret)) throw new UsageError('--secret must look like whsec_<base64>');
-      const id = await insertSource(sql, {
-        name: required(o.name, 'name'),
-        secret,
-        apiToken: o['api-token'] ?? null,
-        clientId: o.client ?? null,
-      });
+      refuseArgvSecrets(o);
+      const name = required(o.name, 'name');
+      const stdin = { used: false };
+      const { secret, generated } = await sourceSecret(ctx, o['secret-file'], stdin);
+      const apiToken = await secretInput(ctx, o['api-token-file'], 'WHARF_API_TOKEN', stdin);
+      const id = await insertSource(sql, { name, secret, apiToken: apiToken ?? null, clientId: o.client ?? null });
       const url = `${config.publicUrl}/webhooks/shipbob/${id}`;
-      io.out(o.json ? json({ id, url }) : `source ${id} added\nwebhook URL: ${url}`);
+      // A generated secret is printed this once (it is never shown again: give it to the provider's subscription).
+      if (o.json) io.out(json(generated ? { id, url, secret } : { id, url }));
+      else io.out(`source ${id} added\nwebhook URL: ${url}${generated ? `\nsecret (shown once; use it in the provider's subscription): ${secret}` : ''}`);
       return 0;
     }
     case 'list': {
@@ -129,9 +182,9 @@ async function sourcesCommand(ctx: Ctx): Promise<number> {
       return 0;
     }
     case 'rotate-secret': {
-      const o = parse(rest, { source: { type: 'string' }, secret: { type: 'string' }, overlap: { type: 'string' } });
-      const secret = required(o.secret, 'secret');
-      if (!/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(secret)) throw new UsageError('--secret must look like whsec_<base64>');
+      const o = parse(rest, { source: { type: 'string' }, ...ARGV_SECRETS, 'secret-file': { type: 'string' }, overlap: { type: 'string' } });
+      refuseArgvSecrets(o);
+      const { secret, generated } = await sourceSecret(ctx, o['secret-file'], { used: false });
       const overlapMs = o.overlap ? usageValue(() => parseDuration(o.overlap!)) : config.secretRotationOverlapMs;
       const sourceId = required(o.source, 'source');
       if (!(await rotateSourceSecret(sql, { sourceId, secret, overlapMs, now }))) {
@@ -139,7 +192,7 @@ async function sourcesCommand(ctx: Ctx): Promise<number> {
         return 1;
       }
       io.out(
-        `source ${sourceId}: new secret ${mask(secret)} active; previous secrets valid until ${new Date(now.getTime() + overlapMs).toISOString()}`,
+        `source ${sourceId}: new secret ${generated ? `${secret} (generated, shown once)` : mask(secret)} active; previous secrets valid until ${new Date(now.getTime() + overlapMs).toISOString()}`,
       );
       return 0;
     }
@@ -204,8 +257,9 @@ async function statusCommand(ctx: Ctx): Promise<number> {
   );
   io.out('\njobs');
   io.out(table(['task', 'waiting', 'running', 'failed'], s.jobs.map((j) => [j.task, j.waiting, j.locked, j.failed])));
-  io.out('\nquarantine, last 24 h');
+  io.out('\nquarantine (refusals of known sources), last 24 h');
   io.out(table(['reason', 'count'], s.quarantine24h.map((q) => [q.reason, q.count])));
+  io.out(`duplicates with a changed body, last 24 h: ${s.changedBodies24h} (acknowledged, never applied: the first body stays)`);
   io.out('\nconnections');
   io.out(table(['application', 'state', 'count'], s.connections.map((c) => [c.application, c.state, c.count])));
   return 0;
@@ -312,9 +366,9 @@ async function backfillCommand(ctx: Ctx): Promise<number> {
 
 async function pruneCommand(ctx: Ctx): Promise<number> {
   const o = parse(ctx.args, { apply: { type: 'boolean' } });
-  const { inboxRetentionDays, deadRetentionDays } = ctx.config;
+  const { inboxRetentionDays, deadRetentionDays, quarantineRetentionDays } = ctx.config;
   ctx.io.out(
-    `retention: processed inbox rows and quarantine > ${inboxRetentionDays} d, dead/ignored > ${deadRetentionDays} d (INBOX_RETENTION_DAYS, DEAD_RETENTION_DAYS)`,
+    `retention: processed inbox rows > ${inboxRetentionDays} d, dead/ignored > ${deadRetentionDays} d, quarantine > ${quarantineRetentionDays} d (INBOX_RETENTION_DAYS, DEAD_RETENTION_DAYS, QUARANTINE_RETENTION_DAYS)`,
   );
   if (!o.apply) {
     ctx.io.out('dry run: nothing deleted (add --apply)');
@@ -323,6 +377,7 @@ async function pruneCommand(ctx: Ctx): Promise<number> {
   const r = await pruneInbox(ctx.sql, {
     processedDays: inboxRetentionDays,
     deadDays: deadRetentionDays,
+    quarantineDays: quarantineRetentionDays,
     batchSize: 5000,
     now: ctx.now,
     onBatch: (p) => ctx.io.progress(`deleted ${p.processed + p.deadOrIgnored + p.quarantine} row(s) in ${p.batches} batch(es)`),
@@ -363,7 +418,7 @@ export async function runOps(argv: string[], env: Record<string, string | undefi
   const handle = createDb({ url: database.url, max: 2, applicationName: 'wharf-ops', connectTimeoutMs: config.dbConnectTimeoutMs });
   try {
     await runMigrations(database.url);
-    return await run({ config, sql: handle.sql, io, args, now: new Date() });
+    return await run({ config, sql: handle.sql, io, args, now: new Date(), env });
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`${err.message}\n${USAGE}`);

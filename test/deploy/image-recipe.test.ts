@@ -70,7 +70,7 @@ t.test('the Dockerfile’s steps build from a clean checkout and the runtime sta
   const port = await freePort();
   const web = spawn(runtime.entrypoint[0], [...runtime.entrypoint.slice(1), 'web'], {
     cwd: app,
-    env: { ...env, PORT: String(port) },
+    env: { ...env, PORT: String(port), METRICS_PORT: String(await freePort()) },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => web.once('exit', (code) => resolve(code)));

@@ -7,6 +7,7 @@ export function runOpsCli(
   url: string,
   args: string[],
   env: Record<string, string> = {},
+  input?: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'scripts', 'ops.ts'), ...args], {
@@ -18,6 +19,7 @@ export function runOpsCli(
     child.stdout.on('data', (c) => (stdout += c));
     child.stderr.on('data', (c) => (stderr += c));
     child.on('error', reject);
+    child.stdin.end(input ?? '');
     child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });
 }

@@ -46,7 +46,7 @@ t.test('SIGTERM during a burst of webhooks loses none that were acknowledged', a
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'main.ts'), 'web'], {
     cwd: projectRoot,
-    env: { PATH: process.env.PATH, DATABASE_URL: url, PORT: String(port), LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '10000' },
+    env: { PATH: process.env.PATH, DATABASE_URL: url, PORT: String(port), METRICS_PORT: '0', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '10000' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   t.teardown(() => {
