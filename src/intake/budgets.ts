@@ -2,56 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import type { TrustProxy } from '../config.js';
 
 /**
- * The intake's in-memory budgets (per process): fixed-window counters per key, and the bound on request-body bytes
- * being received at once. Both are bounded in memory whatever the traffic.
+ * The intake's bound on request-body bytes being received at once (per process), and the client address the
+ * unverified budget is keyed on. (The request budgets themselves are @fastify/rate-limit limiters: route.ts.)
  */
-
-export interface WindowCounter {
-  /** Adds `n` to the key's count in the current window; returns the count after it. */
-  add(key: string, n?: number): number;
-  /** The key's count in the current window. */
-  count(key: string): number;
-  /** Whole seconds until the key's window ends (at least 1). */
-  retryAfterSeconds(key: string): number;
-  readonly size: number;
-}
-
-/**
- * Counts per key in fixed windows of `windowMs`. At most `maxKeys` keys are held: past it the oldest window goes first
- * (a key evicted early simply starts a fresh window; see docs/intake.md).
- */
-export function createWindowCounter(opts: { windowMs: number; maxKeys: number; now: () => number }): WindowCounter {
-  const windows = new Map<string, { start: number; count: number }>();
-  const current = (key: string) => {
-    const now = opts.now();
-    const w = windows.get(key);
-    if (w && now - w.start < opts.windowMs) return w;
-    return undefined;
-  };
-  return {
-    add(key, n = 1) {
-      let w = current(key);
-      if (!w) {
-        w = { start: opts.now(), count: 0 };
-        windows.delete(key);
-        windows.set(key, w);
-        while (windows.size > opts.maxKeys) windows.delete(windows.keys().next().value as string);
-      }
-      w.count += n;
-      return w.count;
-    },
-    count(key) {
-      return current(key)?.count ?? 0;
-    },
-    retryAfterSeconds(key) {
-      const w = current(key);
-      return w ? Math.max(1, Math.ceil((w.start + opts.windowMs - opts.now()) / 1000)) : 1;
-    },
-    get size() {
-      return windows.size;
-    },
-  };
-}
 
 export interface ByteBudget {
   /** Reserves `n` bytes; false (nothing reserved) when that would exceed the bound. */

@@ -5,7 +5,8 @@ import { InboxVia } from '../db/schema.js';
 import { DatabaseUnavailableError, WharfError } from '../errors.js';
 import type { NewInboxEvent } from '../inbox/insert-events.js';
 import { metrics, RequestOutcome } from '../metrics.js';
-import { type ByteBudget, clientAddress, createByteBudget, createWindowCounter, type WindowCounter } from './budgets.js';
+import rateLimit from '@fastify/rate-limit';
+import { type ByteBudget, clientAddress, createByteBudget } from './budgets.js';
 import {
   classifyError,
   rejectBadWebhookId,
@@ -43,10 +44,6 @@ export interface Intake {
   committer: GroupCommitter;
   quarantine: Quarantine;
   sources: SourceCache;
-  /** Verified deliveries per source (RATE_LIMIT_*). */
-  sourceBudget: WindowCounter;
-  /** Rejected requests per (client address, source) (UNVERIFIED_LIMIT_*). */
-  unverifiedBudget: WindowCounter;
   bodyBytes: ByteBudget;
   close(): Promise<void>;
 }
@@ -69,7 +66,6 @@ const MAX_CLIENT_KEYS = 50_000;
 
 export function createIntake(deps: IntakeDeps): Intake {
   const { config, sql } = deps;
-  const clock = () => deps.now().getTime();
   const committer = createGroupCommitter({
     sql,
     maxInFlight: config.intakeBatchesInFlight,
@@ -89,8 +85,6 @@ export function createIntake(deps: IntakeDeps): Intake {
     committer,
     quarantine,
     sources,
-    sourceBudget: createWindowCounter({ windowMs: config.rateLimitWindowMs, maxKeys: 10_000, now: clock }),
-    unverifiedBudget: createWindowCounter({ windowMs: config.unverifiedLimitWindowMs, maxKeys: MAX_CLIENT_KEYS, now: clock }),
     bodyBytes: createByteBudget(config.intakeBodyBytesInFlight),
     async close() {
       await committer.close();
@@ -136,8 +130,27 @@ function bounded<T>(p: Promise<T>, deadline: number): Promise<T> {
 /** The intake plugin: register with `app.register(intakeRoutes, { deps, intake })`. Scoped: its hooks and raw-body parser apply here only. */
 export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDeps; intake: Intake }) {
   const { config, now } = opts.deps;
-  const { committer, quarantine, sources, sourceBudget, unverifiedBudget, bodyBytes } = opts.intake;
+  const { committer, quarantine, sources, bodyBytes } = opts.intake;
   const states = new WeakMap<FastifyRequest, RequestState>();
+
+  // The two budgets are @fastify/rate-limit limiters (its in-memory LRU store, bounded in keys) that the hooks call
+  // where the request's state decides, rather than the plugin's own hook, which would count every request:
+  // - verified deliveries per source (RATE_LIMIT_*), counted once the signature matched: nobody without the secret
+  //   can spend a source's budget;
+  // - refused requests per (client address, source) (UNVERIFIED_LIMIT_*), read before the body (a read does not
+  //   count) and charged once a request is refused, so genuine traffic from the same address never spends it.
+  // One store for both (keys cannot collide: a budget key holds a NUL, a source id never does), bounded in keys.
+  await app.register(rateLimit, { global: false, cache: MAX_CLIENT_KEYS });
+  const sourceBudget = app.createRateLimit({
+    max: config.rateLimitMax,
+    timeWindow: config.rateLimitWindowMs,
+    keyGenerator: (req) => states.get(req)?.source?.id ?? '',
+  });
+  const unverifiedBudget = app.createRateLimit({
+    max: config.unverifiedLimitMax,
+    timeWindow: config.unverifiedLimitWindowMs,
+    keyGenerator: (req) => states.get(req)?.budgetKey ?? '',
+  });
 
   // Any content type: the provider says application/json, but verification is on bytes and parsing is ours.
   app.removeAllContentTypeParsers();
@@ -159,8 +172,8 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
       state.source = source;
       state.budgetKey = `${address}\u0000${source.id}`;
     }
-    if (unverifiedBudget.count(state.budgetKey) >= config.unverifiedLimitMax)
-      throw rejectClientRateLimited(unverifiedBudget.retryAfterSeconds(state.budgetKey));
+    const spent = await unverifiedBudget(request, { increment: false });
+    if (!spent.isAllowed && spent.remaining === 0) throw rejectClientRateLimited(Math.max(1, spent.ttlInSeconds));
     if (!state.source) throw rejectUnknownSource();
   });
 
@@ -199,7 +212,7 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
     });
     if (!state) return;
     if (!state.verified && reply.statusCode < 500 && reason !== QuarantineReason.clientRateLimited)
-      unverifiedBudget.add(state.budgetKey);
+      await unverifiedBudget(request);
     if (!state.source || UNRECORDED_REASONS.has(reason)) return;
     const body = Buffer.isBuffer(request.body) ? request.body : null;
     quarantine.record({
@@ -251,7 +264,8 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
       state.verified = true;
 
       // 4. The source's budget counts verified deliveries only: nobody without the secret can spend it.
-      if (sourceBudget.add(sourceId) > config.rateLimitMax) throw rejectRateLimited(sourceBudget.retryAfterSeconds(sourceId));
+      const budget = await sourceBudget(request);
+      if (!budget.isAllowed && budget.isExceeded) throw rejectRateLimited(Math.max(1, budget.ttlInSeconds));
       // Genuine but unstorable: too long for the inbox's unique index, or characters PostgreSQL refuses. Stored, it
       // would fail the whole group-commit batch (503 for every request in it, again on every retry).
       if (!isKey(id as string)) throw rejectBadWebhookId();
