@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { type Config, SECOND } from '../config.js';
+import { type Config, keyRingOf, SECOND } from '../config.js';
 import type { Sql } from '../db/client.js';
 import { InboxVia } from '../db/schema.js';
 import { DatabaseUnavailableError, WharfError } from '../errors.js';
@@ -72,7 +72,7 @@ export function createIntake(deps: IntakeDeps): Intake {
     delayMs: 50,
     onError: (err) => deps.onBackgroundError(err, 'quarantine write failed; rows dropped'),
   });
-  const sources = createSourceCache({ sql, ttlMs: config.sourceCacheTtlMs, maxEntries: 10_000, now: deps.now });
+  const sources = createSourceCache({ sql, keys: keyRingOf(config), ttlMs: config.sourceCacheTtlMs, maxEntries: 10_000, now: deps.now });
   return {
     committer,
     quarantine,

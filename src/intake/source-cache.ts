@@ -1,6 +1,7 @@
 import type { Sql } from '../db/client.js';
 import { secretKey } from './signature.js';
-import { findSourceWithSecrets } from './sources.js';
+import type { KeyRing } from '../secrets/key-ring.js';
+import { findSourceWithSecrets, openSourceSecrets } from './sources.js';
 
 /** What the intake needs of a source: whether it takes webhooks, and the HMAC keys of its valid secrets. */
 export interface IntakeSource {
@@ -31,6 +32,8 @@ interface Entry {
  */
 export function createSourceCache(opts: {
   sql: Sql;
+  /** Decrypts the stored secrets when an entry loads (a secret that does not decrypt fails the load: no value in the error). */
+  keys: KeyRing;
   ttlMs: number;
   maxEntries: number;
   now: () => Date;
@@ -40,7 +43,7 @@ export function createSourceCache(opts: {
   const load = (id: string): Promise<IntakeSource | null> => {
     const at = opts.now().getTime();
     const value = findSourceWithSecrets(opts.sql, id, opts.now()).then((s) =>
-      s ? { id: s.id, enabled: s.enabled, keys: s.secrets.map(secretKey) } : null,
+      s ? { id: s.id, enabled: s.enabled, keys: openSourceSecrets(opts.keys, s).map(secretKey) } : null,
     );
     entries.delete(id); // re-insert at the end: eviction order follows load order
     entries.set(id, { at, value });

@@ -6,7 +6,7 @@ import { insertSource } from '../../src/intake/sources.js';
 import { signatureHeader } from '../../src/intake/signature.js';
 import { freePort } from '../../src/net.js';
 import { projectRoot } from '../../src/paths.js';
-import { freshDatabase } from '../helper.js';
+import { freshDatabase, testKeys } from '../helper.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
@@ -42,7 +42,7 @@ function send(agent: http.Agent, port: number, sourceId: string, id: string): Pr
 
 t.test('SIGTERM during a burst of webhooks loses none that were acknowledged', async (t) => {
   const { sql, url } = await freshDatabase(t);
-  const sourceId = await insertSource(sql, { name: 'acme', secret: SECRET });
+  const sourceId = await insertSource(sql, testKeys, { name: 'acme', secret: SECRET });
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'main.ts'), 'web'], {
     cwd: projectRoot,
