@@ -145,3 +145,13 @@ export const dbGauges = {
     registers,
   }),
 };
+
+/** Tenant isolation (docs/tenancy.md): its own block, so other counters can be added above without conflicts. */
+export const tenancyMetrics = {
+  /** Inbox events dead because an entity they carry belongs to another source (also in wharf_dead_letters_total). */
+  ownershipRefused: new Counter({
+    name: 'wharf_ownership_refused_total',
+    help: 'Inbox events refused because an entity they carry belongs to another source',
+    registers,
+  }),
+};
