@@ -419,7 +419,7 @@ function listInventory(world: World, req: Request): Reply {
     .sort((a, b) => a.id - b.id);
   const page = items.slice(offset, offset + pageSize).map((i) => ({ inventory_id: i.id, name: i.name, sku: i.sku }));
   const nextOffset = offset + pageSize;
-  const link = (o: number) => `${req.url.origin}/${req.version}/inventory?PageSize=${pageSize}&Cursor=${o}`;
+  const link = (o: number) => `/${req.version}/inventory?PageSize=${pageSize}&Cursor=${o}`; // a path, as next-page is
   return {
     body: { items: page, first: link(0), last: null, next: nextOffset < items.length ? link(nextOffset) : null, prev: null },
   };
