@@ -6,7 +6,7 @@ import { insertSource } from '../../src/intake/sources.js';
 import { signatureHeader } from '../../src/intake/signature.js';
 import { freePort } from '../../src/net.js';
 import { projectRoot } from '../../src/paths.js';
-import { freshDatabase, testKeys } from '../helper.js';
+import { freshDatabase, TEST_ENCRYPTION_KEY, testKeys } from '../helper.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
@@ -46,7 +46,7 @@ t.test('SIGTERM during a burst of webhooks loses none that were acknowledged', a
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'main.ts'), 'web'], {
     cwd: projectRoot,
-    env: { PATH: process.env.PATH, DATABASE_URL: url, PORT: String(port), LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '10000' },
+    env: { PATH: process.env.PATH, DATABASE_URL: url, PORT: String(port), LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '10000', WHARF_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   t.teardown(() => {
