@@ -49,7 +49,10 @@ export interface ApplyOptions {
 }
 
 export interface AppliedChunk {
-  /** One per claimed row: processed, dead (with its reason) or ignored (unknown topic); known before any write. */
+  /**
+   * One per claimed row except the deferred ones: processed, dead (with its reason) or ignored (unknown topic), as
+   * known before any write, then the refused rows turned dead.
+   */
   marks: InboxMark[];
   /** Poll events that brought something newer than the database held, and that no webhook of the chunk carried. */
   catches: PollCatch[];

@@ -1,5 +1,8 @@
 import t from 'tap';
+import { createDb } from '../../src/db/client.js';
+import { applyChunk } from '../../src/drain/apply-chunk.js';
 import { drainChunk, drainInbox } from '../../src/drain/drain-inbox.js';
+import { claimInboxEventsById } from '../../src/inbox/claim.js';
 import { freshDatabase } from '../helper.js';
 import { at, chargeBody, insertInbox, insertSources, shipmentBody } from '../apply/factory.js';
 
@@ -161,4 +164,44 @@ t.test('an event time beyond received_at + the tolerance is clamped there: it ca
   await drainChunk(sql, 500, { futureToleranceMs: 5 * 60_000 });
   const [after] = await sql`select status from shipments where id = 51`;
   t.equal(after.status, 'Delivered', 'a genuine later update (30 minutes ago) is newer than the clamped one');
+});
+
+t.test('a refusal is exact under concurrency: a chunk racing another source for a new entity sees the committed owner', async (t) => {
+  const a = await freshDatabase(t, { max: 2 });
+  const { sql } = a;
+  await insertSources(sql, 2);
+  const [first, second] = await insertInbox(sql, [
+    { sourceId: 'src-1', topic: 'order.shipped', body: order(900_061, 1) },
+    { sourceId: 'src-2', topic: 'order.shipped', body: order(900_061, 2, { status: 'Hijacked' }) },
+  ]);
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let wrote!: () => void;
+  const written = new Promise<void>((r) => (wrote = r));
+  // Chunk 1 (src-1) inserts the order and holds its transaction open.
+  const one = sql.begin(async (tx) => {
+    const r = await applyChunk(tx, await claimInboxEventsById(tx, [first]));
+    wrote();
+    await held;
+    return r;
+  });
+  await written;
+  // Chunk 2 (src-2) starts while the order is not committed: its insert waits on the row, then sees src-1's.
+  const deadline = Date.now() + 20_000;
+  const other = createDb({ url: a.url, max: 1 });
+  t.teardown(() => other.close());
+  const two = other.sql.begin(async (tx) => applyChunk(tx, await claimInboxEventsById(tx, [second])));
+  let waited = false;
+  while (!waited && Date.now() < deadline) {
+    const [w] = await sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
+    waited = w.n > 0;
+    if (!waited) await new Promise((r) => setTimeout(r, 20));
+  }
+  t.ok(waited, "chunk 2 waited on chunk 1's uncommitted row (the race happened)");
+  release();
+  const [r1, r2] = await Promise.all([one, two]);
+  t.same({ refused: r1.refused, refused2: r2.refused }, { refused: 0, refused2: 1 }, 'the second is refused, not silently dropped');
+  t.equal((await inboxRow(sql, second)).status, 'dead');
+  const [o] = await sql`select source_id, status from orders where id = 900061`;
+  t.same({ ...o }, { source_id: 'src-1', status: 'Processing' });
 });
