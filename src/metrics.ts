@@ -154,4 +154,10 @@ export const tenancyMetrics = {
     help: 'Inbox events refused because an entity they carry belongs to another source',
     registers,
   }),
+  /** Version times later than their event's arrival + WEBHOOK_TOLERANCE_MS, clamped there by the drain. */
+  futureTimesClamped: new Counter({
+    name: 'wharf_event_times_clamped_total',
+    help: 'Event version times clamped to received_at + WEBHOOK_TOLERANCE_MS',
+    registers,
+  }),
 };

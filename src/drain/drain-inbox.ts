@@ -25,6 +25,8 @@ export interface ChunkResult {
   refused: number;
   /** Rows left pending for the next chunk (another source's row touched the same entity first). */
   deferred: number;
+  /** Versions whose event time was clamped to received_at + the tolerance (docs/tenancy.md). */
+  clamped: number;
   /** Poll catches by stream (orders, transactions, timelines). */
   pollCatches: Record<string, number>;
   /** Per topic (null topic: ''), for metrics. */
@@ -41,6 +43,7 @@ const emptyResult = (): ChunkResult => ({
   attributed: 0,
   refused: 0,
   deferred: 0,
+  clamped: 0,
   pollCatches: {},
   byTopic: {},
   transactions: 0,
@@ -54,6 +57,7 @@ function add(into: ChunkResult, from: ChunkResult): ChunkResult {
   into.attributed += from.attributed;
   into.refused += from.refused;
   into.deferred += from.deferred;
+  into.clamped += from.clamped;
   into.transactions += from.transactions;
   for (const [k, n] of Object.entries(from.pollCatches)) into.pollCatches[k] = (into.pollCatches[k] ?? 0) + n;
   for (const [k, t] of Object.entries(from.byTopic)) {
@@ -72,6 +76,7 @@ function summarise(rows: readonly InboxRow[], marks: readonly InboxMark[], appli
   r.attributed = applied?.attributed ?? 0;
   r.refused = applied?.refused ?? 0;
   r.deferred = applied?.deferred ?? 0;
+  r.clamped = applied?.clamped ?? 0;
   const topics = new Map(rows.map((row) => [row.id, row.topic ?? '']));
   for (const m of marks) {
     r[m.status]++;

@@ -154,7 +154,7 @@ t.test('an event time beyond received_at + the tolerance is clamped there: it ca
   ]);
   // It arrived an hour ago: its version is clamped to an hour ago + 5 minutes.
   await sql`update inbox_events set received_at = now() - interval '1 hour' where id = ${pin}`;
-  await drainChunk(sql, 500, { futureToleranceMs: 5 * 60_000 });
+  t.equal((await drainChunk(sql, 500, { futureToleranceMs: 5 * 60_000 })).clamped, 1, 'counted');
   const [stored] = await sql`select status, event_time, (select received_at from inbox_events where id = ${pin}) as received from shipments where id = 51`;
   t.equal(stored.status, 'Pinned', 'the event is applied (clamped, not dropped)');
   t.equal(stored.event_time.getTime(), stored.received.getTime() + 5 * 60_000, 'its version is received_at + tolerance');

@@ -22,6 +22,7 @@ export function drainTask(deps: TaskDeps): Task {
       futureToleranceMs: deps.config.webhookToleranceMs,
       onChunk(r, ms) {
         if (r.refused) tenancyMetrics.ownershipRefused.inc(r.refused);
+        if (r.clamped) tenancyMetrics.futureTimesClamped.inc(r.clamped);
         if (r.claimed > 0) metrics.drainChunkSeconds.observe(ms / 1000);
         for (const [topic, n] of Object.entries(r.byTopic)) {
           // Unknown topics are not labels (an open set would grow the registry without bound).
