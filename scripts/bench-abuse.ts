@@ -19,6 +19,7 @@ import http from 'node:http';
 import { connect, type Socket } from 'node:net';
 import path from 'node:path';
 import autocannon, { type Result } from 'autocannon';
+import { keyRingOf, loadConfig, withKeyRing } from '../src/config.js';
 import { createDb } from '../src/db/client.js';
 import { throwawayDatabase } from '../src/db/embedded.js';
 import { runMigrations } from '../src/db/migrate.js';
@@ -205,7 +206,7 @@ async function main() {
     await runMigrations(dbUrl);
     const db = createDb({ url: dbUrl, max: 2 });
     const secret = `whsec_${randomBytes(32).toString('base64')}`;
-    const source: Source = { id: await insertSource(db.sql, { name: 'bench-abuse', secret }), secret };
+    const source: Source = { id: await insertSource(db.sql, keyRingOf(withKeyRing(loadConfig())), { name: 'bench-abuse', secret }), secret };
     const [port, metricsPort] = [await freePort(), await freePort()];
     const web = spawn(process.execPath, ['--import', 'tsx', path.join('src', 'main.ts'), 'web'], {
       cwd: projectRoot,

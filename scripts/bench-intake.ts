@@ -18,6 +18,7 @@ import Fastify from 'fastify';
 import { createDb } from '../src/db/client.js';
 import { throwawayDatabase } from '../src/db/embedded.js';
 import { secretKey, sign, verify } from '../src/intake/signature.js';
+import { keyRingOf, loadConfig, withKeyRing } from '../src/config.js';
 import { insertSource } from '../src/intake/sources.js';
 import { freePort } from '../src/net.js';
 import { projectRoot } from '../src/paths.js';
@@ -183,7 +184,7 @@ async function main() {
     const sources: Source[] = [];
     for (let i = 0; i < SOURCES; i++) {
       const secret = `whsec_${randomBytes(24).toString('base64')}`;
-      sources.push({ id: await insertSource(db.sql, { name: `bench-${randomBytes(4).toString('hex')}`, secret }), secret });
+      sources.push({ id: await insertSource(db.sql, keyRingOf(withKeyRing(loadConfig())), { name: `bench-${randomBytes(4).toString('hex')}`, secret }), secret });
     }
 
     const ceilingPort = await freePort();

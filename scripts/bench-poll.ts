@@ -22,7 +22,7 @@ import { runPollStream } from '../src/poll/run-stream.js';
 import { budgetShape, createRateBudget, maxCallsInWindow } from '../src/provider/rate-budget.js';
 import { API_VERSION } from '../src/provider/shapes.js';
 import { startSimulator } from '../test/harness/simulator/index.js';
-import { loadConfig, HOUR, MINUTE } from '../src/config.js';
+import { HOUR, keyRingOf, loadConfig, MINUTE, withKeyRing } from '../src/config.js';
 
 const REAL_BUDGET = 120;
 const REAL_LIMIT = 150;
@@ -39,12 +39,12 @@ async function main() {
     await runMigrations(dbUrl);
     const { world } = sim;
     const token = world.clients[0].token;
-    const sourceId = await insertSource(db.sql, {
+    const config = withKeyRing(loadConfig({ DATABASE_URL: dbUrl, PROVIDER_BASE_URL: sim.url }));
+    const sourceId = await insertSource(db.sql, keyRingOf(config), {
       name: `bench-poll-${Date.now()}`,
       secret: world.clients[0].secret,
       apiToken: token,
     });
-    const config = loadConfig({ DATABASE_URL: dbUrl, PROVIDER_BASE_URL: sim.url });
     const settings: PollSettings = pollSettings(config);
     const callTimes: number[] = [];
     const observe: typeof fetch = (input, init) => {

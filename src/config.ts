@@ -1,4 +1,6 @@
 import { ConfigError } from './errors.js';
+import { keyFilePath, loadOrCreateKeyFile } from './secrets/key-file.js';
+import { type KeyRing, parseKeyRing } from './secrets/key-ring.js';
 
 /**
  * The only reader of process.env. Every variable, its unit and default is listed here and in the README.
@@ -9,6 +11,9 @@ export const SECOND = 1000;
 export const MINUTE = 60 * SECOND;
 export const HOUR = 60 * MINUTE;
 export const DAY = 24 * HOUR;
+
+/** Also the drain's default bound on an event time's lead over its arrival (src/drain/apply-chunk.ts). */
+export const DEFAULT_WEBHOOK_TOLERANCE_MS = 5 * MINUTE;
 
 export const Roles = ['all', 'web', 'worker'] as const;
 export type Role = (typeof Roles)[number];
@@ -51,6 +56,17 @@ function reader(env: Env, problems: string[]) {
         return dflt;
       }
       return v as T;
+    },
+    keyRing(key: string): KeyRing | undefined {
+      const v = raw(key);
+      if (v === undefined) return undefined;
+      try {
+        return parseKeyRing(v);
+      } catch (err) {
+        // parseKeyRing names the entry and the problem, never the key material.
+        problems.push(`${key}: ${(err as Error).message}`);
+        return undefined;
+      }
     },
     url(key: string): string | undefined {
       const v = raw(key);
@@ -100,7 +116,7 @@ export function loadConfig(env: Env = process.env) {
     host,
     publicUrl: r.str('PUBLIC_URL', `http://localhost:${port}`).replace(/\/+$/, ''),
 
-    webhookToleranceMs: r.int('WEBHOOK_TOLERANCE_MS', 5 * MINUTE, 0),
+    webhookToleranceMs: r.int('WEBHOOK_TOLERANCE_MS', DEFAULT_WEBHOOK_TOLERANCE_MS, 0),
     /** 256 KiB: see docs/intake.md (threat model) for where the figure comes from. */
     webhookBodyLimitBytes,
     /** Request bodies being received at once, whole process; a request that would go beyond answers 503 unread. */
@@ -170,9 +186,33 @@ export function loadConfig(env: Env = process.env) {
     metricsToken: r.secret('METRICS_TOKEN', 16),
     /** Database gauges are read on this period on their own connection, and served from memory. */
     metricsGaugeIntervalMs: r.int('METRICS_GAUGE_INTERVAL_MS', 15 * SECOND, 100),
+
+    /**
+     * Keys for secrets at rest (src/secrets/): the first encrypts, every one decrypts. Unset: withKeyRing() reads the
+     * key file beside the embedded data, outside production only.
+     */
+    encryptionKeys: r.keyRing('WHARF_ENCRYPTION_KEY'),
   };
+  if (config.env === 'production' && !config.encryptionKeys && !problems.some((p) => p.startsWith('WHARF_ENCRYPTION_KEY')))
+    problems.push('WHARF_ENCRYPTION_KEY is required when NODE_ENV=production (secrets are stored encrypted under it)');
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }
 
 export type Config = ReturnType<typeof loadConfig>;
+
+/**
+ * The config with its key ring: WHARF_ENCRYPTION_KEY's, else (outside production, where loadConfig already refused)
+ * the key file beside the embedded data, created on first use (mode 600). Every process calls this once at start.
+ */
+export function withKeyRing(config: Config, log: (line: string) => void = () => {}): Config {
+  if (config.encryptionKeys) return config;
+  if (config.env === 'production') throw new ConfigError(['WHARF_ENCRYPTION_KEY is required when NODE_ENV=production']);
+  return Object.freeze({ ...config, encryptionKeys: loadOrCreateKeyFile(keyFilePath(config.embeddedPgDir), log) });
+}
+
+/** The key ring of a config that has one (WHARF_ENCRYPTION_KEY, or withKeyRing); throws otherwise. */
+export function keyRingOf(config: Pick<Config, 'encryptionKeys'>): KeyRing {
+  if (!config.encryptionKeys) throw new ConfigError(['no encryption key: set WHARF_ENCRYPTION_KEY (or start through withKeyRing)']);
+  return config.encryptionKeys;
+}

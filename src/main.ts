@@ -1,10 +1,11 @@
 import pino from 'pino';
-import { loadConfig, Roles, type Role } from './config.js';
+import { keyRingOf, loadConfig, Roles, type Role, withKeyRing } from './config.js';
 import { createDb } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
 import { resolveDatabase } from './db/resolve.js';
 import { createReadiness } from './app.js';
 import { startGaugeRefresher } from './ops/metrics-gauges.js';
+import { encryptPlaintextAfterMigrate } from './intake/secrets-at-rest.js';
 import { buildMetricsApp } from './ops/metrics-server.js';
 import { startWeb } from './web.js';
 import { startWorker, workerConnectionBound } from './worker/runner.js';
@@ -20,12 +21,18 @@ import { startWorker, workerConnectionBound } from './worker/runner.js';
  * nothing acknowledged is lost even then, because acknowledged means committed.
  */
 async function main() {
-  const config = loadConfig();
+  const loaded = loadConfig();
   const argRole = process.argv[2];
-  const log = pino({ level: config.logLevel, name: 'wharf' });
+  const log = pino({ level: loaded.logLevel, name: 'wharf' });
+  // WHARF_ENCRYPTION_KEY, else (not in production: loadConfig refused that) the key file beside the embedded data.
+  const config = withKeyRing(loaded, (line) => log.info(line));
+  const afterMigrate = encryptPlaintextAfterMigrate(keyRingOf(config), {
+    info: (line) => log.info(line),
+    warn: (line) => log.warn(line),
+  });
   if (argRole === 'migrate') {
     const database = await resolveDatabase(config, (line) => log.info(line));
-    await runMigrations(database.url);
+    await runMigrations(database.url, { afterMigrate });
     log.info('migrations applied');
     await database.stop();
     return;
@@ -66,7 +73,7 @@ async function main() {
 
   const database = await resolveDatabase(config, (line) => log.info(line));
   stopAll = () => database.stop();
-  await runMigrations(database.url);
+  await runMigrations(database.url, { afterMigrate });
   log.info({ role, embedded: database.embedded }, 'migrations applied');
 
   const web = role === 'worker' ? undefined : await startWeb(config, database.url);

@@ -185,3 +185,19 @@ export const dbGauges = {
     registers,
   }),
 };
+
+/** Tenant isolation (docs/tenancy.md): its own block, so other counters can be added above without conflicts. */
+export const tenancyMetrics = {
+  /** Inbox events dead because an entity they carry belongs to another source (also in wharf_dead_letters_total). */
+  ownershipRefused: new Counter({
+    name: 'wharf_ownership_refused_total',
+    help: 'Inbox events refused because an entity they carry belongs to another source',
+    registers,
+  }),
+  /** Version times later than their event's arrival + WEBHOOK_TOLERANCE_MS, clamped there by the drain. */
+  futureTimesClamped: new Counter({
+    name: 'wharf_event_times_clamped_total',
+    help: 'Event version times clamped to received_at + WEBHOOK_TOLERANCE_MS',
+    registers,
+  }),
+};

@@ -72,7 +72,7 @@ export function collapseChunk(all: Entities[]): CollapsedChunk {
       if (s.deliveredUs !== null) deliver(input, s.deliveredUs, s.inboxId, s.via);
     }
     for (const d of e.deliveries) deliver(shipment(d.shipmentId, d.sourceId), d.deliveredUs, d.inboxId, d.via);
-    for (const t of e.timeline) timeline.set(`${t.shipmentId}:${t.logTypeId}:${t.timestamp}`, t);
+    for (const t of e.timeline) timeline.set(`${t.shipmentId}:${t.logTypeId}:${t.timestamp}:${t.sourceId}`, t);
     for (const r of e.returns) {
       keep(returns, r.id, r);
       push(entityKey('return', r.id), r);

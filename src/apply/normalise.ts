@@ -73,6 +73,8 @@ export interface DeliveryHint {
 
 export interface TimelineRow {
   shipmentId: number;
+  /** The source that sent it: an entry of a shipment another source owns is refused (docs/tenancy.md). */
+  sourceId: string;
   logTypeId: number;
   timestamp: string;
   logTypeName: string | null;
@@ -267,6 +269,7 @@ export function normaliseEvent(row: InboxRow): Normalised {
           throw new Dead('timeline entry without a log type id or timestamp');
         entities.timeline.push({
           shipmentId,
+          sourceId: base.sourceId,
           logTypeId,
           timestamp: isoFromMicros(us),
           logTypeName: str(e.log_type_name),

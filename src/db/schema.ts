@@ -29,8 +29,13 @@ export const sources = pgTable('sources', {
   name: text('name').notNull().unique(),
   /** The client (merchant) its shipments belong to, unless an order's channel maps elsewhere. */
   clientId: text('client_id'),
-  /** Bearer token for polling; null = webhook only. */
+  /**
+   * Bearer token for polling, encrypted (`v1:<key id>:…`, src/secrets/cipher.ts; `plain:…` only between the 0003
+   * migration and the next start); null = webhook only.
+   */
   apiToken: text('api_token'),
+  /** SHA-256 (hex) of the token: the key of its rate budget (rate_budgets.key), readable without the key ring. */
+  apiTokenHash: text('api_token_hash'),
   enabled: boolean('enabled').notNull().default(true),
   createdAt: createdAt(),
 });
@@ -43,6 +48,7 @@ export const sourceSecrets = pgTable(
     sourceId: text('source_id')
       .notNull()
       .references(() => sources.id, { onDelete: 'cascade' }),
+    /** Encrypted as sources.api_token is. */
     secret: text('secret').notNull(),
     createdAt: createdAt(),
     expiresAt: tz('expires_at'),
@@ -242,12 +248,19 @@ export const returns = pgTable(
 );
 
 /** Inventory items whose client is known, for attributing storage (`FC`) charges. */
-export const inventoryItems = pgTable('inventory_items', {
-  id: bigint('id', { mode: 'number' }).primaryKey(),
-  sourceId: text('source_id').notNull(),
-  clientId: text('client_id'),
-  updatedAt: tz('updated_at').notNull().defaultNow(),
-});
+/** Inventory items (for FC storage charges): owned by the source that stored them first (docs/tenancy.md). */
+export const inventoryItems = pgTable(
+  'inventory_items',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey(),
+    sourceId: text('source_id').notNull(),
+    clientId: text('client_id'),
+    name: text('name'),
+    sku: text('sku'),
+    updatedAt: tz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [index('inventory_items_source_idx').on(t.sourceId)],
+);
 
 export const AttributionStatus = {
   attributed: 'attributed',

@@ -1,5 +1,6 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { type Config, SECOND } from '../config.js';
+import { createHash } from 'node:crypto';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { type Config, keyRingOf, SECOND } from '../config.js';
 import type { Sql } from '../db/client.js';
 import { InboxVia } from '../db/schema.js';
 import { DatabaseUnavailableError, WharfError } from '../errors.js';
@@ -80,7 +81,7 @@ export function createIntake(deps: IntakeDeps): Intake {
     flushMs: SECOND,
     onError: (err) => deps.onBackgroundError(err, 'quarantine write failed; counts dropped'),
   });
-  const sources = createSourceCache({ sql, ttlMs: config.sourceCacheTtlMs, maxEntries: 10_000, now: deps.now });
+  const sources = createSourceCache({ sql, keys: keyRingOf(config), ttlMs: config.sourceCacheTtlMs, maxEntries: 10_000, now: deps.now });
   return {
     committer,
     quarantine,

@@ -1,6 +1,7 @@
 import type { Sql } from '../db/client.js';
 import { isUsableKey, secretKey } from './signature.js';
-import { findSourceWithSecrets, listEnabledSourceIds } from './sources.js';
+import type { KeyRing } from '../secrets/key-ring.js';
+import { findSourceWithSecrets, listEnabledSourceIds, openSourceSecrets } from './sources.js';
 
 /** What the intake needs of a source: whether it takes webhooks, and the HMAC keys of its valid secrets. */
 export interface IntakeSource {
@@ -43,7 +44,14 @@ export const DIRECTORY_MISS_RELOAD_MS = 1000;
  * Consequence of the TTL: enabling, disabling or expiring a secret takes effect within `ttlMs`. Keys outside the
  * Standard Webhooks length rule (stored before it was enforced) are never used.
  */
-export function createSourceCache(opts: { sql: Sql; ttlMs: number; maxEntries: number; now: () => Date }): SourceCache {
+export function createSourceCache(opts: {
+  sql: Sql;
+  /** Decrypts the stored secrets when an entry loads (a secret that does not decrypt fails the load: no value in the error). */
+  keys: KeyRing;
+  ttlMs: number;
+  maxEntries: number;
+  now: () => Date;
+}): SourceCache {
   const entries = new Map<string, Entry>();
   const unknown = new Map<string, number>();
   const queries = { lookups: 0, directoryLoads: 0 };
@@ -86,7 +94,7 @@ export function createSourceCache(opts: { sql: Sql; ttlMs: number; maxEntries: n
     const at = clock();
     queries.lookups++;
     const value = findSourceWithSecrets(opts.sql, id, opts.now()).then((s) =>
-      s ? { id: s.id, enabled: s.enabled, keys: s.secrets.map(secretKey).filter(isUsableKey) } : null,
+      s ? { id: s.id, enabled: s.enabled, keys: openSourceSecrets(opts.keys, s).map(secretKey).filter(isUsableKey) } : null,
     );
     entries.delete(id); // re-insert at the end: eviction order follows load order
     entries.set(id, { at, value });

@@ -1,12 +1,16 @@
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { type Config, loadConfig } from '../config.js';
+import { type Config, keyRingOf, loadConfig, withKeyRing } from '../config.js';
 import { createDb, type Sql } from '../db/client.js';
 import { runMigrations } from '../db/migrate.js';
 import { resolveDatabase } from '../db/resolve.js';
 import { UsageError } from '../errors.js';
-import { readFile } from 'node:fs/promises';
+import { countSecretsByKey, encryptPlaintextAfterMigrate, reencryptSecrets } from '../intake/secrets-at-rest.js';
 import { generateSecret, secretProblem } from '../intake/signature.js';
-import { insertSource, listSources, rotateSourceSecret, setSourceEnabled } from '../intake/sources.js';
+import { insertSource, listSources, rotateSourceSecret, setSourceEnabled, type SourceChanges, updateSource } from '../intake/sources.js';
+import { findPollToken, providerClientFor } from '../poll/run-stream.js';
+import { openApiToken, openWebhookSecret } from '../secrets/cipher.js';
+import type { KeyRing } from '../secrets/key-ring.js';
 import type { PollStream } from '../poll/streams.js';
 import { BACKFILL_STREAMS, scheduleBackfill } from './backfill.js';
 import { formatAge, mask, parseDuration, parseSince, progressBar, table } from './format.js';
@@ -14,6 +18,16 @@ import { pruneInbox } from '../inbox/prune.js';
 import { countReplayable, type ReplayFilter, replay } from './replay.js';
 import { findStaleLocks, releaseStaleLocks } from '../worker/stale-locks.js';
 import { readStatus } from './status.js';
+import {
+  attributeStorageCharges,
+  fetchInventory,
+  listChannelClients,
+  listInventoryItems,
+  removeChannelClient,
+  removeInventoryItem,
+  setChannelClient,
+  upsertInventoryItems,
+} from './tenancy.js';
 
 /**
  * `npm run ops -- <command> …`: the on-call commands. Every writing command is a dry run unless `--apply` (sources
@@ -26,7 +40,7 @@ export interface OpsIo {
   err(text: string): void;
   /** A progress line (overwritten in place on a terminal). */
   progress(text: string): void;
-  /** Standard input, whole (secrets given with `--secret-file -`). */
+  /** Everything on standard input (secrets and tokens come this way, or from a file or a variable: never argv). */
   readStdin(): Promise<string>;
 }
 
@@ -34,7 +48,7 @@ export const consoleIo: OpsIo = {
   out: (t) => process.stdout.write(`${t}\n`),
   err: (t) => process.stderr.write(`${t}\n`),
   progress: (t) => process.stderr.write(process.stderr.isTTY ? `\r${t}` : `${t}\n`),
-  readStdin: async () => {
+  async readStdin() {
     const chunks: Buffer[] = [];
     for await (const c of process.stdin) chunks.push(c as Buffer);
     return Buffer.concat(chunks).toString('utf8');
@@ -43,21 +57,33 @@ export const consoleIo: OpsIo = {
 
 interface Ctx {
   config: Config;
+  keys: KeyRing;
   sql: Sql;
   io: OpsIo;
   args: string[];
-  now: Date;
-  /** The environment the command was given (secrets may come from it, never from argv). */
+  /** The environment runOps was given (for `--…-env VAR`; config.ts reads the rest). */
   env: Record<string, string | undefined>;
+  now: Date;
 }
 
 const USAGE = `usage: npm run ops -- <command> [options]
-  sources add --name <name> [--secret-file <path>|-] [--api-token-file <path>|-] [--client …] [--json]
+  (a secret or token never in argv, where every user of the machine sees it: --secret-stdin | --secret-file <path|-> |
+   --secret-env <VAR>, else WHARF_SOURCE_SECRET; the same for --api-token-…, else WHARF_API_TOKEN. Without a
+   secret, add and rotate-secret generate one and print it once)
+  sources add --name <name> [--secret-stdin|…] [--api-token-stdin|…] [--client …] [--json]
   sources list [--json]
-  sources rotate-secret --source <id> [--secret-file <path>|-] [--overlap 24h]
-    secrets and tokens never in argv: a file, standard input (-), or WHARF_SOURCE_SECRET / WHARF_API_TOKEN;
-    without one, a secret is generated and printed once
+  sources update --source <id> [--name …] [--client …|--no-client] [--api-token-stdin|…|--no-api-token] [--enable|--disable] [--json]
+  sources rotate-secret --source <id> [--secret-stdin|…] [--overlap 24h]
   sources disable|enable --source <id>
+  keys status [--json]
+  keys rotate [--batch 500] [--apply] [--json]   (re-encrypts every secret and token under the first key)
+  channels list [--source <id>] [--json]
+  channels set --source <id> --channel <id> --client <client>
+  channels remove --source <id> --channel <id>
+  inventory list [--source <id>] [--json]
+  inventory set --source <id> --item <id> --client <client> [--name …] [--sku …]
+  inventory remove --source <id> --item <id>
+  inventory load --source <id> [--client <client>] [--apply] [--json]   (from the provider's GET /inventory)
   status [--json]
   clear-stale-locks [--dead-after 60s] [--apply] [--json]
   replay [--status dead|ignored] [--topic …] [--source …] [--since …] [--until …] [--batch 500] [--wait 120s] [--apply] [--json]
@@ -89,64 +115,83 @@ function usageValue<T>(fn: () => T): T {
 
 const json = (v: unknown) => JSON.stringify(v);
 
-/** Options that would put a secret in argv, where `ps` and shell history show it: refused with the way to do it. */
-const ARGV_SECRETS = { secret: { type: 'string' }, 'api-token': { type: 'string' } } as const;
+/** The options that carry a secret named `name`: `--name-stdin`, `--name-file <path|->`, `--name-env <VAR>`; `--name
+ * <value>` is parsed only to be refused with the way to do it. */
+const secretOptions = (name: string) =>
+  ({
+    [name]: { type: 'string' },
+    [`${name}-stdin`]: { type: 'boolean' },
+    [`${name}-file`]: { type: 'string' },
+    [`${name}-env`]: { type: 'string' },
+  }) as const;
 
-function refuseArgvSecrets(o: { secret?: string; 'api-token'?: string }) {
-  if (o.secret !== undefined)
-    throw new UsageError('--secret is not accepted (argv is visible to every user of the machine): use --secret-file <path>, --secret-file - (standard input) or WHARF_SOURCE_SECRET; omit all three to generate one');
-  if (o['api-token'] !== undefined)
-    throw new UsageError('--api-token is not accepted (argv is visible to every user of the machine): use --api-token-file <path>, --api-token-file - (standard input) or WHARF_API_TOKEN');
-}
+const DEFAULT_SECRET_ENV: Record<string, string> = { secret: 'WHARF_SOURCE_SECRET', 'api-token': 'WHARF_API_TOKEN' };
 
 /**
- * A secret or token from a file, standard input (`-`) or an environment variable, trimmed; undefined when none is
- * given. Never from argv. Standard input serves one value per command.
+ * A secret or token from exactly one of its options, else from its default environment variable (undefined when none
+ * is given). Never from argv. Stdin and files lose one trailing newline; the value is never echoed, in errors either.
  */
-async function secretInput(ctx: Ctx, file: string | undefined, envKey: string, usedStdin: { used: boolean }): Promise<string | undefined> {
-  if (file === '-') {
-    if (usedStdin.used) throw new UsageError('standard input can give one value per command');
-    usedStdin.used = true;
-    return (await ctx.io.readStdin()).trim() || undefined;
+async function secretInput(ctx: Ctx, o: Record<string, unknown>, name: string): Promise<string | undefined> {
+  if (o[name] !== undefined)
+    throw new UsageError(
+      `--${name} <value> is not accepted (argv is visible to every user of the machine): use --${name}-stdin, ` +
+        `--${name}-file <path> or --${name}-env <VAR> (or ${DEFAULT_SECRET_ENV[name]})`,
+    );
+  const given = [`${name}-stdin`, `${name}-file`, `${name}-env`].filter((k) => o[k] !== undefined && o[k] !== false);
+  if (given.length > 1) throw new UsageError(`give --${name} one way only (${given.map((g) => `--${g}`).join(', ')})`);
+  let value: string | undefined;
+  const file = o[`${name}-file`] === undefined ? undefined : String(o[`${name}-file`]);
+  if (o[`${name}-stdin`] || file === '-') value = (await ctx.io.readStdin()).replace(/\r?\n$/, '');
+  else if (file !== undefined) {
+    value = (await readFile(file, 'utf8').catch(() => {
+      throw new UsageError(`--${name}-file: cannot read ${file}`);
+    })).replace(/\r?\n$/, '');
+  } else if (o[`${name}-env`] !== undefined) {
+    const variable = String(o[`${name}-env`]);
+    value = ctx.env[variable];
+    if (value === undefined) throw new UsageError(`--${name}-env: ${variable} is not set`);
+  } else {
+    value = ctx.env[DEFAULT_SECRET_ENV[name]];
+    if (value === undefined || value === '') return undefined;
   }
-  if (file !== undefined) {
-    try {
-      return (await readFile(file, 'utf8')).trim() || undefined;
-    } catch (err) {
-      throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
-    }
-  }
-  return ctx.env[envKey]?.trim() || undefined;
+  if (value === '' || /[\s]/.test(value)) throw new UsageError(`--${name}: empty, or contains white space`);
+  return value;
 }
 
-/** The given secret, checked (Standard Webhooks: whsec_ + base64 of 24..64 bytes), or a generated one. */
-async function sourceSecret(ctx: Ctx, file: string | undefined, stdin: { used: boolean }): Promise<{ secret: string; generated: boolean }> {
-  const given = await secretInput(ctx, file, 'WHARF_SOURCE_SECRET', stdin);
+/** The given webhook secret, checked (Standard Webhooks: whsec_ + base64 of 24..64 bytes), or a generated one. */
+async function webhookSecretInput(ctx: Ctx, o: Record<string, unknown>): Promise<{ secret: string; generated: boolean }> {
+  const given = await secretInput(ctx, o, 'secret');
   if (given === undefined) return { secret: generateSecret(), generated: true };
   const problem = secretProblem(given);
   if (problem) throw new UsageError(`the secret is refused: ${problem}`);
   return { secret: given, generated: false };
 }
 
+/** A stored secret or token, decrypted and masked; `(unreadable)` when it does not decrypt (no value either way). */
+function maskStored(open: () => string): string | null {
+  try {
+    return mask(open());
+  } catch {
+    return '(unreadable)';
+  }
+}
+
 async function sourcesCommand(ctx: Ctx): Promise<number> {
   const [sub, ...rest] = ctx.args;
-  const { sql, io, config, now } = ctx;
+  const { sql, io, config, now, keys } = ctx;
   switch (sub) {
     case 'add': {
       const o = parse(rest, {
         name: { type: 'string' },
-        ...ARGV_SECRETS,
-        'secret-file': { type: 'string' },
-        'api-token-file': { type: 'string' },
+        ...secretOptions('secret'),
+        ...secretOptions('api-token'),
         client: { type: 'string' },
         json: { type: 'boolean' },
       });
-      refuseArgvSecrets(o);
       const name = required(o.name, 'name');
-      const stdin = { used: false };
-      const { secret, generated } = await sourceSecret(ctx, o['secret-file'], stdin);
-      const apiToken = await secretInput(ctx, o['api-token-file'], 'WHARF_API_TOKEN', stdin);
-      const id = await insertSource(sql, { name, secret, apiToken: apiToken ?? null, clientId: o.client ?? null });
+      const { secret, generated } = await webhookSecretInput(ctx, o);
+      const apiToken = (await secretInput(ctx, o, 'api-token')) ?? null;
+      const id = await insertSource(sql, keys, { name, secret, apiToken, clientId: o.client ?? null });
       const url = `${config.publicUrl}/webhooks/shipbob/${id}`;
       // A generated secret is printed this once (it is never shown again: give it to the provider's subscription).
       if (o.json) io.out(json(generated ? { id, url, secret } : { id, url }));
@@ -160,8 +205,8 @@ async function sourcesCommand(ctx: Ctx): Promise<number> {
         name: s.name,
         clientId: s.clientId,
         enabled: s.enabled,
-        apiToken: mask(s.apiToken),
-        secrets: s.secrets.map((k) => ({ secret: mask(k.secret), expiresAt: k.expiresAt })),
+        apiToken: s.apiToken === null ? null : maskStored(() => openApiToken(keys, s.id, s.apiToken!)),
+        secrets: s.secrets.map((k) => ({ secret: maskStored(() => openWebhookSecret(keys, s.id, k.secret)), expiresAt: k.expiresAt })),
         url: `${config.publicUrl}/webhooks/shipbob/${s.id}`,
       }));
       if (o.json) io.out(json({ sources: rows }));
@@ -181,13 +226,54 @@ async function sourcesCommand(ctx: Ctx): Promise<number> {
         );
       return 0;
     }
-    case 'rotate-secret': {
-      const o = parse(rest, { source: { type: 'string' }, ...ARGV_SECRETS, 'secret-file': { type: 'string' }, overlap: { type: 'string' } });
-      refuseArgvSecrets(o);
-      const { secret, generated } = await sourceSecret(ctx, o['secret-file'], { used: false });
-      const overlapMs = o.overlap ? usageValue(() => parseDuration(o.overlap!)) : config.secretRotationOverlapMs;
+    case 'update': {
+      const o = parse(rest, {
+        source: { type: 'string' },
+        name: { type: 'string' },
+        client: { type: 'string' },
+        'no-client': { type: 'boolean' },
+        ...secretOptions('api-token'),
+        'no-api-token': { type: 'boolean' },
+        enable: { type: 'boolean' },
+        disable: { type: 'boolean' },
+        json: { type: 'boolean' },
+      });
       const sourceId = required(o.source, 'source');
-      if (!(await rotateSourceSecret(sql, { sourceId, secret, overlapMs, now }))) {
+      if (o.client !== undefined && o['no-client']) throw new UsageError('--client and --no-client together');
+      if (o.enable && o.disable) throw new UsageError('--enable and --disable together');
+      const token = await secretInput(ctx, o, 'api-token');
+      if (token !== undefined && o['no-api-token']) throw new UsageError('an --api-token-… and --no-api-token together');
+      if (o.name !== undefined && o.name.trim() === '') throw new UsageError('--name is empty');
+      const changes: SourceChanges = {
+        ...(o.name !== undefined ? { name: o.name } : {}),
+        ...(o.client !== undefined ? { clientId: o.client } : o['no-client'] ? { clientId: null } : {}),
+        ...(token !== undefined ? { apiToken: token } : o['no-api-token'] ? { apiToken: null } : {}),
+        ...(o.enable ? { enabled: true } : o.disable ? { enabled: false } : {}),
+      };
+      if (Object.keys(changes).length === 0) throw new UsageError('nothing to change (--name, --client, --api-token-…, --enable, …)');
+      if (!(await updateSource(sql, keys, sourceId, changes))) {
+        io.err(`no source ${sourceId}`);
+        return 1;
+      }
+      const shown = {
+        ...changes,
+        ...(changes.apiToken !== undefined ? { apiToken: changes.apiToken === null ? null : mask(changes.apiToken) } : {}),
+      };
+      if (o.json) io.out(json({ id: sourceId, changed: shown }));
+      else
+        io.out(
+          `source ${sourceId} updated: ${Object.entries(shown)
+            .map(([k, v]) => `${k} = ${v === null ? '(none)' : String(v)}`)
+            .join(', ')} (the intake sees it within its cache TTL)`,
+        );
+      return 0;
+    }
+    case 'rotate-secret': {
+      const o = parse(rest, { source: { type: 'string' }, ...secretOptions('secret'), overlap: { type: 'string' } });
+      const sourceId = required(o.source, 'source');
+      const { secret, generated } = await webhookSecretInput(ctx, o);
+      const overlapMs = o.overlap ? usageValue(() => parseDuration(o.overlap!)) : config.secretRotationOverlapMs;
+      if (!(await rotateSourceSecret(sql, keys, { sourceId, secret, overlapMs, now }))) {
         io.err(`no source ${sourceId}`);
         return 1;
       }
@@ -209,6 +295,164 @@ async function sourcesCommand(ctx: Ctx): Promise<number> {
     }
     default:
       throw new UsageError(`unknown sources command ${JSON.stringify(sub ?? '')}`);
+  }
+}
+
+/** `keys status` (stored values per key id) and `keys rotate` (re-encrypt under the first key; dry run by default). */
+async function keysCommand(ctx: Ctx): Promise<number> {
+  const [sub, ...rest] = ctx.args;
+  const { sql, io, keys } = ctx;
+  if (sub !== 'status' && sub !== 'rotate') throw new UsageError(`unknown keys command ${JSON.stringify(sub ?? '')}`);
+  const o = parse(rest, sub === 'rotate' ? { batch: { type: 'string', default: '500' }, apply: { type: 'boolean' }, json: { type: 'boolean' } } : { json: { type: 'boolean' } });
+  const counts = await countSecretsByKey(sql);
+  const stale = counts.filter((c) => c.keyId !== keys.current.id).reduce((n, c) => n + c.count, 0);
+  const withState = counts.map((c) => ({
+    ...c,
+    state: c.keyId === keys.current.id ? 'current' : keys.byId.has(c.keyId) ? 'older key' : c.keyId === 'plain' ? 'not encrypted' : 'KEY MISSING',
+  }));
+  const apply = sub === 'rotate' && !!(o as { apply?: boolean }).apply;
+  if (!o.json) {
+    io.out(`current key: ${keys.current.id}; keys held: ${[...keys.byId.keys()].join(', ')}`);
+    io.out(table(['table', 'key', 'values', 'state'], withState.map((c) => [c.table, c.keyId, c.count, c.state])));
+  }
+  if (sub === 'status' || !apply || stale === 0) {
+    if (o.json) io.out(json({ currentKey: keys.current.id, values: withState, toRotate: stale, applied: false }));
+    else if (sub === 'rotate') io.out(stale === 0 ? 'every value is under the current key' : `dry run: ${stale} value(s) would be re-encrypted under ${keys.current.id} (add --apply)`);
+    return 0;
+  }
+  const batchSize = usageValue(() => Number.parseInt((o as { batch?: string }).batch ?? '500', 10));
+  if (!(batchSize > 0 && batchSize <= 10_000)) throw new UsageError('--batch must be in [1, 10000]');
+  const r = await reencryptSecrets(sql, keys, {
+    which: 'not-current',
+    batchSize,
+    onProgress: (p) => io.progress(`re-encrypted ${progressBar(p.done, p.total)}`),
+  });
+  if (process.stderr.isTTY) io.err('');
+  if (o.json) io.out(json({ currentKey: keys.current.id, toRotate: stale, applied: true, written: r.written, unreadable: r.unreadable }));
+  else {
+    io.out(`re-encrypted ${r.written} value(s) under ${keys.current.id}`);
+    for (const u of r.unreadable) io.out(`unreadable: ${u.table} row ${u.id}: ${u.reason}`);
+    if (r.unreadable.length) io.out('add the key they were encrypted under to WHARF_ENCRYPTION_KEY (after the current one) and run again');
+  }
+  return r.unreadable.length === 0 ? 0 : 1;
+}
+
+const integerOption = (v: string | undefined, name: string): number => {
+  const raw = required(v, name);
+  const n = Number(raw);
+  if (!/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer`);
+  return n;
+};
+
+async function channelsCommand(ctx: Ctx): Promise<number> {
+  const [sub, ...rest] = ctx.args;
+  const { sql, io } = ctx;
+  switch (sub) {
+    case 'list': {
+      const o = parse(rest, { source: { type: 'string' }, json: { type: 'boolean' } });
+      const rows = await listChannelClients(sql, o.source);
+      if (o.json) io.out(json({ channels: rows }));
+      else io.out(table(['source', 'channel', 'client'], rows.map((r) => [r.sourceId, r.channelId, r.clientId])));
+      return 0;
+    }
+    case 'set': {
+      const o = parse(rest, { source: { type: 'string' }, channel: { type: 'string' }, client: { type: 'string' } });
+      const row = { sourceId: required(o.source, 'source'), channelId: integerOption(o.channel, 'channel'), clientId: required(o.client, 'client') };
+      if (!(await setChannelClient(sql, row))) {
+        io.err(`no source ${row.sourceId}`);
+        return 1;
+      }
+      io.out(`source ${row.sourceId}: channel ${row.channelId} → client ${row.clientId} (orders and shipments written from now on; stored rows keep their client)`);
+      return 0;
+    }
+    case 'remove': {
+      const o = parse(rest, { source: { type: 'string' }, channel: { type: 'string' } });
+      const p = { sourceId: required(o.source, 'source'), channelId: integerOption(o.channel, 'channel') };
+      if (!(await removeChannelClient(sql, p))) {
+        io.err(`source ${p.sourceId} has no mapping for channel ${p.channelId}`);
+        return 1;
+      }
+      io.out(`source ${p.sourceId}: channel ${p.channelId} mapping removed`);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown channels command ${JSON.stringify(sub ?? '')}`);
+  }
+}
+
+async function inventoryCommand(ctx: Ctx): Promise<number> {
+  const [sub, ...rest] = ctx.args;
+  const { sql, io, config, keys } = ctx;
+  switch (sub) {
+    case 'list': {
+      const o = parse(rest, { source: { type: 'string' }, json: { type: 'boolean' } });
+      const rows = await listInventoryItems(sql, o.source);
+      if (o.json) io.out(json({ items: rows }));
+      else io.out(table(['source', 'item', 'client', 'sku', 'name'], rows.map((r) => [r.sourceId, r.id, r.clientId, r.sku, r.name])));
+      return 0;
+    }
+    case 'set': {
+      const o = parse(rest, { source: { type: 'string' }, item: { type: 'string' }, client: { type: 'string' }, name: { type: 'string' }, sku: { type: 'string' } });
+      const sourceId = required(o.source, 'source');
+      const id = integerOption(o.item, 'item');
+      const [known] = await sql`select 1 from sources where id = ${sourceId}`;
+      if (!known) {
+        io.err(`no source ${sourceId}`);
+        return 1;
+      }
+      const w = await upsertInventoryItems(sql, { sourceId, apply: true, items: [{ id, clientId: required(o.client, 'client'), name: o.name ?? null, sku: o.sku ?? null }] });
+      if (w.refused.length) {
+        io.err(`inventory item ${id} belongs to another source: left alone`);
+        return 1;
+      }
+      const attributed = await attributeStorageCharges(sql, sourceId);
+      io.out(`source ${sourceId}: item ${id} → client ${o.client}${w.unchanged ? ' (unchanged)' : ''}; ${attributed} storage charge(s) attributed`);
+      return 0;
+    }
+    case 'remove': {
+      const o = parse(rest, { source: { type: 'string' }, item: { type: 'string' } });
+      const p = { sourceId: required(o.source, 'source'), id: integerOption(o.item, 'item') };
+      if (!(await removeInventoryItem(sql, p))) {
+        io.err(`source ${p.sourceId} has no inventory item ${p.id}`);
+        return 1;
+      }
+      io.out(`source ${p.sourceId}: inventory item ${p.id} removed (charges already attributed keep their client)`);
+      return 0;
+    }
+    case 'load': {
+      const o = parse(rest, { source: { type: 'string' }, client: { type: 'string' }, apply: { type: 'boolean' }, json: { type: 'boolean' } });
+      const sourceId = required(o.source, 'source');
+      const [src] = await sql<{ clientId: string | null }[]>`select client_id as "clientId" from sources where id = ${sourceId}`;
+      if (!src) {
+        io.err(`no source ${sourceId}`);
+        return 1;
+      }
+      const clientId = o.client ?? src.clientId;
+      if (!clientId) throw new UsageError(`source ${sourceId} has no client: give --client`);
+      const token = await findPollToken(sql, keys, sourceId);
+      if (token === null) {
+        io.err(`source ${sourceId} has no API token (or is disabled): sources update --source ${sourceId} --api-token-stdin`);
+        return 1;
+      }
+      const fetched = await fetchInventory(providerClientFor(config, sql, token), {
+        onPage: (p) => io.progress(`read ${p.items} item(s) in ${p.pages} page(s)`),
+      });
+      if (process.stderr.isTTY) io.err('');
+      const items = fetched.items.map((i) => ({ ...i, clientId }));
+      const w = await upsertInventoryItems(sql, { sourceId, items, apply: !!o.apply });
+      const attributed = o.apply ? await attributeStorageCharges(sql, sourceId) : 0;
+      const report = { source: sourceId, clientId, read: fetched.items.length, skipped: fetched.skipped, pages: fetched.pages, ...w, applied: !!o.apply, attributed };
+      if (o.json) io.out(json(report));
+      else {
+        io.out(`${fetched.items.length} item(s) read from the provider in ${fetched.pages} page(s)${fetched.skipped ? `, ${fetched.skipped} without a valid id skipped` : ''}`);
+        io.out(`${o.apply ? 'stored' : 'would store'} ${w.written} for client ${clientId}; ${w.unchanged} already as they are; ${w.refused.length} owned by another source (left alone${w.refused.length ? `: ${w.refused.slice(0, 10).join(', ')}${w.refused.length > 10 ? ', …' : ''}` : ''})`);
+        if (o.apply) io.out(`${attributed} storage charge(s) attributed`);
+        else io.out('dry run: nothing stored (add --apply)');
+      }
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown inventory command ${JSON.stringify(sub ?? '')}`);
   }
 }
 
@@ -388,6 +632,9 @@ async function pruneCommand(ctx: Ctx): Promise<number> {
 
 const COMMANDS: Record<string, (ctx: Ctx) => Promise<number>> = {
   sources: sourcesCommand,
+  keys: keysCommand,
+  channels: channelsCommand,
+  inventory: inventoryCommand,
   status: statusCommand,
   'clear-stale-locks': clearStaleLocksCommand,
   replay: replayCommand,
@@ -405,7 +652,8 @@ export async function runOps(argv: string[], env: Record<string, string | undefi
   }
   let config: Config;
   try {
-    config = loadConfig({ LOG_LEVEL: 'warn', ...env });
+    // WHARF_ENCRYPTION_KEY, else (not in production) the key file the service uses too.
+    config = withKeyRing(loadConfig({ LOG_LEVEL: 'warn', ...env }), (line) => io.err(line));
   } catch (err) {
     io.err((err as Error).message);
     return 1;
@@ -417,8 +665,9 @@ export async function runOps(argv: string[], env: Record<string, string | undefi
   }
   const handle = createDb({ url: database.url, max: 2, applicationName: 'wharf-ops', connectTimeoutMs: config.dbConnectTimeoutMs });
   try {
-    await runMigrations(database.url);
-    return await run({ config, sql: handle.sql, io, args, now: new Date(), env });
+    const keys = keyRingOf(config);
+    await runMigrations(database.url, { afterMigrate: encryptPlaintextAfterMigrate(keys, { info: io.err, warn: io.err }) });
+    return await run({ config, keys, sql: handle.sql, io, args, env, now: new Date() });
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`${err.message}\n${USAGE}`);

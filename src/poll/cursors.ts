@@ -143,7 +143,8 @@ export interface PollStatusRow {
 
 /**
  * The poller's state for the ops status command: every polled source and stream, cursors, errors, poll catches
- * and the token's budget (matched by hashing the token in SQL; the token itself is not returned). One statement.
+ * and the token's budget (matched by the token's hash, stored beside the encrypted token: rate-budget.ts keys on the
+ * same SHA-256; the token itself is not read). One statement.
  */
 export async function getPollStatus(sql: Sql): Promise<PollStatusRow[]> {
   const rows = await sql<PollStatusRow[]>`
@@ -155,7 +156,7 @@ export async function getPollStatus(sql: Sql): Promise<PollStatusRow[]> {
       from sources s
      cross join unnest(${PollStreams as unknown as string[]}::text[]) as st(stream)
       left join poll_cursors c on c.source_id = s.id and c.stream = st.stream
-      left join rate_budgets b on b.key = encode(sha256(convert_to(s.api_token, 'UTF8')), 'hex')
+      left join rate_budgets b on b.key = s.api_token_hash
      where s.api_token is not null or c.source_id is not null
      order by s.name, st.stream`;
   return rows.map((r) => ({

@@ -9,7 +9,7 @@ import {
   ProviderUnavailableError,
 } from './errors.js';
 import type { RateBudget } from './rate-budget.js';
-import type { Order, Return, TimelineEntry, TransactionPage, TransactionQuery } from './shapes.js';
+import type { InventoryItem, Order, Return, TimelineEntry, TransactionPage, TransactionQuery } from './shapes.js';
 
 /**
  * The provider's REST API as the poller uses it. Every HTTP attempt (retries included: the provider counts them)
@@ -77,6 +77,11 @@ export interface ProviderClient {
   getReturn(returnId: number, signal?: AbortSignal): Promise<Return>;
   /** The first page of a query, or the page a cursor token names (a cursor overrides the body, as the API says). */
   queryTransactions(req: { query: TransactionQuery } | { cursor: string }, signal?: AbortSignal): Promise<TransactionPage>;
+  /**
+   * One page of the account's inventory items (`GET /inventory`): the first page, or the one its previous page's
+   * `next` names. `next` must stay under the API's root (the bearer token never goes elsewhere).
+   */
+  listInventory(req: { pageSize?: number } | { next: string }, signal?: AbortSignal): Promise<InventoryPage>;
   readonly stats: ProviderClientStats;
 }
 
@@ -202,7 +207,33 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
       }
       return page;
     },
+    async listInventory(req, signal) {
+      const what = 'GET /inventory';
+      const path = 'next' in req ? pathUnderRoot(req.next, root, what) : `inventory?PageSize=${Math.min(req.pageSize ?? 250, 250)}`;
+      const { body } = await call({ method: 'GET', path, what }, signal);
+      const page = body as InventoryPage;
+      if (typeof page !== 'object' || page === null || !Array.isArray(page.items)) {
+        throw new ProviderResponseError(what, 'expected { items[] }');
+      }
+      return { items: page.items, next: typeof page.next === 'string' && page.next !== '' ? page.next : null };
+    },
   };
+}
+
+/** A `next` link (absolute, or a path with the version) as a path under the versioned root; refuses any other place. */
+function pathUnderRoot(next: string, root: string, what: string): string {
+  const url = new URL(next, `${root}/`);
+  const base = new URL(`${root}/`);
+  if (url.origin !== base.origin || !url.pathname.startsWith(base.pathname)) {
+    throw new ProviderResponseError(what, 'next link points outside the API');
+  }
+  return `${url.pathname.slice(base.pathname.length)}${url.search}`;
+}
+
+export interface InventoryPage {
+  items: InventoryItem[];
+  /** The next page's link, null on the last page. */
+  next: string | null;
 }
 
 /** `x-remaining-calls`, or `X-RateLimit-Remaining` (the provider's FAQ names both). */

@@ -155,6 +155,16 @@ export interface Return {
   inventory: { id: number; quantity: number }[];
 }
 
+/**
+ * An item of GET /2026-01/inventory (OA `Inventory.InventoryResponse`; only what wharf reads). No channel or client
+ * field: the client comes from the source (or an operator's choice), docs/provider.md 1.4.
+ */
+export interface InventoryItem {
+  inventory_id: number;
+  name?: string | null;
+  sku?: string | null;
+}
+
 /** Body of POST /transactions:query. */
 export interface TransactionQuery {
   from_date?: string;

@@ -4,6 +4,7 @@ import { loadConfig } from '../../src/config.js';
 import { insertSource, setSourceEnabled } from '../../src/intake/sources.js';
 import { metrics } from '../../src/metrics.js';
 import { readStatus } from '../../src/ops/status.js';
+import { testKeys } from '../helper.js';
 import { addSource, delivery, listeningIntake, newMessageId, newSecret } from './factory.js';
 
 // The public endpoint against someone who knows no secret, through the real web role (a listening server, its own
@@ -72,7 +73,7 @@ t.test('a source added a moment ago is found (within a second); a disabled one i
   const later = await addSource(sql);
   t.equal((await post(delivery(later.secret), { sourceId: later.id })).status, 200, 'new source accepted');
   await setSourceEnabled(sql, later.id, false);
-  const other = await insertSource(sql, { name: 'other', secret: newSecret() });
+  const other = await insertSource(sql, testKeys, { name: 'other', secret: newSecret() });
   await new Promise((r) => setTimeout(r, 1100));
   t.equal((await post(delivery(newSecret()), { sourceId: other })).status, 401, 'another new source found after a reload');
 });
@@ -225,7 +226,7 @@ t.test('a stored secret whose key breaks the length rule never verifies (an empt
   const empty = 'whsec_';
   const short = `whsec_${Buffer.alloc(16, 7).toString('base64')}`;
   for (const secret of [empty, short]) {
-    const id = await insertSource(sql, { name: `legacy-${secret.length}`, secret });
+    const id = await insertSource(sql, testKeys, { name: `legacy-${secret.length}`, secret });
     await new Promise((r) => setTimeout(r, 1100)); // a new id is found once the directory is a second old
     const res = await post(delivery(secret, { id: newMessageId() }), { sourceId: id });
     t.equal(res.status, 401, `a delivery signed with a ${secret === empty ? 'zero' : '16'}-byte key is refused`);

@@ -8,7 +8,7 @@ import { signatureHeader } from '../../src/intake/signature.js';
 import { insertSource } from '../../src/intake/sources.js';
 import { createTestDatabase } from '../db.js';
 import { startWeb } from '../../src/web.js';
-import { testConfig } from '../helper.js';
+import { testConfig, testKeys } from '../helper.js';
 
 /** Factories for intake tests: a source with a secret, signed deliveries with overrides, an app on a fresh database. */
 
@@ -17,7 +17,7 @@ export const newMessageId = () => `msg_${randomBytes(14).toString('hex')}`;
 
 export async function addSource(sql: Sql, overrides: { id?: string; secret?: string } = {}) {
   const secret = overrides.secret ?? newSecret();
-  const id = await insertSource(sql, { id: overrides.id, name: `acme-${randomBytes(4).toString('hex')}`, secret });
+  const id = await insertSource(sql, testKeys, { id: overrides.id, name: `acme-${randomBytes(4).toString('hex')}`, secret });
   return { id, secret };
 }
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import t from 'tap';
 import { rotateSourceSecret, setSourceEnabled } from '../../src/intake/sources.js';
 import { sign } from '../../src/intake/signature.js';
+import { testKeys } from '../helper.js';
 import { addSource, delivery, intakeApp, newSecret } from './factory.js';
 
 // The intake through HTTP (app.inject) on a real PostgreSQL: every answer the intake gives, and what each leaves behind.
@@ -68,7 +69,7 @@ t.test('a rotated secret: deliveries signed with the old or the new one are both
   const { post, sql, source, clock } = await intakeApp(t, { SOURCE_CACHE_TTL_MS: '60000' });
   t.equal((await post(delivery(source.secret))).statusCode, 200, 'cached with the old secret');
   const fresh = newSecret();
-  await rotateSourceSecret(sql, { sourceId: source.id, secret: fresh, overlapMs: 60_000, now: new Date() });
+  await rotateSourceSecret(sql, testKeys, { sourceId: source.id, secret: fresh, overlapMs: 60_000, now: new Date() });
   // The cache still holds only the old secret: a signature failure reloads it (at most once a second).
   t.equal((await post(delivery(fresh))).statusCode, 401, 'within a second of the last load, not reloaded yet');
   clock.advance(1100);

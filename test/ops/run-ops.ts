@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { projectRoot } from '../../src/paths.js';
+import { TEST_ENCRYPTION_KEY } from '../helper.js';
 
 /** Runs `scripts/ops.ts` as a child process (as `npm run ops --` does) against the given database. */
 export function runOpsCli(
@@ -12,7 +13,7 @@ export function runOpsCli(
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'scripts', 'ops.ts'), ...args], {
       cwd: projectRoot,
-      env: { PATH: process.env.PATH, DATABASE_URL: url, ...env },
+      env: { PATH: process.env.PATH, DATABASE_URL: url, WHARF_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY, ...env },
     });
     let stdout = '';
     let stderr = '';

@@ -3,8 +3,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { secretKey } from '../../src/intake/signature.js';
-import { findSourceWithSecrets } from '../../src/intake/sources.js';
-import { freshDatabase } from '../helper.js';
+import { findSourceWithSecrets as findStored, openSourceSecrets } from '../../src/intake/sources.js';
+import type { Sql } from '../../src/db/client.js';
+import { freshDatabase, testKeys } from '../helper.js';
+
+/** The source with its secrets decrypted (they are stored encrypted). */
+async function findSourceWithSecrets(sql: Sql, id: string, now: Date) {
+  const s = await findStored(sql, id, now);
+  return s && { ...s, secrets: openSourceSecrets(testKeys, s) };
+}
 import { runOpsCli } from './run-ops.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';

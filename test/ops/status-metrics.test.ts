@@ -5,13 +5,13 @@ import { metrics } from '../../src/metrics.js';
 import { startGaugeRefresher } from '../../src/ops/metrics-gauges.js';
 import { buildMetricsApp } from '../../src/ops/metrics-server.js';
 import { readStatus } from '../../src/ops/status.js';
-import { freshDatabase, testConfig } from '../helper.js';
+import { freshDatabase, testConfig, testKeys } from '../helper.js';
 import { runOpsCli } from './run-ops.js';
 
 t.test('status and /metrics show the figures of a known scenario', async (t) => {
   const db = await freshDatabase(t);
   const { sql, url } = db;
-  const sourceId = await insertSource(sql, { name: 'acme', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
+  const sourceId = await insertSource(sql, testKeys, { name: 'acme', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
   // 3 pending (the oldest received 10 minutes ago), 2 dead, 1 ignored, 4 processed.
   await sql`
     insert into inbox_events (source_id, event_id, topic, body, status, received_at)

@@ -146,3 +146,16 @@ t.test('a bad request carries the provider message', async (t) => {
   t.type(err, ProviderRequestError);
   t.match((err as Error).message, /Invalid Cursor/);
 });
+
+t.test('inventory pages follow next under the API root only: the token never goes to another host', async (t) => {
+  const first = await client().listInventory({ pageSize: 5 });
+  t.equal(first.items.length, 5);
+  t.ok(first.next, 'a next link');
+  const second = await client().listInventory({ next: first.next! });
+  t.not(second.items[0].inventory_id, first.items[0].inventory_id, 'the next page');
+  const before = seen.length;
+  for (const next of ['https://evil.example/2026-01/inventory?Cursor=5', '/other-version/../../x', `${sim.url}/../inventory`]) {
+    await t.rejects(client().listInventory({ next }), /next link points outside the API/, next);
+  }
+  t.equal(seen.length, before, 'no request was sent for those');
+});

@@ -421,12 +421,10 @@ async function registerSources(sim: Simulator, databaseUrl: string): Promise<Map
       const clientId = `client-${c.id}`;
       const { stdout } = await run(
         process.execPath,
-        ['--import', 'tsx', path.join('scripts', 'ops.ts'), 'sources', 'add', '--name', c.name, '--client', clientId, '--json'],
-        // Secrets never in argv (ps shows it): the secret and the token come from the environment.
-        {
-          cwd: projectRoot,
-          env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn', WHARF_SOURCE_SECRET: c.secret, WHARF_API_TOKEN: c.token },
-        },
+        ['--import', 'tsx', path.join('scripts', 'ops.ts'), 'sources', 'add', '--name', c.name, '--secret-env', 'CHAOS_SECRET',
+          '--api-token-env', 'CHAOS_TOKEN', '--client', clientId, '--json'],
+        // Secrets through the environment, not argv (docs/tenancy.md).
+        { cwd: projectRoot, env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn', CHAOS_SECRET: c.secret, CHAOS_TOKEN: c.token } },
       );
       const { id } = JSON.parse(stdout.trim().split('\n').at(-1)!) as { id: string };
       return [c.id, { id, clientId }] as const;

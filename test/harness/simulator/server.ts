@@ -402,6 +402,31 @@ function createWebhook(world: World, req: Request): Reply {
   return { status: 201, body: subscription };
 }
 
+// --- inventory (issue #12: the inventory loader) ------------------------------------------------------------------
+
+/**
+ * `GET /inventory` (OA `Inventory.InventoryResponsePagedResponse`): the account's items, `PageSize` per page (default
+ * 50, at most 250), no page parameter in the contract: the next page is the response's `next` link (here an opaque
+ * `Cursor` the simulator reads back). Items carry what the loader reads: `inventory_id`, `name`, `sku`.
+ */
+function listInventory(world: World, req: Request): Reply {
+  const pageSize = integerParam(req.query, 'PageSize', 50);
+  if (pageSize < 1 || pageSize > 250) throw new HttpError(400, 'PageSize must be between 1 and 250');
+  const offset = integerParam(req.query, 'Cursor', 0);
+  const items = world
+    .truth()
+    .inventory.filter((i) => i.client_id === req.client.id)
+    .sort((a, b) => a.id - b.id);
+  const page = items.slice(offset, offset + pageSize).map((i) => ({ inventory_id: i.id, name: i.name, sku: i.sku }));
+  const nextOffset = offset + pageSize;
+  const link = (o: number) => `/${req.version}/inventory?PageSize=${pageSize}&Cursor=${o}`; // a path, as next-page is
+  return {
+    body: { items: page, first: link(0), last: null, next: nextOffset < items.length ? link(nextOffset) : null, prev: null },
+  };
+}
+
+const INVENTORY_ROUTES: Route[] = [{ method: 'GET', pattern: /^\/inventory$/, name: 'GET /inventory', handle: listInventory }];
+
 const ROUTES: Route[] = [
   { method: 'GET', pattern: /^\/order$/, name: 'GET /order', handle: listOrders },
   { method: 'GET', pattern: /^\/shipment\/(\d+)$/, name: 'GET /shipment/:id', handle: getShipment },
@@ -415,4 +440,5 @@ const ROUTES: Route[] = [
   { method: 'POST', pattern: /^\/transactions:query$/, name: 'POST /transactions:query', handle: queryTransactions },
   { method: 'GET', pattern: /^\/webhook$/, name: 'GET /webhook', handle: listWebhooks },
   { method: 'POST', pattern: /^\/webhook$/, name: 'POST /webhook', handle: createWebhook },
+  ...INVENTORY_ROUTES,
 ];
