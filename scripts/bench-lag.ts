@@ -18,7 +18,8 @@ import { startChaosDatabase } from '../test/harness/chaos/database.js';
 import { type PacedWebhook, quantile, sendPaced } from '../test/harness/chaos/paced-sender.js';
 import { startWharfService } from '../test/harness/chaos/service.js';
 import { createDb } from '../src/db/client.js';
-import { keyRingOf, loadConfig, withKeyRing } from '../src/config.js';
+import { keyRingOf, loadConfig } from '../src/config.js';
+import { withKeyRing } from '../src/secrets/key-file.js';
 import { insertSource } from '../src/intake/sources.js';
 import { createWorld } from '../test/harness/simulator/index.js';
 

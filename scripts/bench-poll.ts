@@ -22,7 +22,8 @@ import { runPollStream } from '../src/poll/run-stream.js';
 import { budgetShape, createRateBudget, maxCallsInWindow } from '../src/provider/rate-budget.js';
 import { API_VERSION } from '../src/provider/shapes.js';
 import { startSimulator } from '../test/harness/simulator/index.js';
-import { HOUR, keyRingOf, loadConfig, MINUTE, withKeyRing } from '../src/config.js';
+import { HOUR, keyRingOf, loadConfig, MINUTE } from '../src/config.js';
+import { withKeyRing } from '../src/secrets/key-file.js';
 
 const REAL_BUDGET = 120;
 const REAL_LIMIT = 150;

@@ -1,6 +1,5 @@
 import { ConfigError } from './errors.js';
-import { keyFilePath, loadOrCreateKeyFile } from './secrets/key-file.js';
-import { type KeyRing, parseKeyRing } from './secrets/key-ring.js';
+import { type KeyRing, parseKeyRing } from './key-ring.js';
 
 /**
  * The only reader of process.env. Every variable, its unit and default is listed here and in the README.
@@ -200,16 +199,6 @@ export function loadConfig(env: Env = process.env) {
 }
 
 export type Config = ReturnType<typeof loadConfig>;
-
-/**
- * The config with its key ring: WHARF_ENCRYPTION_KEY's, else (outside production, where loadConfig already refused)
- * the key file beside the embedded data, created on first use (mode 600). Every process calls this once at start.
- */
-export function withKeyRing(config: Config, log: (line: string) => void = () => {}): Config {
-  if (config.encryptionKeys) return config;
-  if (config.env === 'production') throw new ConfigError(['WHARF_ENCRYPTION_KEY is required when NODE_ENV=production']);
-  return Object.freeze({ ...config, encryptionKeys: loadOrCreateKeyFile(keyFilePath(config.embeddedPgDir), log) });
-}
 
 /** The key ring of a config that has one (WHARF_ENCRYPTION_KEY, or withKeyRing); throws otherwise. */
 export function keyRingOf(config: Pick<Config, 'encryptionKeys'>): KeyRing {

@@ -1,5 +1,6 @@
 import pino from 'pino';
-import { keyRingOf, loadConfig, Roles, type Role, withKeyRing } from './config.js';
+import { keyRingOf, loadConfig, Roles, type Role } from './config.js';
+import { withKeyRing } from './secrets/key-file.js';
 import { createDb } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
 import { resolveDatabase } from './db/resolve.js';

@@ -1,7 +1,7 @@
 import type { Test } from 'tap';
 import { createDb, type DbHandle, type DbOptions } from '../src/db/client.js';
 import { loadConfig, type Config } from '../src/config.js';
-import { parseKeyRing } from '../src/secrets/key-ring.js';
+import { parseKeyRing } from '../src/key-ring.js';
 import { createTestDatabase } from './db.js';
 
 /** The encryption key every test runs with (WHARF_ENCRYPTION_KEY in testConfig and the ops CLI's env). */

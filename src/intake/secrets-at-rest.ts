@@ -1,6 +1,6 @@
 import type { Sql } from '../db/client.js';
 import { CIPHER_PREFIX, openSecret, PLAINTEXT_PREFIX, type SecretPurpose, sealSecret } from '../secrets/cipher.js';
-import type { KeyRing } from '../secrets/key-ring.js';
+import type { KeyRing } from '../key-ring.js';
 
 /**
  * The sweeps over every stored secret and token (docs/tenancy.md):

@@ -1,6 +1,6 @@
 import type { Sql } from '../db/client.js';
 import { isUsableKey, secretKey } from './signature.js';
-import type { KeyRing } from '../secrets/key-ring.js';
+import type { KeyRing } from '../key-ring.js';
 import { findSourceWithSecrets, listEnabledSourceIds, openSourceSecrets } from './sources.js';
 
 /** What the intake needs of a source: whether it takes webhooks, and the HMAC keys of its valid secrets. */

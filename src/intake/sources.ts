@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Sql } from '../db/client.js';
 import { rateBudgetKey } from '../provider/rate-budget.js';
 import { openWebhookSecret, sealApiToken, sealWebhookSecret } from '../secrets/cipher.js';
-import type { KeyRing } from '../secrets/key-ring.js';
+import type { KeyRing } from '../key-ring.js';
 
 /**
  * Source queries: a source is one provider account (or channel) with its webhook secrets. Several secrets are valid at

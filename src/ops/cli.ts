@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { type Config, keyRingOf, loadConfig, withKeyRing } from '../config.js';
+import { type Config, keyRingOf, loadConfig } from '../config.js';
+import { withKeyRing } from '../secrets/key-file.js';
 import { createDb, type Sql } from '../db/client.js';
 import { runMigrations } from '../db/migrate.js';
 import { resolveDatabase } from '../db/resolve.js';
@@ -10,7 +11,7 @@ import { generateSecret, secretProblem } from '../intake/signature.js';
 import { insertSource, listSources, rotateSourceSecret, setSourceEnabled, type SourceChanges, updateSource } from '../intake/sources.js';
 import { findPollToken, providerClientFor } from '../poll/run-stream.js';
 import { openApiToken, openWebhookSecret } from '../secrets/cipher.js';
-import type { KeyRing } from '../secrets/key-ring.js';
+import type { KeyRing } from '../key-ring.js';
 import type { PollStream } from '../poll/streams.js';
 import { BACKFILL_STREAMS, scheduleBackfill } from './backfill.js';
 import { formatAge, mask, parseDuration, parseSince, progressBar, table } from './format.js';

@@ -1,6 +1,6 @@
 import { type Config, keyRingOf } from '../config.js';
 import { openApiToken } from '../secrets/cipher.js';
-import type { KeyRing } from '../secrets/key-ring.js';
+import type { KeyRing } from '../key-ring.js';
 import type { Sql } from '../db/client.js';
 import { createProviderClient, type ProviderClient } from '../provider/client.js';
 import { recordPollError } from './cursors.js';

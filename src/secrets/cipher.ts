@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import type { KeyRing } from './key-ring.js';
+import type { KeyRing } from '../key-ring.js';
 
 /**
  * Secrets at rest: AES-256-GCM (node:crypto), a random 96-bit nonce per value, the 128-bit tag checked on the way

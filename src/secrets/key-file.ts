@@ -1,8 +1,9 @@
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { projectRoot } from '../paths.js';
-import { generateKeyLine, type KeyRing, parseKeyRing } from './key-ring.js';
+import { generateKeyLine, type KeyRing, parseKeyRing } from '../key-ring.js';
 
 /**
  * Where the keys come from: `WHARF_ENCRYPTION_KEY` when set (config.ts parses it; production refuses to start
@@ -35,3 +36,14 @@ export function loadOrCreateKeyFile(file: string, log: (line: string) => void = 
     throw new ConfigError([`key file ${file}: ${(err as Error).message}`]);
   }
 }
+
+/**
+ * The config with its key ring: WHARF_ENCRYPTION_KEY's, else (outside production, where loadConfig already refused)
+ * the key file beside the embedded data, created on first use (mode 600). Every process calls this once at start.
+ */
+export function withKeyRing(config: Config, log: (line: string) => void = () => {}): Config {
+  if (config.encryptionKeys) return config;
+  if (config.env === 'production') throw new ConfigError(['WHARF_ENCRYPTION_KEY is required when NODE_ENV=production']);
+  return Object.freeze({ ...config, encryptionKeys: loadOrCreateKeyFile(keyFilePath(config.embeddedPgDir), log) });
+}
+

@@ -1,5 +1,6 @@
 import pino from 'pino';
-import { keyRingOf, loadConfig, SECOND, withKeyRing } from '../../src/config.js';
+import { keyRingOf, loadConfig, SECOND } from '../../src/config.js';
+import { withKeyRing } from '../../src/secrets/key-file.js';
 import { createDb, type Sql } from '../../src/db/client.js';
 import { throwawayDatabase } from '../../src/db/embedded.js';
 import { runMigrations } from '../../src/db/migrate.js';

@@ -12,7 +12,7 @@ import { findSourceWithSecrets, insertSource, openSourceSecrets } from '../../sr
 import { migrationsDir } from '../../src/paths.js';
 import { rateBudgetKey } from '../../src/provider/rate-budget.js';
 import { openApiToken } from '../../src/secrets/cipher.js';
-import { parseKeyRing } from '../../src/secrets/key-ring.js';
+import { parseKeyRing } from '../../src/key-ring.js';
 import { runOpsCli } from '../ops/run-ops.js';
 import { adminUrl, withDatabase } from '../db.js';
 import { freshDatabase, TEST_ENCRYPTION_KEY, testKeys } from '../helper.js';

@@ -2,11 +2,12 @@ import { mkdtempSync, readFileSync, statSync, chmodSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { keyRingOf, loadConfig, withKeyRing } from '../../src/config.js';
+import { keyRingOf, loadConfig } from '../../src/config.js';
+import { withKeyRing } from '../../src/secrets/key-file.js';
 import { ConfigError } from '../../src/errors.js';
 import { keyIdOf, openSecret, sealSecret, SecretUnreadableError } from '../../src/secrets/cipher.js';
 import { loadOrCreateKeyFile } from '../../src/secrets/key-file.js';
-import { generateKeyLine, parseKeyRing } from '../../src/secrets/key-ring.js';
+import { generateKeyLine, parseKeyRing } from '../../src/key-ring.js';
 
 const K1 = `k1:${Buffer.alloc(32, 1).toString('base64')}`;
 const K2 = `k2:${Buffer.alloc(32, 2).toString('base64')}`;
