@@ -1,7 +1,7 @@
 import { HOUR } from '../config.js';
-import type { Sql } from '../db/client.js';
 import { InboxVia } from '../db/schema.js';
-import { insertInboxEvents, type NewInboxEvent } from '../inbox/insert-events.js';
+import type { NewInboxEvent } from '../inbox/insert-events.js';
+import { commitPollPage } from './page.js';
 import type { Queryable } from '../db/client.js';
 import { parseInstant } from '../time.js';
 import { markPollSuccess } from './cursors.js';
@@ -95,29 +95,14 @@ export async function pollReturns(ctx: PollContext): Promise<PollResult> {
         break;
       }
     }
-    const started = performance.now();
-    const inserted = await saveReturns(sql, { sourceId, events, missing });
-    result.pages++;
-    result.events += events.length;
-    result.inserted += inserted;
-    const wharfMs = performance.now() - started;
-    await ctx.onPage?.({ stream: 'returns', page: result.pages, events: events.length, inserted, wharfMs });
+    await commitPollPage(ctx, result, {
+      events,
+      write: (tx) => markReturnsNotFound(tx, { sourceId, returnIds: missing }),
+    });
     if (failure !== undefined) throw failure;
   }
   await markPollSuccess(sql, { sourceId, stream: 'returns' });
   return result;
-}
-
-/** A batch's returns and its 404s, in one transaction. Returns how many events were new to the inbox. */
-async function saveReturns(
-  sql: Sql,
-  p: { sourceId: string; events: readonly NewInboxEvent[]; missing: readonly string[] },
-): Promise<number> {
-  return sql.begin(async (tx) => {
-    const results = await insertInboxEvents(tx, p.events);
-    await markReturnsNotFound(tx, { sourceId: p.sourceId, returnIds: p.missing });
-    return results.filter((r) => r.inserted).length;
-  });
 }
 
 /** A fetched return as an inbox event; its id changes only when the return does, so re-reads deduplicate. */

@@ -25,7 +25,38 @@ export interface Faults {
   rate500?: number;
 }
 
+/**
+ * How `GET /order` answers, each a possibility the provider's contract allows (OA documents no sort by update time,
+ * no bound inclusivity and no paging headers). Mutable on the simulator: tests switch it between polls.
+ */
+export interface OrderListing {
+  /**
+   * Result order when the request sends no `SortOrder`: `newest` / `oldest` by creation (the 1.0 spec's `Newest` /
+   * `Oldest`), `arbitrary` (stable, by a hash of the id), or `last_update` ((last_update_at, id) ascending: what wharf
+   * once assumed). A request's `SortOrder=Newest|Oldest` wins. Default `newest`.
+   */
+  sort: 'newest' | 'oldest' | 'arbitrary' | 'last_update';
+  /** `LastUpdateStartDate` "updated later than": `exclusive` (default) or `inclusive`; the end bound likewise. */
+  bounds: 'exclusive' | 'inclusive';
+  /**
+   * The update time the filter compares is the order's last_update_at truncated to this many ms (1000: the provider
+   * keeps whole seconds for filtering), so many orders tie on it. Bodies still carry the precise time. Default 1.
+   */
+  updateGranularityMs: number;
+  /** Send `total-count` and the other paging headers (undocumented in OA). Default true. */
+  pagingHeaders: boolean;
+}
+
+export const DEFAULT_ORDER_LISTING: OrderListing = {
+  sort: 'newest',
+  bounds: 'exclusive',
+  updateGranularityMs: 1,
+  pagingHeaders: true,
+};
+
 export interface SimulatorOptions {
+  /** How GET /order sorts, bounds and pages (default DEFAULT_ORDER_LISTING). */
+  orderListing?: Partial<OrderListing>;
   /** Serve this world; otherwise one is created from worldOptions. */
   world?: World;
   worldOptions?: WorldOptions;
@@ -58,6 +89,10 @@ export interface Simulator {
   stats: SimulatorStats;
   /** Mutable: change it between requests to switch faults on or off. */
   faults: Faults;
+  /** Mutable: how GET /order sorts, bounds and pages. */
+  orderListing: OrderListing;
+  /** Called before each authenticated request is answered (tests change the world between page reads). */
+  onRequest?: (route: string) => void;
   close(): Promise<void>;
 }
 
@@ -88,7 +123,10 @@ interface Route {
   method: string;
   pattern: RegExp;
   name: string;
-  handle(world: World, req: Request): Reply;
+  handle(world: World, req: Request, sim: SimState): Reply;
+}
+interface SimState {
+  orderListing: OrderListing;
 }
 
 export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
@@ -96,6 +134,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const rateLimit = options.rateLimit === undefined ? DEFAULT_RATE_LIMIT : options.rateLimit;
   const limiter = rateLimit ? createRateLimiter(rateLimit) : null;
   const faults: Faults = { ...options.faults };
+  const state: SimState = { orderListing: { ...DEFAULT_ORDER_LISTING, ...options.orderListing } };
+  let self: Simulator | undefined;
   const faultRng = createRandom(options.seed ?? 1);
   const stats: SimulatorStats = { total: 0, byEndpoint: {}, byStatus: {} };
 
@@ -142,12 +182,13 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       return send(res, 500, error(500, 'An unexpected error occurred'), headers);
     }
     if (!route) return send(res, 404, error(404, `No route for ${req.method} ${path}`), headers);
+    self?.onRequest?.(route.name);
 
     try {
       const body = req.method === 'POST' ? await readJson(req) : undefined;
       const query = new Map([...url.searchParams].map(([k, v]) => [k.toLowerCase(), v]));
       const params = (route.pattern.exec(path) ?? []).slice(1);
-      const reply = route.handle(world, { client, version, url, query, params, body });
+      const reply = route.handle(world, { client, version, url, query, params, body }, state);
       send(res, reply.status ?? 200, reply.body, { ...headers, ...reply.headers });
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
@@ -177,13 +218,19 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   });
   const { port } = server.address() as AddressInfo;
   const origin = `http://${options.host ?? '127.0.0.1'}:${port}`;
-  return {
+  self = {
     url: origin,
     apiUrl: `${origin}/${API_VERSION}`,
     port,
     world,
     stats,
     faults,
+    get orderListing() {
+      return state.orderListing;
+    },
+    set orderListing(v: OrderListing) {
+      state.orderListing = v;
+    },
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
@@ -191,6 +238,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         server.closeAllConnections();
       }),
   };
+  return self;
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
@@ -248,32 +296,85 @@ function between<T>(list: readonly T[], key: (item: T) => string, from?: string,
 // --- routes ---------------------------------------------------------------------------------------------------
 
 /**
- * Orders whose last_update_at is in [LastUpdateStartDate, LastUpdateEndDate] (both inclusive, both optional),
- * sorted by (last_update_at, id) ascending so pages are stable while nothing changes. Pages are offsets into the
- * current result: an order updated mid-paging moves to the end (or out of range), shifting later pages, as the
- * provider's offset paging does. `next-page` is a path (with the version), relative to the origin.
+ * Orders whose update time (last_update_at truncated to `updateGranularityMs`) is within LastUpdateStartDate and
+ * LastUpdateEndDate (each optional; exclusive or inclusive per `bounds`), in the listing's sort order (or the
+ * request's `SortOrder=Newest|Oldest`, by creation). Pages are offsets into the current result: an order updated
+ * mid-paging moves (or leaves the range), shifting later pages, as an offset-paged API does. `next-page` is a path
+ * (with the version), relative to the origin.
  */
-function listOrders(world: World, req: Request): Reply {
+function listOrders(world: World, req: Request, sim: SimState): Reply {
+  const listing = sim.orderListing;
   const from = dateValue(req.query.get('lastupdatestartdate'), 'LastUpdateStartDate');
   const to = dateValue(req.query.get('lastupdateenddate'), 'LastUpdateEndDate');
   const page = integerParam(req.query, 'Page', 1);
   const limit = integerParam(req.query, 'Limit', ORDER_LIMIT.default);
   if (limit < 1 || limit > ORDER_LIMIT.max) throw new HttpError(400, `Limit must be between 1 and ${ORDER_LIMIT.max}`);
   if (page < 1) throw new HttpError(400, 'Page must be 1 or more');
+  const sortParam = req.query.get('sortorder');
+  if (sortParam !== undefined && sortParam !== '' && sortParam !== 'Newest' && sortParam !== 'Oldest') {
+    throw new HttpError(400, 'SortOrder must be Newest or Oldest');
+  }
+  const ids = req.query.get('ids');
+  const idSet = ids ? new Set(ids.split(',').map((x) => Number(x.trim()))) : null;
 
-  const matching = between(world.ordersByLastUpdate(req.client.id), (o: Order) => o.last_update_at ?? '', from, to);
-  const totalPages = Math.ceil(matching.length / limit);
-  const headers: Record<string, string> = {
-    'total-count': String(matching.length),
-    'total-pages': String(totalPages),
-    'page-number': String(page),
+  const g = Math.max(1, listing.updateGranularityMs);
+  const filterMs = (o: Order) => {
+    const ms = Date.parse(o.last_update_at ?? '');
+    return Math.floor(ms / g) * g;
   };
-  if (page < totalPages) {
-    const next = new URLSearchParams([...req.url.searchParams].filter(([k]) => k.toLowerCase() !== 'page'));
-    next.set('Page', String(page + 1));
-    headers['next-page'] = `/${req.version}/order?${next}`;
+  const fromMs = from === undefined ? undefined : Date.parse(from);
+  const toMs = to === undefined ? undefined : Date.parse(to);
+  const exclusive = listing.bounds === 'exclusive';
+  const sorted = world.ordersByLastUpdate(req.client.id);
+  // The list is sorted by last_update_at, so the truncated time is monotonic in it: bisect both ends.
+  const lo = fromMs === undefined ? 0 : bisectBy(sorted, filterMs, fromMs, exclusive);
+  const hi = toMs === undefined ? sorted.length : bisectBy(sorted, filterMs, toMs, !exclusive);
+  let matching = sorted.slice(lo, Math.max(lo, hi));
+  if (idSet) matching = matching.filter((o) => idSet.has(o.id));
+  const sort = sortParam === 'Newest' ? 'newest' : sortParam === 'Oldest' ? 'oldest' : listing.sort;
+  if (sort === 'newest') matching.sort((a, b) => b.id - a.id);
+  else if (sort === 'oldest') matching.sort((a, b) => a.id - b.id);
+  else if (sort === 'arbitrary') matching.sort((a, b) => scramble(a.id) - scramble(b.id) || a.id - b.id);
+
+  const totalPages = Math.ceil(matching.length / limit);
+  const headers: Record<string, string> = {};
+  if (listing.pagingHeaders) {
+    headers['total-count'] = String(matching.length);
+    headers['total-pages'] = String(totalPages);
+    headers['page-number'] = String(page);
+    if (page < totalPages) {
+      const next = new URLSearchParams([...req.url.searchParams].filter(([k]) => k.toLowerCase() !== 'page'));
+      next.set('Page', String(page + 1));
+      headers['next-page'] = `/${req.version}/order?${next}`;
+    }
   }
   return { body: matching.slice((page - 1) * limit, page * limit), headers };
+}
+
+/** First index whose key is >= bound (or > bound when `after`), in a list whose keys do not decrease. */
+function bisectBy<T>(list: readonly T[], key: (item: T) => number, bound: number, after: boolean): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const k = key(list[mid]);
+    if (k < bound || (after && k === bound)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** A stable pseudo-random rank of an id (an integer hash): the "arbitrary but stable" order. */
+function scramble(id: number): number {
+  let h = Math.imul(id ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+function getOrder(world: World, req: Request): Reply {
+  const order = world.order(req.client.id, Number(req.params[0]));
+  if (!order) throw new HttpError(404, 'Order not found');
+  return { body: order };
 }
 
 function getShipment(world: World, req: Request): Reply {
@@ -404,6 +505,7 @@ function createWebhook(world: World, req: Request): Reply {
 
 const ROUTES: Route[] = [
   { method: 'GET', pattern: /^\/order$/, name: 'GET /order', handle: listOrders },
+  { method: 'GET', pattern: /^\/order\/(\d+)$/, name: 'GET /order/:id', handle: getOrder },
   { method: 'GET', pattern: /^\/shipment\/(\d+)$/, name: 'GET /shipment/:id', handle: getShipment },
   {
     method: 'GET',

@@ -147,6 +147,8 @@ export interface World {
   shipment(clientId: number, id: number): Shipment | undefined;
   timeline(clientId: number, shipmentId: number): TimelineEntry[] | undefined;
   returnById(clientId: number, id: number): Return | undefined;
+  /** One order (with its shipments); undefined for unknown ids and for another client's. */
+  order(clientId: number, id: number): Order | undefined;
   subscriptions(clientId: number): Subscription[];
   subscribe(
     clientId: number,
@@ -230,6 +232,7 @@ export function createWorld(options: WorldOptions = {}): World {
   const states: ClientState[] = [];
   const byToken = new Map<string, ClientState>();
   const shipments = new Map<number, ShipmentRecord>();
+  const ordersById = new Map<number, { order: SimOrder; clientId: number }>();
   const returns = new Map<number, ReturnRecord>();
   const transactions = new Map<string, TransactionRecord>();
   const inventory = new Map<number, InventoryItem>();
@@ -344,6 +347,7 @@ export function createWorld(options: WorldOptions = {}): World {
       active.push(record);
     }
     state.orders.push(order);
+    ordersById.set(order.id, { order, clientId: client.id });
     version++;
     emit(() => ({ topic: 'order.shipped', clientId: client.id, payload: orderSnapshot(order, t) }));
     return order;
@@ -856,6 +860,10 @@ export function createWorld(options: WorldOptions = {}): World {
         });
       }
       return entries;
+    },
+    order(clientId, id) {
+      const record = ordersById.get(id);
+      return record?.clientId === clientId ? record.order : undefined;
     },
     returnById(clientId, id) {
       const record = returns.get(id);
