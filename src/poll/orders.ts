@@ -53,6 +53,8 @@ export interface OrderPosition {
   width: number;
   /** Reading one tied millisecond page by page: the next page, and the total-count its first page saw. */
   tie?: { page: number; count: number | null; pass: number };
+  /** What the last overflowing answer said lies ahead: about `count` orders in [from, end). */
+  ahead?: { end: number; count: number };
 }
 
 export async function pollOrders(ctx: PollContext): Promise<PollResult> {
@@ -115,15 +117,26 @@ export function nextPosition(
   }
   if (complete) {
     const n = count ?? res.orders.length;
-    const width = n === 0 ? pos.width * MAX_GROWTH : Math.min(scaled(n), span * MAX_GROWTH);
-    return { from: end, width: Math.max(TICK_MS, width) };
+    const next: OrderPosition = { from: end, width: n === 0 ? pos.width * MAX_GROWTH : Math.min(scaled(n), span * MAX_GROWTH) };
+    if (pos.ahead && end < pos.ahead.end) {
+      // The rest of the last overflowing range holds about what it held minus what this answer took.
+      const rest = Math.max(0, pos.ahead.count - n);
+      const restSpan = pos.ahead.end - end;
+      const byRest = rest <= o.target ? restSpan : Math.floor((restSpan * o.target) / rest);
+      // An empty answer says nothing about the density ahead: size by the rest's average instead.
+      next.width = n === 0 ? byRest : Math.min(next.width, rest <= o.target ? restSpan : next.width);
+      next.ahead = { end: pos.ahead.end, count: rest };
+    }
+    next.width = Math.max(TICK_MS, next.width);
+    return next;
   }
   if (span <= TICK_MS) {
     // This page was page 1 of the tied millisecond: go on with page 2.
     return { from: pos.from, width: TICK_MS, tie: { page: o.page + 1, count, pass: 1 } };
   }
   // Too many for one answer: narrow to what total-count says fits (a quarter without it) and ask again.
-  return { from: pos.from, width: count !== null ? Math.min(scaled(count), span - TICK_MS) : Math.max(TICK_MS, Math.floor(span / 4)) };
+  if (count === null) return { from: pos.from, width: Math.max(TICK_MS, Math.floor(span / 4)) };
+  return { from: pos.from, width: Math.min(scaled(count), span - TICK_MS), ahead: { end, count } };
 }
 
 function parsePosition(token: string | null): OrderPosition | null {
