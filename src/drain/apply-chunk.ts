@@ -16,12 +16,15 @@ import type { InboxRow } from '../inbox/claim.js';
 import { type InboxMark, markInboxEvents } from '../inbox/mark.js';
 import { addPollCatches, type PollCatch } from '../poll/catches.js';
 import { streamOfPollTopic } from '../poll/streams.js';
+import { queueResolves } from '../poll/resolve-queue.js';
+import { recordPayloadDrift } from '../apply/drift.js';
 
 /**
  * The one owner of a chunk's statements and their order, inside the caller's transaction (which claimed `rows`):
  *
  *   pipeline 1: mark → orders+shipments → timeline → returns → transactions
- *   pipeline 2: attribution locks → attribution catch-up → poll catches (only when there are some)
+ *   pipeline 2: attribution locks → attribution catch-up → poll catches, resolve requests, payload drift (each only
+ *               when there are some)
  *
  * Six or seven statements whatever the number of rows (the caller adds begin, claim and commit). Table order is fixed
  * and each statement locks its rows in key order, so two chunks over the same entities wait for each other but never
@@ -87,6 +90,9 @@ export async function applyChunk(sql: Queryable, rows: readonly InboxRow[]): Pro
       transactionIds: pending.map((t) => t.transactionId),
     }),
     ...(catches.length > 0 ? { catches: addPollCatches(sql, catches) } : {}),
+    // Resources to fetch by id (order-centric or incomplete bodies) and payload drift: only when there are some.
+    ...(chunk.resolves.length > 0 ? { resolves: queueResolves(sql, chunk.resolves) } : {}),
+    ...(chunk.drift.length > 0 ? { drift: recordPayloadDrift(sql, chunk.drift) } : {}),
   });
   return { marks, catches, attributed: after.attributed.length };
 }

@@ -9,7 +9,7 @@ import {
   ProviderUnavailableError,
 } from './errors.js';
 import type { RateBudget } from './rate-budget.js';
-import type { Order, Return, TimelineEntry, TransactionPage, TransactionQuery } from './shapes.js';
+import type { Order, Return, Shipment, TimelineEntry, TransactionPage, TransactionQuery } from './shapes.js';
 
 /**
  * The provider's REST API as the poller uses it. Every HTTP attempt (retries included: the provider counts them)
@@ -73,6 +73,10 @@ export interface ProviderClientStats {
 export interface ProviderClient {
   listOrders(req: OrderPageRequest, signal?: AbortSignal): Promise<OrderPage>;
   getTimeline(shipmentId: number, signal?: AbortSignal): Promise<TimelineEntry[]>;
+  /** GET /order/{id} (with its shipments); ProviderNotFoundError when the token's account has no such order. */
+  getOrder(orderId: number, signal?: AbortSignal): Promise<Order>;
+  /** GET /shipment/{id}; ProviderNotFoundError when unknown. */
+  getShipment(shipmentId: number, signal?: AbortSignal): Promise<Shipment>;
   /** One return (the provider lists none); ProviderNotFoundError when it does not know the id for this token. */
   getReturn(returnId: number, signal?: AbortSignal): Promise<Return>;
   /** The first page of a query, or the page a cursor token names (a cursor overrides the body, as the API says). */
@@ -182,6 +186,24 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
       const { body } = await call({ method: 'GET', path: `shipment/${shipmentId}/timeline`, what }, signal);
       if (!Array.isArray(body)) throw new ProviderResponseError(what, 'expected an array of timeline entries');
       return body as TimelineEntry[];
+    },
+    async getOrder(orderId, signal) {
+      const what = 'GET /order/:id';
+      const { body } = await call({ method: 'GET', path: `order/${orderId}`, what }, signal);
+      const order = body as Order;
+      if (typeof order !== 'object' || order === null || Number(order.id) !== orderId) {
+        throw new ProviderResponseError(what, 'expected the order asked for');
+      }
+      return order;
+    },
+    async getShipment(shipmentId, signal) {
+      const what = 'GET /shipment/:id';
+      const { body } = await call({ method: 'GET', path: `shipment/${shipmentId}`, what }, signal);
+      const shipment = body as Shipment;
+      if (typeof shipment !== 'object' || shipment === null || Number(shipment.id) !== shipmentId) {
+        throw new ProviderResponseError(what, 'expected the shipment asked for');
+      }
+      return shipment;
     },
     async getReturn(returnId, signal) {
       const what = 'GET /return/:id';

@@ -5,6 +5,8 @@ import { drainTask } from './tasks/drain.js';
 import { pollScheduleTask } from './tasks/poll_schedule.js';
 import { pollStreamTask } from './tasks/poll_stream.js';
 import { pruneInboxTask } from './tasks/prune_inbox.js';
+import { resolveResourcesTask } from './tasks/resolve_resources.js';
+import { resolveScheduleTask } from './tasks/resolve_schedule.js';
 
 /**
  * Every task the worker runs, by identifier (= its file name in tasks/). Each factory binds its deps once.
@@ -17,6 +19,8 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     prune_inbox: pruneInboxTask(deps),
     poll_schedule: pollScheduleTask(deps),
     poll_stream: pollStreamTask(deps),
+    resolve_resources: resolveResourcesTask(deps),
+    resolve_schedule: resolveScheduleTask(deps),
   };
   return tasks;
 }
