@@ -139,6 +139,24 @@ export const dbGauges = {
     help: '1 when the database gauges were read at this scrape, 0 when the read failed (they are stale)',
     registers,
   }),
+  payloadDrift: new Gauge({
+    name: 'wharf_payload_drift',
+    help: 'Payload fields the normaliser does not know or cannot read (stored total), by topic, field and problem',
+    labelNames: ['topic', 'field', 'problem'] as const,
+    registers,
+  }),
+  resolveWaiting: new Gauge({
+    name: 'wharf_resolve_waiting',
+    help: 'Resources waiting to be fetched by id, by source',
+    labelNames: ['source'] as const,
+    registers,
+  }),
+  webhookSubscription: new Gauge({
+    name: 'wharf_webhook_subscription',
+    help: "1 for each source's webhook subscription state as last checked (ok, missing, disabled, topics_missing, error, unchecked)",
+    labelNames: ['source', 'state'] as const,
+    registers,
+  }),
   workersAlive: new Gauge({
     name: 'wharf_workers_alive',
     help: 'Workers whose heartbeat is fresher than STALE_LOCK_AFTER_MS',

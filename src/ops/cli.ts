@@ -206,6 +206,33 @@ async function statusCommand(ctx: Ctx): Promise<number> {
   io.out(table(['task', 'waiting', 'running', 'failed'], s.jobs.map((j) => [j.task, j.waiting, j.locked, j.failed])));
   io.out('\nquarantine, last 24 h');
   io.out(table(['reason', 'count'], s.quarantine24h.map((q) => [q.reason, q.count])));
+  io.out('\npayload drift (fields the normaliser does not know or cannot read; docs/provider.md)');
+  io.out(
+    table(
+      ['topic', 'field', 'problem', 'count', 'first seen', 'last seen'],
+      s.drift.map((d) => [d.topic, d.field, d.problem, d.count, d.firstSeenAt.toISOString(), d.lastSeenAt.toISOString()]),
+    ),
+  );
+  io.out('\nfetch by id (deliveries that named a resource without standing for it)');
+  io.out(
+    table(
+      ['source', 'waiting', 'failing', 'oldest'],
+      s.resolves.map((r) => [r.sourceId, r.waiting, r.failing, formatAge(r.oldestAgeSeconds)]),
+    ),
+  );
+  io.out('\nwebhook subscriptions (checked against GET /webhook)');
+  io.out(
+    table(
+      ['source', 'state', 'missing topics', 'checked', 'last error'],
+      s.subscriptions.map((w) => [
+        w.sourceName,
+        w.state ?? 'never checked',
+        w.missingTopics.join(', '),
+        w.checkedAt?.toISOString(),
+        w.lastError,
+      ]),
+    ),
+  );
   io.out('\nconnections');
   io.out(table(['application', 'state', 'count'], s.connections.map((c) => [c.application, c.state, c.count])));
   return 0;
