@@ -9,7 +9,7 @@ import {
   ProviderUnavailableError,
 } from './errors.js';
 import type { RateBudget } from './rate-budget.js';
-import type { Order, Return, Shipment, TimelineEntry, TransactionPage, TransactionQuery } from './shapes.js';
+import type { Order, Return, ReturnPage, Shipment, TimelineEntry, TransactionPage, TransactionQuery } from './shapes.js';
 
 /**
  * The provider's REST API as the poller uses it. Every HTTP attempt (retries included: the provider counts them)
@@ -52,6 +52,21 @@ export interface OrderPageRequest {
   limit?: number;
 }
 
+export const RETURN_PAGE_LIMIT = 250;
+
+/** GET /return filters (OA): comma lists, inclusive dates on creation and completion, `Cursor` a page number. */
+export interface ReturnListRequest {
+  ids?: readonly number[];
+  statuses?: readonly string[];
+  /** Created on or after. */
+  startDate?: string;
+  /** Completed on or after. */
+  completedStartDate?: string;
+  /** 1-based page. */
+  cursor?: number;
+  limit?: number;
+}
+
 export interface OrderPage {
   orders: Order[];
   /** The page `next-page` points to (its `Page`), or null when this is the last page. */
@@ -77,8 +92,10 @@ export interface ProviderClient {
   getOrder(orderId: number, signal?: AbortSignal): Promise<Order>;
   /** GET /shipment/{id}; ProviderNotFoundError when unknown. */
   getShipment(shipmentId: number, signal?: AbortSignal): Promise<Shipment>;
-  /** One return (the provider lists none); ProviderNotFoundError when it does not know the id for this token. */
+  /** One return; ProviderNotFoundError when it does not know the id for this token. */
   getReturn(returnId: number, signal?: AbortSignal): Promise<Return>;
+  /** A page of GET /return, oldest first; `nextCursor` is the page `next` points to, null on the last. */
+  listReturns(req: ReturnListRequest, signal?: AbortSignal): Promise<{ items: Return[]; nextCursor: number | null }>;
   /** The first page of a query, or the page a cursor token names (a cursor overrides the body, as the API says). */
   queryTransactions(req: { query: TransactionQuery } | { cursor: string }, signal?: AbortSignal): Promise<TransactionPage>;
   readonly stats: ProviderClientStats;
@@ -213,6 +230,29 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
         throw new ProviderResponseError(what, 'expected the return asked for');
       }
       return ret;
+    },
+    async listReturns(req, signal) {
+      const q = new URLSearchParams();
+      if (req.ids?.length) q.set('Ids', req.ids.join(','));
+      if (req.statuses?.length) q.set('Status', req.statuses.join(','));
+      if (req.startDate) q.set('StartDate', req.startDate);
+      if (req.completedStartDate) q.set('CompletedStartDate', req.completedStartDate);
+      q.set('SortOrder', 'Asc');
+      q.set('Cursor', String(req.cursor ?? 1));
+      q.set('Limit', String(Math.min(req.limit ?? RETURN_PAGE_LIMIT, RETURN_PAGE_LIMIT)));
+      const what = 'GET /return';
+      const { body } = await call({ method: 'GET', path: `return?${q}`, what }, signal);
+      const page = body as ReturnPage;
+      if (typeof page !== 'object' || page === null || !Array.isArray(page.items)) {
+        throw new ProviderResponseError(what, 'expected { items[] }');
+      }
+      // `next` is a URL (OA format uri) whose Cursor is the next page number.
+      let nextCursor: number | null = null;
+      if (typeof page.next === 'string' && page.next !== '') {
+        const n = Number(new URL(page.next, root).searchParams.get('Cursor') ?? Number.NaN);
+        nextCursor = Number.isInteger(n) && n > (req.cursor ?? 1) ? n : null;
+      }
+      return { items: page.items, nextCursor };
     },
     async queryTransactions(req, signal) {
       const what = 'POST /transactions:query';

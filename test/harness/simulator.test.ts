@@ -26,13 +26,13 @@ const byUpdate = (a: { last_update_at?: string; id: number }, b: { last_update_a
   (a.last_update_at ?? '').localeCompare(b.last_update_at ?? '') || a.id - b.id;
 
 t.test(
-  'pages through orders with next-page until the filtered set is complete, in (last_update_at, id) order',
+  'pages through orders with next-page until the filtered set is complete, newest first by default (not by update time)',
   async (t) => {
     const from = '2025-12-25T00:00:00.000Z';
     const to = '2026-01-10T00:00:00.000Z';
     const expected = truth.orders
-      .filter((o) => o.client_id === alice.id && o.last_update_at >= from && o.last_update_at <= to)
-      .sort(byUpdate)
+      .filter((o) => o.client_id === alice.id && o.last_update_at > from && o.last_update_at < to)
+      .sort((a, b) => b.id - a.id)
       .map((o) => o.id);
     t.ok(expected.length > 3 * 25, 'the window spans several pages');
 
@@ -52,13 +52,21 @@ t.test(
   },
 );
 
-t.test('LastUpdate bounds are inclusive, each optional, and parameter names ignore case', async (t) => {
+t.test('LastUpdate bounds are exclusive by default ("updated later than"), inclusive when set so; names ignore case', async (t) => {
   const one = truth.orders.find((o) => o.client_id === alice.id) as (typeof truth.orders)[number];
-  const exact = await api(`order?lastupdatestartdate=${one.last_update_at}&LASTUPDATEENDDATE=${one.last_update_at}`, {
-    token: alice.token,
-  });
+  const exactly = () => api(`order?lastupdatestartdate=${one.last_update_at}&LASTUPDATEENDDATE=${one.last_update_at}`, { token: alice.token });
+  t.same((await exactly()).body, [], 'exclusive: nothing is later than and earlier than one instant');
+  sim.orderListing.bounds = 'inclusive';
+  const exact = await exactly();
+  sim.orderListing.bounds = 'exclusive';
   t.ok((exact.body as Order[]).some((o) => o.id === one.id));
   t.ok((exact.body as Order[]).every((o) => o.last_update_at === one.last_update_at));
+  sim.orderListing.sort = 'last_update';
+  const sorted = (await api('order?Limit=250', { token: alice.token })).body as Order[];
+  sim.orderListing.sort = 'newest';
+  t.same(sorted.map((o) => o.id), sorted.slice().sort(byUpdate).map((o) => o.id), 'the last_update order, when asked for');
+  const oldest = (await api('order?Limit=250&SortOrder=Oldest', { token: alice.token })).body as Order[];
+  t.same(oldest.map((o) => o.id), oldest.map((o) => o.id).sort((a, b) => a - b), 'SortOrder=Oldest: by creation');
 
   const all = await api('order?Limit=1', { token: alice.token });
   t.equal(all.headers.get('total-count'), String(truth.orders.filter((o) => o.client_id === alice.id).length));

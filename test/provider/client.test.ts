@@ -57,7 +57,9 @@ t.test('lists orders with bearer auth, bounds and the page next-page points to',
   const last = await client().listOrders({ limit: 50, page: 3 });
   t.equal(last.nextPage, null, 'no next-page on the last page');
   const one = mine[0];
-  const exact = await client().listOrders({ from: one.last_update_at, to: one.last_update_at });
+  const before = new Date(Date.parse(one.last_update_at) - 1).toISOString();
+  const after = new Date(Date.parse(one.last_update_at) + 1).toISOString();
+  const exact = await client().listOrders({ from: before, to: after });
   t.ok(exact.orders.some((o) => o.id === one.id), 'bounds are sent as given');
 });
 

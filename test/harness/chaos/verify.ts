@@ -61,7 +61,7 @@ export interface WorldComparison {
   unattributedAttributable: number;
 }
 
-type Row = Record<string, string | number | null>;
+type Row = Record<string, string | number | boolean | null>;
 
 /**
  * Compares wharf's operations tables with the world: every order, shipment, return and transaction of the truth is

@@ -112,6 +112,8 @@ interface Reply {
 }
 interface Request {
   client: Client;
+  /** This server's origin, for the absolute URLs some answers carry. */
+  origin: string;
   version: string;
   url: URL;
   /** Query parameters by lower-cased name: the provider's (ASP.NET) binding ignores case. */
@@ -188,7 +190,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       const body = req.method === 'POST' ? await readJson(req) : undefined;
       const query = new Map([...url.searchParams].map(([k, v]) => [k.toLowerCase(), v]));
       const params = (route.pattern.exec(path) ?? []).slice(1);
-      const reply = route.handle(world, { client, version, url, query, params, body }, state);
+      const reply = route.handle(world, { client, origin: `http://${req.headers.host ?? 'simulator'}`, version, url, query, params, body }, state);
       send(res, reply.status ?? 200, reply.body, { ...headers, ...reply.headers });
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
@@ -389,6 +391,58 @@ function getTimeline(world: World, req: Request): Reply {
   return { body: timeline };
 }
 
+const RETURN_LIMIT = { default: 50, max: 250 };
+
+/**
+ * GET /return (OA `/2026-01/return`): filters `Ids`, `Status` (comma lists; status compared without spaces),
+ * `StartDate`/`EndDate` on insert_date and `CompletedStartDate`/`CompletedEndDate` on completed_date (all inclusive),
+ * `SortOrder` Asc|Desc by creation (Desc, newest first, is the default), `Cursor` = page number, `Limit`. Answers
+ * `{items, first, next, last, prev}` with absolute URLs. No last-update filter: the provider documents none.
+ */
+function listReturns(world: World, req: Request): Reply {
+  const q = req.query;
+  const list = (name: string) => q.get(name)?.split(',').map((v) => v.trim()).filter((v) => v !== '');
+  const ids = list('ids')?.map(Number);
+  const statuses = list('status')?.map((v) => v.replace(/\s/g, '').toLowerCase());
+  const from = dateValue(q.get('startdate'), 'StartDate');
+  const to = dateValue(q.get('enddate'), 'EndDate');
+  const completedFrom = dateValue(q.get('completedstartdate'), 'CompletedStartDate');
+  const completedTo = dateValue(q.get('completedenddate'), 'CompletedEndDate');
+  const sortOrder = q.get('sortorder') ?? 'Desc';
+  if (sortOrder !== 'Asc' && sortOrder !== 'Desc') throw new HttpError(400, 'SortOrder must be Asc or Desc');
+  const page = integerParam(q, 'Cursor', 1);
+  const limit = integerParam(q, 'Limit', RETURN_LIMIT.default);
+  if (limit < 1 || limit > RETURN_LIMIT.max) throw new HttpError(400, `Limit must be between 1 and ${RETURN_LIMIT.max}`);
+  if (page < 1) throw new HttpError(400, 'Cursor must be 1 or more');
+  const ms = (v: string | null) => (v === null ? Number.NaN : Date.parse(v));
+  let items = world.returnsOf(req.client.id).filter((r) => {
+    if (ids && !ids.includes(r.id)) return false;
+    if (statuses && !statuses.includes(r.status.replace(/\s/g, '').toLowerCase())) return false;
+    if (from && ms(r.insert_date) < Date.parse(from)) return false;
+    if (to && ms(r.insert_date) > Date.parse(to)) return false;
+    if (completedFrom && !(ms(r.completed_date) >= Date.parse(completedFrom))) return false;
+    if (completedTo && !(ms(r.completed_date) <= Date.parse(completedTo))) return false;
+    return true;
+  });
+  items = items.slice().sort((a, b) => a.id - b.id);
+  if (sortOrder === 'Desc') items.reverse();
+  const pages = Math.max(1, Math.ceil(items.length / limit));
+  const url = (n: number) => {
+    const u = new URL(req.url.toString());
+    u.searchParams.set('Cursor', String(n));
+    return `${req.origin}${u.pathname}?${u.searchParams}`;
+  };
+  return {
+    body: {
+      items: items.slice((page - 1) * limit, page * limit),
+      first: url(1),
+      next: page < pages ? url(page + 1) : null,
+      last: url(pages),
+      prev: page > 1 ? url(page - 1) : null,
+    },
+  };
+}
+
 function getReturn(world: World, req: Request): Reply {
   const ret = world.returnById(req.client.id, Number(req.params[0]));
   if (!ret) throw new HttpError(404, 'Return not found');
@@ -402,7 +456,7 @@ interface TransactionCursor {
   pageSize: number;
   referenceTypes?: string[];
   transactionTypes?: string[];
-  invoicedStatus?: string;
+  invoicedStatus?: boolean;
   descending: boolean;
   offset: number;
 }
@@ -427,6 +481,13 @@ function stringList(value: unknown, name: string): string[] | undefined {
   return value.length > 0 ? value : undefined;
 }
 
+/** OA `invoiced_status`: boolean or null (both); anything else is a 400, as ASP.NET binding refuses it. */
+function booleanOrNull(v: unknown, name: string): boolean | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw new HttpError(400, `${name} must be a boolean`);
+  return v;
+}
+
 function parseTransactionQuery(body: unknown, nowMs: number): TransactionCursor {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new HttpError(400, 'Body must be an object');
@@ -445,7 +506,7 @@ function parseTransactionQuery(body: unknown, nowMs: number): TransactionCursor 
     pageSize,
     referenceTypes: stringList(q.reference_types, 'reference_types'),
     transactionTypes: stringList(q.transaction_types, 'transaction_types'),
-    invoicedStatus: q.invoiced_status,
+    invoicedStatus: booleanOrNull(q.invoiced_status, 'invoiced_status'),
     descending: q.sort_order === 'Descending',
     offset: 0,
   };
@@ -463,7 +524,7 @@ function queryTransactions(world: World, req: Request): Reply {
   let items = between(world.transactionsByChargeDate(req.client.id), (t: Transaction) => t.charge_date, c.from, c.to);
   if (c.referenceTypes) items = items.filter((t) => c.referenceTypes?.includes(t.reference_type));
   if (c.transactionTypes) items = items.filter((t) => c.transactionTypes?.includes(t.transaction_type));
-  if (c.invoicedStatus) items = items.filter((t) => t.invoiced_status === c.invoicedStatus);
+  if (typeof c.invoicedStatus === 'boolean') items = items.filter((t) => t.invoiced_status === c.invoicedStatus);
   if (c.descending) items = items.slice().reverse();
 
   const at = (offset: number): string => encodeCursor({ ...c, offset });
@@ -513,6 +574,7 @@ const ROUTES: Route[] = [
     name: 'GET /shipment/:id/timeline',
     handle: getTimeline,
   },
+  { method: 'GET', pattern: /^\/return$/, name: 'GET /return', handle: listReturns },
   { method: 'GET', pattern: /^\/return\/(\d+)$/, name: 'GET /return/:id', handle: getReturn },
   { method: 'POST', pattern: /^\/transactions:query$/, name: 'POST /transactions:query', handle: queryTransactions },
   { method: 'GET', pattern: /^\/webhook$/, name: 'GET /webhook', handle: listWebhooks },

@@ -147,6 +147,8 @@ export interface World {
   shipment(clientId: number, id: number): Shipment | undefined;
   timeline(clientId: number, shipmentId: number): TimelineEntry[] | undefined;
   returnById(clientId: number, id: number): Return | undefined;
+  /** The client's returns, in creation order. Do not mutate. */
+  returnsOf(clientId: number): readonly Return[];
   /** One order (with its shipments); undefined for unknown ids and for another client's. */
   order(clientId: number, id: number): Order | undefined;
   subscriptions(clientId: number): Subscription[];
@@ -475,7 +477,7 @@ export function createWorld(options: WorldOptions = {}): World {
         reference_id: String(s.id),
         reference_type: 'Shipment',
         transaction_fee: fee,
-        invoice_type: fee === 'Shipping' ? 'Shipping' : 'Additional Fee',
+        invoice_type: fee === 'Shipping' ? 'Shipping' : 'AdditionalFee',
         fulfillment_center: s.location?.name ?? null,
         additional_details: { TrackingId: trackingNumber },
       });
@@ -493,9 +495,17 @@ export function createWorld(options: WorldOptions = {}): World {
       reference_id: `RMA-${id}`,
       status: 'AwaitingArrival',
       original_shipment_id: record.shipment.id,
-      order_id: record.shipment.order_id,
-      created_date: iso(t),
-      last_update_at: iso(t),
+      insert_date: iso(t),
+      awaiting_arrival_date: iso(t),
+      arrived_date: null,
+      processing_date: null,
+      completed_date: null,
+      cancelled_date: null,
+      status_history: [{ status: 'AwaitingArrival', timestamp: iso(t) }],
+      channel: state.client.channel,
+      fulfillment_center: record.shipment.location,
+      return_type: 'Regular',
+      tracking_number: null,
       inventory: record.shipment.products.map((p) => ({
         id: state.inventory.find((item) => item.product_id === p.id)?.id ?? 0,
         quantity: p.quantity,
@@ -515,10 +525,20 @@ export function createWorld(options: WorldOptions = {}): World {
     Processing: 'Completed',
   };
 
+  const RETURN_DATE: Record<string, 'arrived_date' | 'processing_date' | 'completed_date'> = {
+    Arrived: 'arrived_date',
+    Processing: 'processing_date',
+    Completed: 'completed_date',
+  };
+
+  /** Moves a return one stage on; OA gives it no update time: the stage's date and status_history record the change. */
   function advanceReturn(rr: ReturnRecord, t: number): void {
     const { ret } = rr;
-    ret.status = RETURN_NEXT[ret.status] ?? ret.status;
-    ret.last_update_at = iso(t);
+    const next = RETURN_NEXT[ret.status];
+    if (!next) return;
+    ret.status = next;
+    ret[RETURN_DATE[next]] = iso(t);
+    ret.status_history = [...ret.status_history, { status: next, timestamp: iso(t) }];
     version++;
     const completed = ret.status === 'Completed';
     emit(() => ({
@@ -532,7 +552,7 @@ export function createWorld(options: WorldOptions = {}): World {
         reference_id: String(ret.id),
         reference_type: 'Return',
         transaction_fee: 'Return Processed by Operations Fee',
-        invoice_type: 'Returns',
+        invoice_type: 'Return',
       });
     }
   }
@@ -552,7 +572,7 @@ export function createWorld(options: WorldOptions = {}): World {
       charge_date: iso(chargeMs),
       invoice_id: null,
       invoice_date: null,
-      invoiced_status: 'NotInvoiced',
+      invoiced_status: false,
       transaction_type: 'Charge',
       fulfillment_center: null,
       taxes: [],
@@ -579,8 +599,9 @@ export function createWorld(options: WorldOptions = {}): World {
     }
     Object.assign(record.txn, {
       invoice_id: invoiceId,
-      invoice_date: iso(t),
-      invoiced_status: 'Invoiced',
+      // Date-only, as seen in practice (OA gives the field no format).
+      invoice_date: iso(t).slice(0, 10),
+      invoiced_status: true,
       last_update_at: iso(t),
     });
     version++;
@@ -595,7 +616,7 @@ export function createWorld(options: WorldOptions = {}): World {
       reference_id: `${item.fulfillment_center_id}-${item.id}-${rng.pick(STORAGE_LOCATION_TYPES)}`,
       reference_type: 'FC',
       transaction_fee: 'Warehousing Fee',
-      invoice_type: 'Storage',
+      invoice_type: 'WarehouseStorage',
       fulfillment_center: fc?.name ?? null,
     });
   }
@@ -609,7 +630,7 @@ export function createWorld(options: WorldOptions = {}): World {
         reference_id: String(state.client.id),
         reference_type: 'Default',
         transaction_fee: 'Account Adjustment',
-        invoice_type: 'Additional Fee',
+        invoice_type: 'AdditionalFee',
       },
       {
         amount: money(10 + rng.next() * 40),
@@ -621,7 +642,7 @@ export function createWorld(options: WorldOptions = {}): World {
       {
         amount: -money(1 + rng.next() * 15),
         reference_id: String(rng.int(10_000_000, 99_999_999)),
-        reference_type: 'TicketNumber',
+        reference_type: 'Ticket Number',
         transaction_fee: 'Courtesy Credit',
         invoice_type: 'Credits',
         transaction_type: 'Credit',
@@ -706,7 +727,7 @@ export function createWorld(options: WorldOptions = {}): World {
   active = all.filter((r) => !isTerminal(r));
   delivered = all.filter((r) => r.shipment.delivery_date !== null && !r.returned);
   openReturns = [...returns.values()].filter((r) => r.ret.status !== 'Completed');
-  uninvoiced = [...transactions.values()].filter((r) => r.txn.invoiced_status === 'NotInvoiced');
+  uninvoiced = [...transactions.values()].filter((r) => r.txn.invoiced_status === false);
 
   // --- step -----------------------------------------------------------------------------------------------------
 
@@ -860,6 +881,9 @@ export function createWorld(options: WorldOptions = {}): World {
         });
       }
       return entries;
+    },
+    returnsOf(clientId) {
+      return [...returns.values()].filter((r) => r.clientId === clientId).map((r) => r.ret);
     },
     order(clientId, id) {
       const record = ordersById.get(id);
