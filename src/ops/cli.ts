@@ -12,6 +12,14 @@ import { pruneInbox } from '../inbox/prune.js';
 import { countReplayable, type ReplayFilter, replay } from './replay.js';
 import { findStaleLocks, releaseStaleLocks } from '../worker/stale-locks.js';
 import { readStatus } from './status.js';
+import { providerClientFor } from '../poll/run-stream.js';
+import {
+  ensureSubscription,
+  listSubscribableSources,
+  saveSubscriptionState,
+  WHARF_TOPICS,
+  webhookUrlFor,
+} from '../poll/subscriptions.js';
 
 /**
  * `npm run ops -- <command> …`: the on-call commands. Every writing command is a dry run unless `--apply` (sources
@@ -41,7 +49,8 @@ interface Ctx {
 }
 
 const USAGE = `usage: npm run ops -- <command> [options]
-  sources add --name <name> --secret whsec_… [--api-token …] [--client …] [--json]
+  sources add --name <name> --secret whsec_… [--api-token …] [--client …] [--no-subscribe] [--json]
+  sources subscribe --source <id> [--json]   (creates the provider's webhook subscription unless one covers every topic)
   sources list [--json]
   sources rotate-secret --source <id> --secret whsec_… [--overlap 24h]
   sources disable|enable --source <id>
@@ -86,6 +95,7 @@ async function sourcesCommand(ctx: Ctx): Promise<number> {
         secret: { type: 'string' },
         'api-token': { type: 'string' },
         client: { type: 'string' },
+        'no-subscribe': { type: 'boolean' },
         json: { type: 'boolean' },
       });
       const secret = required(o.secret, 'secret');
@@ -96,9 +106,24 @@ async function sourcesCommand(ctx: Ctx): Promise<number> {
         apiToken: o['api-token'] ?? null,
         clientId: o.client ?? null,
       });
-      const url = `${config.publicUrl}/webhooks/shipbob/${id}`;
-      io.out(o.json ? json({ id, url }) : `source ${id} added\nwebhook URL: ${url}`);
+      const url = webhookUrlFor(config.publicUrl, id);
+      // With a token, wharf creates the provider's subscription itself (a failure is reported; the source stays).
+      const subscription = o['api-token'] && !o['no-subscribe'] ? await subscribeSource(ctx, id) : null;
+      if (o.json) io.out(json({ id, url, subscription }));
+      else {
+        io.out(`source ${id} added\nwebhook URL: ${url}`);
+        if (subscription && 'error' in subscription) io.err(`${subscription.error}; retry with: sources subscribe --source ${id}`);
+        else if (subscription) io.out(describeSubscription(subscription));
+        else io.out('no subscription created: run sources subscribe --source <id> with a token, or use the dashboard (docs/intake.md)');
+      }
       return 0;
+    }
+    case 'subscribe': {
+      const o = parse(rest, { source: { type: 'string' }, json: { type: 'boolean' } });
+      const sourceId = required(o.source, 'source');
+      const r = await subscribeSource(ctx, sourceId);
+      io.out(o.json ? json(r) : describeSubscription(r));
+      return 'error' in r ? 1 : 0;
     }
     case 'list': {
       const o = parse(rest, { json: { type: 'boolean' } });
@@ -109,7 +134,7 @@ async function sourcesCommand(ctx: Ctx): Promise<number> {
         enabled: s.enabled,
         apiToken: mask(s.apiToken),
         secrets: s.secrets.map((k) => ({ secret: mask(k.secret), expiresAt: k.expiresAt })),
-        url: `${config.publicUrl}/webhooks/shipbob/${s.id}`,
+        url: webhookUrlFor(config.publicUrl, s.id),
       }));
       if (o.json) io.out(json({ sources: rows }));
       else
@@ -157,6 +182,30 @@ async function sourcesCommand(ctx: Ctx): Promise<number> {
     default:
       throw new UsageError(`unknown sources command ${JSON.stringify(sub ?? '')}`);
   }
+}
+
+type SubscribeOutcome = { state: string; created: string | null; missingTopics: string[] } | { error: string };
+
+/** Creates the source's provider subscription unless one already covers every topic; stores the state. */
+async function subscribeSource(ctx: Ctx, sourceId: string): Promise<SubscribeOutcome> {
+  const [s] = await listSubscribableSources(ctx.sql, { sourceId });
+  if (!s) return { error: `source ${sourceId} is unknown, disabled or has no API token` };
+  if (!s.secret) return { error: `source ${sourceId} has no valid secret` };
+  try {
+    const client = providerClientFor(ctx.config, ctx.sql, s.apiToken);
+    const r = await ensureSubscription(client, { url: webhookUrlFor(ctx.config.publicUrl, s.id), secret: s.secret, description: `wharf ${s.id}` });
+    await saveSubscriptionState(ctx.sql, { sourceId: s.id, check: r });
+    return { state: r.state, created: r.created, missingTopics: r.missingTopics };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    await saveSubscriptionState(ctx.sql, { sourceId: s.id, check: null, error: message });
+    return { error: `subscribing ${sourceId} failed: ${message}` };
+  }
+}
+
+function describeSubscription(r: SubscribeOutcome): string {
+  if ('error' in r) return r.error;
+  return r.created ? `provider subscription ${r.created} created (${WHARF_TOPICS.length} topics)` : 'provider subscription already covers every topic';
 }
 
 async function statusCommand(ctx: Ctx): Promise<number> {

@@ -9,7 +9,17 @@ import {
   ProviderUnavailableError,
 } from './errors.js';
 import type { RateBudget } from './rate-budget.js';
-import type { Order, Return, ReturnPage, Shipment, TimelineEntry, TransactionPage, TransactionQuery } from './shapes.js';
+import type {
+  CreatedWebhookSubscription,
+  Order,
+  Return,
+  ReturnPage,
+  Shipment,
+  TimelineEntry,
+  TransactionPage,
+  TransactionQuery,
+  WebhookSubscription,
+} from './shapes.js';
 
 /**
  * The provider's REST API as the poller uses it. Every HTTP attempt (retries included: the provider counts them)
@@ -98,11 +108,18 @@ export interface ProviderClient {
   listReturns(req: ReturnListRequest, signal?: AbortSignal): Promise<{ items: Return[]; nextCursor: number | null }>;
   /** The first page of a query, or the page a cursor token names (a cursor overrides the body, as the API says). */
   queryTransactions(req: { query: TransactionQuery } | { cursor: string }, signal?: AbortSignal): Promise<TransactionPage>;
+  /** Every webhook subscription of the token's account (GET /webhook, following `next`). */
+  listWebhooks(signal?: AbortSignal): Promise<WebhookSubscription[]>;
+  /** POST /webhook: a subscription sending `topics` to `url`, signed with `secret`. */
+  createWebhook(
+    req: { topics: readonly string[]; url: string; secret: string; description?: string },
+    signal?: AbortSignal,
+  ): Promise<CreatedWebhookSubscription>;
   readonly stats: ProviderClientStats;
 }
 
 interface Call {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   /** Relative to the versioned root, e.g. `order?Page=2`. */
   path: string;
   body?: unknown;
@@ -253,6 +270,38 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
         nextCursor = Number.isInteger(n) && n > (req.cursor ?? 1) ? n : null;
       }
       return { items: page.items, nextCursor };
+    },
+    async listWebhooks(signal) {
+      const what = 'GET /webhook';
+      const all: WebhookSubscription[] = [];
+      let cursor: string | null = null;
+      for (let pages = 0; pages < 100; pages++) {
+        const path = cursor ? `webhook?RecordsPerPage=100&Cursor=${encodeURIComponent(cursor)}` : 'webhook?RecordsPerPage=100';
+        const { body } = await call({ method: 'GET', path, what }, signal);
+        const page = body as { items?: unknown; next?: unknown };
+        if (typeof page !== 'object' || page === null || !Array.isArray(page.items)) {
+          throw new ProviderResponseError(what, 'expected { items[] }');
+        }
+        all.push(...(page.items as WebhookSubscription[]));
+        // `next` is not described (token or URL): a URL's Cursor parameter, else the value itself.
+        const next = typeof page.next === 'string' && page.next !== '' ? page.next : null;
+        if (next === null) break;
+        cursor = URL.canParse(next) ? (new URL(next).searchParams.get('Cursor') ?? null) : next;
+        if (cursor === null) break;
+      }
+      return all;
+    },
+    async createWebhook(req, signal) {
+      const what = 'POST /webhook';
+      const { body } = await call(
+        { method: 'POST', path: 'webhook', body: { topics: req.topics, url: req.url, secret: req.secret, description: req.description ?? null }, what },
+        signal,
+      );
+      const created = body as CreatedWebhookSubscription;
+      if (typeof created !== 'object' || created === null || created.id === undefined) {
+        throw new ProviderResponseError(what, 'expected the created subscription');
+      }
+      return { ...created, id: String(created.id) };
     },
     async queryTransactions(req, signal) {
       const what = 'POST /transactions:query';

@@ -14,6 +14,41 @@
 
 export const API_VERSION = '2026-01';
 
+/** OA `Webhooks.Topics` for 2026-01: exactly what a 2026-01 subscription accepts (docs/provider.md §2). */
+export const SubscribableTopics = [
+  'order.shipped',
+  'order.shipment.delivered',
+  'order.shipment.exception',
+  'order.shipment.on_hold',
+  'order.shipment.cancelled',
+  'return.created',
+  'return.updated',
+  'return.completed',
+  'billing.charge.created',
+  'billing.refund.created',
+  'billing.credit.created',
+] as const;
+
+/** OA `Webhooks.V2.WebhookViewModelV2` (GET /webhook items; the secret is never listed). */
+export interface WebhookSubscription {
+  id: string;
+  created_at: string;
+  description: string | null;
+  enabled: boolean;
+  topics: string[];
+  url: string;
+}
+
+/** OA `Webhooks.V2.Create.WebhookViewModelV2` (POST /webhook, 200): the only answer that carries the secret. */
+export interface CreatedWebhookSubscription {
+  id: string;
+  created_at: string;
+  description: string | null;
+  secret: string;
+  topics: string[];
+  url: string;
+}
+
 export const ShipmentTopics = [
   'order.shipment.delivered',
   'order.shipment.exception',

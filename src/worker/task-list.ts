@@ -1,5 +1,6 @@
 import type { Task, TaskList } from 'graphile-worker';
 import type { TaskDeps } from './task-deps.js';
+import { checkSubscriptionsTask } from './tasks/check_subscriptions.js';
 import { clearStaleLocksTask } from './tasks/clear_stale_locks.js';
 import { drainTask } from './tasks/drain.js';
 import { pollScheduleTask } from './tasks/poll_schedule.js';
@@ -14,6 +15,7 @@ import { resolveScheduleTask } from './tasks/resolve_schedule.js';
  */
 export function buildTaskList(deps: TaskDeps): TaskList {
   const tasks: Record<string, Task> = {
+    check_subscriptions: checkSubscriptionsTask(deps),
     clear_stale_locks: clearStaleLocksTask(deps),
     drain: drainTask(deps),
     prune_inbox: pruneInboxTask(deps),

@@ -179,23 +179,30 @@ t.test('the transaction query defaults to the last 7 days and filters as asked',
   t.equal((await api('./transactions:query?Cursor=garbage', { token: alice.token, method: 'POST' })).status, 400);
 });
 
-t.test('creates and lists webhook subscriptions per client', async (t) => {
+t.test('creates (200, string id, secret shown once), lists ({items}, no secret) and deletes (204) subscriptions per client', async (t) => {
   const created = await api('webhook', {
     token: alice.token,
     method: 'POST',
-    body: { topics: ['order.shipped'], url: 'https://wharf.example/webhooks/1' },
+    body: { topics: ['order.shipped'], url: 'https://wharf.example/webhooks/1', secret: alice.secret },
   });
-  t.equal(created.status, 201);
-  t.match(created.body, {
-    id: Number,
-    secret: alice.secret,
-    topics: ['order.shipped'],
-    enabled: true,
-    created_at: String,
+  t.equal(created.status, 200);
+  t.match(created.body, { id: String, secret: alice.secret, topics: ['order.shipped'], created_at: String });
+  const id = (created.body as { id: string }).id;
+  const list = (await api('webhook', { token: alice.token })).body as { items: Record<string, unknown>[]; next: unknown };
+  t.same(list.items.map((x) => [x.id, x.enabled, 'secret' in x]), [[id, true, false]]);
+  t.same(((await api('webhook', { token: bob.token })).body as { items: unknown[] }).items, []);
+  t.equal((await api('webhook', { token: alice.token, method: 'POST', body: { url: 'x' } })).status, 422);
+  const unknownTopic = await api('webhook', {
+    token: alice.token,
+    method: 'POST',
+    body: { topics: ['order.delivered'], url: 'https://wharf.example/webhooks/1' },
   });
-  t.same((await api('webhook', { token: alice.token })).body, [created.body]);
-  t.same((await api('webhook', { token: bob.token })).body, []);
-  t.equal((await api('webhook', { token: alice.token, method: 'POST', body: { url: 'x' } })).status, 400);
+  t.equal(unknownTopic.status, 422, 'a 2026-07 topic on a 2026-01 subscription');
+  const plain = await api('webhook', { token: alice.token, method: 'POST', body: { topics: ['order.shipped'], url: 'http://wharf.example/x' } });
+  t.equal(plain.status, 422, 'HTTPS only (loopback excepted, for tests)');
+  const res = await fetch(`${sim.apiUrl}/webhook/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${alice.token}` } });
+  t.equal(res.status, 204);
+  t.same(((await api('webhook', { token: alice.token })).body as { items: unknown[] }).items, []);
 });
 
 t.test('serves the truth without auth and counts requests per endpoint', async (t) => {

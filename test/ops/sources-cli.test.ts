@@ -11,7 +11,7 @@ t.test('the sources commands register, list masked, rotate with overlap, and dis
   const { sql, url } = await freshDatabase(t);
   const env = { PUBLIC_URL: 'https://wharf.example.com/' };
 
-  const added = await runOpsCli(url, ['sources', 'add', '--name', 'acme', '--secret', SECRET, '--api-token', TOKEN, '--client', 'c-1', '--json'], env);
+  const added = await runOpsCli(url, ['sources', 'add', '--name', 'acme', '--secret', SECRET, '--api-token', TOKEN, '--client', 'c-1', '--no-subscribe', '--json'], env);
   t.equal(added.code, 0, added.stderr);
   const { id, url: hookUrl } = JSON.parse(added.stdout.trim());
   t.match(id, /^src_[0-9a-f]{16}$/, 'prints the new id');

@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { API_VERSION, type Order, type Transaction, type TransactionQuery } from '../../../src/provider/shapes.js';
+import { API_VERSION, type Order, SubscribableTopics, type Transaction, type TransactionQuery } from '../../../src/provider/shapes.js';
 import { createRandom } from './random.js';
 import { createRateLimiter, type RateLimitOptions } from './rate-limit.js';
-import { type Client, createWorld, type World, type WorldOptions } from './world.js';
+import { type Client, createWorld, type Subscription, type World, type WorldOptions } from './world.js';
 
 /**
  * The provider's REST API over a World, on loopback: orders (offset pages, paging in headers), shipments and their
@@ -142,6 +142,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const stats: SimulatorStats = { total: 0, byEndpoint: {}, byStatus: {} };
 
   function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    if (status === 204) {
+      stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
+      res.writeHead(204, headers);
+      res.end();
+      return;
+    }
     const json = JSON.stringify(body);
     stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
     res.writeHead(status, {
@@ -188,6 +194,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 
     try {
       const body = req.method === 'POST' ? await readJson(req) : undefined;
+      if (req.method === 'DELETE') req.resume();
       const query = new Map([...url.searchParams].map(([k, v]) => [k.toLowerCase(), v]));
       const params = (route.pattern.exec(path) ?? []).slice(1);
       const reply = route.handle(world, { client, origin: `http://${req.headers.host ?? 'simulator'}`, version, url, query, params, body }, state);
@@ -540,28 +547,87 @@ function queryTransactions(world: World, req: Request): Reply {
   };
 }
 
+/** OA `Webhooks.Topics` per version: 2026-07 adds topics a 2026-01 subscription refuses. */
+const TOPICS_BY_VERSION: Record<string, readonly string[]> = {
+  '2025-07': SubscribableTopics,
+  '2026-01': SubscribableTopics,
+  '2026-07': [
+    ...SubscribableTopics,
+    'order.delivered',
+    'order.shipment.tracking.updated',
+    'order.shipment.address.updated',
+    'order.shipment.line_item.added',
+    'order.shipment.line_item.removed',
+    'order.shipment.line_item.updated',
+    'order.shipment.shipping_service.updated',
+    'order.shipment.tracking_received',
+  ],
+};
+
+/** The list item (OA `Webhooks.V2.WebhookViewModelV2`): string id, `enabled`, never the secret. */
+const listed = (s: Subscription) => ({
+  id: String(s.id),
+  created_at: s.created_at,
+  description: s.description,
+  enabled: s.enabled,
+  topics: s.topics,
+  url: s.url,
+});
+
+/** GET /webhook: `{ items, next, prev }`, `RecordsPerPage` (default 50) and `Cursor` (an opaque offset here). */
 function listWebhooks(world: World, req: Request): Reply {
-  return { body: world.subscriptions(req.client.id) };
+  const per = integerParam(req.query, 'RecordsPerPage', 50);
+  const raw = req.query.get('cursor');
+  const offset = raw ? Number(Buffer.from(raw, 'base64url').toString('utf8')) : 0;
+  if (!Number.isInteger(offset) || offset < 0) throw new HttpError(400, 'Invalid Cursor');
+  const all = world.subscriptions(req.client.id);
+  const cursor = (n: number) => Buffer.from(String(n)).toString('base64url');
+  return {
+    body: {
+      items: all.slice(offset, offset + per).map(listed),
+      next: offset + per < all.length ? cursor(offset + per) : null,
+      prev: offset > 0 ? cursor(Math.max(0, offset - per)) : null,
+    },
+  };
 }
 
+/**
+ * POST /webhook (OA): `topics` (required, `Webhooks.Topics` of the version), `url` (required; HTTPS, except loopback
+ * for tests), `description`, `secret`. 200 with the created subscription, its secret included (the only time it is
+ * shown); 422 for input it cannot accept.
+ */
 function createWebhook(world: World, req: Request): Reply {
-  const b = req.body as { topics?: unknown; url?: unknown; description?: unknown; secret?: unknown };
-  const topics = stringList(b.topics, 'topics');
-  if (!topics) throw new HttpError(400, 'topics must be a non-empty array of strings');
-  if (typeof b.url !== 'string' || !URL.canParse(b.url)) throw new HttpError(400, 'url must be an absolute URL');
-  if (b.description !== undefined && typeof b.description !== 'string') {
-    throw new HttpError(400, 'description must be a string');
+  const b = (req.body ?? {}) as { topics?: unknown; url?: unknown; description?: unknown; secret?: unknown };
+  const invalid = (message: string) => new HttpError(422, message);
+  const topics = Array.isArray(b.topics) && b.topics.every((x) => typeof x === 'string') ? (b.topics as string[]) : null;
+  if (!topics || topics.length === 0) throw invalid('topics must be a non-empty array of strings');
+  const allowed = TOPICS_BY_VERSION[req.version] ?? SubscribableTopics;
+  const unknown = topics.filter((x) => !allowed.includes(x));
+  if (unknown.length > 0) throw invalid(`unknown topics for ${req.version}: ${unknown.join(', ')}`);
+  if (typeof b.url !== 'string' || !URL.canParse(b.url)) throw invalid('url must be an absolute URL');
+  const url = new URL(b.url);
+  const loopback = url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]';
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw invalid('url must use HTTPS');
+  if (b.description !== undefined && b.description !== null && typeof b.description !== 'string') {
+    throw invalid('description must be a string');
   }
-  if (b.secret !== undefined && (typeof b.secret !== 'string' || !b.secret.startsWith('whsec_'))) {
-    throw new HttpError(400, 'secret must be a whsec_ string');
+  if (b.secret !== undefined && b.secret !== null && (typeof b.secret !== 'string' || !b.secret.startsWith('whsec_'))) {
+    throw invalid('secret must be a whsec_ string');
   }
   const subscription = world.subscribe(req.client.id, {
     topics,
     url: b.url,
-    description: b.description,
-    secret: b.secret,
+    description: (b.description as string | null | undefined) ?? undefined,
+    secret: (b.secret as string | null | undefined) ?? undefined,
   });
-  return { status: 201, body: subscription };
+  const { enabled: _enabled, ...created } = subscription;
+  return { status: 200, body: { ...created, id: String(subscription.id) } };
+}
+
+/** DELETE /webhook/{id}: 204, no body; another account's or an unknown id: 404. */
+function deleteWebhook(world: World, req: Request): Reply {
+  if (!world.unsubscribe(req.client.id, Number(req.params[0]))) throw new HttpError(404, 'Webhook not found');
+  return { status: 204, body: undefined };
 }
 
 const ROUTES: Route[] = [
@@ -579,4 +645,5 @@ const ROUTES: Route[] = [
   { method: 'POST', pattern: /^\/transactions:query$/, name: 'POST /transactions:query', handle: queryTransactions },
   { method: 'GET', pattern: /^\/webhook$/, name: 'GET /webhook', handle: listWebhooks },
   { method: 'POST', pattern: /^\/webhook$/, name: 'POST /webhook', handle: createWebhook },
+  { method: 'DELETE', pattern: /^\/webhook\/(\d+)$/, name: 'DELETE /webhook/:id', handle: deleteWebhook },
 ];

@@ -157,6 +157,8 @@ export interface World {
     input: { topics: string[]; url: string; description?: string; secret?: string },
   ): Subscription;
   setSubscriptionEnabled(subscriptionId: number, enabled: boolean): void;
+  /** Removes one of the client's subscriptions; false when it has no such subscription. */
+  unsubscribe(clientId: number, subscriptionId: number): boolean;
 }
 
 type SimOrder = Order & { last_update_at: string };
@@ -907,6 +909,13 @@ export function createWorld(options: WorldOptions = {}): World {
       };
       state.subscriptions.push(subscription);
       return subscription;
+    },
+    unsubscribe(clientId, id) {
+      const list = stateOf(clientId).subscriptions;
+      const i = list.findIndex((s) => s.id === id);
+      if (i < 0) return false;
+      list.splice(i, 1);
+      return true;
     },
     setSubscriptionEnabled(subscriptionId, enabled) {
       for (const state of states) {
