@@ -305,7 +305,9 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
     },
     async queryTransactions(req, signal) {
       const what = 'POST /transactions:query';
-      const path = 'cursor' in req ? `transactions:query?Cursor=${encodeURIComponent(req.cursor)}` : 'transactions:query';
+      // OA types `next` as a string without saying token or URL: a URL's Cursor parameter, else the token itself.
+      const cursor = 'cursor' in req ? (URL.canParse(req.cursor) ? (new URL(req.cursor).searchParams.get('Cursor') ?? req.cursor) : req.cursor) : null;
+      const path = cursor !== null ? `transactions:query?Cursor=${encodeURIComponent(cursor)}` : 'transactions:query';
       const { body } = await call({ method: 'POST', path, body: 'cursor' in req ? {} : req.query, what }, signal);
       const page = body as TransactionPage;
       if (typeof page !== 'object' || page === null || !Array.isArray(page.items)) {

@@ -73,6 +73,8 @@ t.test('queries transactions by body, then by cursor', async (t) => {
   const second = await c.queryTransactions({ cursor: first.next as string });
   t.equal(second.items.length, 10);
   t.notSame(second.items[0].transaction_id, first.items[0].transaction_id, 'the cursor moved on');
+  const asUrl = await c.queryTransactions({ cursor: `${sim.apiUrl}/transactions:query?Cursor=${first.next}` });
+  t.same(asUrl.items.map((x) => x.transaction_id), second.items.map((x) => x.transaction_id), 'a next that is a URL: its Cursor');
 });
 
 t.test('fetches a timeline; an unknown shipment is a typed not-found', async (t) => {
