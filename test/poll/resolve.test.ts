@@ -131,3 +131,27 @@ t.test('without an API token, or for an order the provider does not know, the de
   t.same({ ...b }, { status: 'dead', last_error: 'order-centric payload without a shipment id; order 999 not found at the provider' });
   t.ok(sim.stats.byEndpoint['GET /order/:id'] >= 1);
 });
+
+t.test('a shipment or return body without a status is fetched by id and applied in full', async (t) => {
+  const { sim, sql, clientFor, future } = await setup(t, true);
+  const truth = sim.world.truth();
+  const shipment = truth.shipments.find((s) => s.client_id === 1)!;
+  sim.world.step({ newOrders: 0, updates: 400, billing: 0, durationMs: 600_000 });
+  const ret = sim.world.truth().returns.find((r) => r.client_id === 1);
+  await insertInbox(sql, [
+    { sourceId: 'src-1', topic: 'order.shipment.exception', body: { id: shipment.id, order_id: shipment.order_id, event_time: '2026-01-15T00:00:00Z' } },
+    ...(ret ? [{ sourceId: 'src-1', topic: 'return.updated', body: { id: ret.id, event_time: '2026-01-15T00:00:00Z' } }] : []),
+  ]);
+  await drainInbox(sql, { chunkSize: 50, budgetMs: 30_000 });
+  const kinds = await sql`select kind from resolve_requests order by kind`;
+  t.same(kinds.map((k) => k.kind), ret ? ['return', 'shipment'] : ['shipment']);
+  await resolveDue({ sql, sourceId: 'src-1', client: clientFor(1), now: future });
+  await drainInbox(sql, { chunkSize: 50, budgetMs: 30_000 });
+  const now = sim.world.truth();
+  const [s] = await sql`select status from shipments where id = ${shipment.id}`;
+  t.equal(s.status, now.shipments.find((x) => x.id === shipment.id)?.status, 'the shipment as the provider holds it');
+  if (ret) {
+    const [r] = await sql`select status, client_id from returns where id = ${ret.id}`;
+    t.same({ ...r }, { status: now.returns.find((x) => x.id === ret.id)?.status, client_id: 'client-1' });
+  }
+});
