@@ -152,3 +152,14 @@ t.test('shipments move forward, get delivered, and transactions get invoiced lat
 t.test('refuses an invalid start', async (t) => {
   t.throws(() => createWorld({ start: 'not a date' }), /invalid start/);
 });
+
+t.test('a 2026-01 world announces only the topics of the 2026-01 enum; the same changes happen', async (t) => {
+  const { SubscribableTopics } = await import('../../src/provider/shapes.js');
+  const newer = createWorld({ seed: 9, clients: 1, ordersPerClient: 20 });
+  const dated = createWorld({ seed: 9, clients: 1, ordersPerClient: 20, webhookVersion: '2026-01' });
+  const a = [1, 2, 3].flatMap(() => newer.step({ newOrders: 5, updates: 60, billing: 5, durationMs: 60_000 }));
+  const b = [1, 2, 3].flatMap(() => dated.step({ newOrders: 5, updates: 60, billing: 5, durationMs: 60_000 }));
+  t.ok(a.some((e) => !(SubscribableTopics as readonly string[]).includes(e.topic)), 'the 2026-07 world uses newer topics');
+  t.same(b.filter((e) => !(SubscribableTopics as readonly string[]).includes(e.topic)), [], 'the 2026-01 world never does');
+  t.same(dated.truth(), newer.truth(), 'the world itself is the same');
+});

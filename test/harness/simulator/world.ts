@@ -9,7 +9,7 @@ import type {
   TimelineEntry,
   Transaction,
 } from '../../../src/provider/shapes.js';
-import { TimelineLogTypes } from '../../../src/provider/shapes.js';
+import { SubscribableTopics, TimelineLogTypes } from '../../../src/provider/shapes.js';
 import {
   CARRIERS,
   CITIES,
@@ -56,6 +56,12 @@ export interface WorldOptions {
   historyDays?: number;
   /** The world's clock at creation. Default DEFAULT_WORLD_START, so a seed alone fixes every timestamp. */
   start?: Date | string | number;
+  /**
+   * The subscription's API version: `2026-01` announces only the topics of its enum (OA `Webhooks.Topics`: no
+   * `order.delivered`, no `order.shipment.tracking.updated`; those changes are found by polling). Default `2026-07`,
+   * which has them.
+   */
+  webhookVersion?: '2026-01' | '2026-07';
 }
 
 export interface StepOptions {
@@ -250,9 +256,12 @@ export function createWorld(options: WorldOptions = {}): World {
 
   const stateOf = (clientId: number): ClientState => states[clientId - 1];
 
+  const announced: ReadonlySet<string> | null = options.webhookVersion === '2026-01' ? new Set(SubscribableTopics) : null;
   /** Takes a thunk so that building the history, which announces nothing, never pays for payloads. */
   function emit(event: () => ChangeEvent): void {
-    sink?.push(event());
+    if (!sink) return;
+    const e = event();
+    if (announced === null || announced.has(e.topic)) sink.push(e);
   }
   const orderSnapshot = (order: Order, t: number): Order & EventTime => ({
     ...order,
