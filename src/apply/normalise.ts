@@ -3,7 +3,10 @@ import type { InboxRow } from '../inbox/claim.js';
 import { firstMicros, isoFromMicros, optionalIso, parseMicros } from '../time.js';
 
 /**
- * One inbox event → the rows it asserts, by topic (../shared/PROVIDER.md). Pure: no database, no clock.
+ * One inbox event → the rows it asserts, by topic and by the shape of its body (docs/provider.md §7: an order topic
+ * may carry a Shipment, a shipment topic an order-centric event). Pure: no database, no clock. Besides rows it reports
+ * resources to fetch by id (an event that names one without standing for it) and drift (fields not in the OpenAPI
+ * schema of the resource, or not of its type).
  *
  * Defensive about where things live: ids in `shipment_id`, `id`, `shipment.id`, `data.id`; order ids in `order_id`,
  * `order.id`; the version time in `event_time`, `last_update_at`, `last_tracking_update_at`, else the inbox row's
