@@ -19,6 +19,13 @@ export type Role = (typeof Roles)[number];
 
 type Env = Record<string, string | undefined>;
 
+export const ProviderEnvironments = ['production', 'sandbox'] as const;
+/** OA `servers`: the production and sandbox API origins. */
+export const PROVIDER_ORIGINS: Record<(typeof ProviderEnvironments)[number], string> = {
+  production: 'https://api.shipbob.com',
+  sandbox: 'https://sandbox-api.shipbob.com',
+};
+
 function reader(env: Env, problems: string[]) {
   const raw = (key: string) => {
     const v = env[key];
@@ -98,6 +105,7 @@ export function loadConfig(env: Env = process.env) {
   if (httpHeadersTimeoutMs > httpRequestTimeoutMs)
     problems.push(`HTTP_HEADERS_TIMEOUT_MS (${httpHeadersTimeoutMs}) must not exceed HTTP_REQUEST_TIMEOUT_MS (${httpRequestTimeoutMs})`);
   const webhookBodyLimitBytes = r.int('WEBHOOK_BODY_LIMIT_BYTES', 256 * 1024, 1);
+  const providerEnvironment = r.oneOf('PROVIDER_ENVIRONMENT', ProviderEnvironments, 'production');
   const config = {
     env: r.str('NODE_ENV', 'development'),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
@@ -159,7 +167,9 @@ export function loadConfig(env: Env = process.env) {
     drainConcurrency: r.int('DRAIN_CONCURRENCY', 2, 1, 16),
     drainKickDebounceMs: r.int('DRAIN_KICK_DEBOUNCE_MS', 25, 0),
 
-    providerBaseUrl: r.url('PROVIDER_BASE_URL') ?? 'https://api.shipbob.com',
+    /** `sandbox` selects ShipBob's sandbox API (separate accounts); PROVIDER_BASE_URL, when set, wins. */
+    providerEnvironment,
+    providerBaseUrl: r.url('PROVIDER_BASE_URL') ?? PROVIDER_ORIGINS[providerEnvironment],
     providerApiVersion: r.str('PROVIDER_API_VERSION', '2026-01'),
     /** Our own budget per API token, below the provider's 150/min. */
     providerCallsPerMinute: r.int('PROVIDER_CALLS_PER_MINUTE', 120, 1),

@@ -179,6 +179,24 @@ export const dbGauges = {
       this.set(lastStatusReadAt === undefined ? -1 : (Date.now() - lastStatusReadAt) / 1000);
     },
   }),
+  payloadDrift: new Gauge({
+    name: 'wharf_payload_drift',
+    help: 'Payload fields the normaliser does not know or cannot read (stored total), by topic, field and problem',
+    labelNames: ['topic', 'field', 'problem'] as const,
+    registers,
+  }),
+  resolveWaiting: new Gauge({
+    name: 'wharf_resolve_waiting',
+    help: 'Resources waiting to be fetched by id, by source',
+    labelNames: ['source'] as const,
+    registers,
+  }),
+  webhookSubscription: new Gauge({
+    name: 'wharf_webhook_subscription',
+    help: "1 for each source's webhook subscription state as last checked (ok, missing, disabled, topics_missing, error, unchecked)",
+    labelNames: ['source', 'state'] as const,
+    registers,
+  }),
   workersAlive: new Gauge({
     name: 'wharf_workers_alive',
     help: 'Workers whose heartbeat is fresher than STALE_LOCK_AFTER_MS',

@@ -235,7 +235,12 @@ export interface WrittenReturn extends WrittenRow {
   attributable: boolean;
 }
 
-/** Returns; the client is the original shipment's, else the source's. */
+/**
+ * Returns; the client is the return's channel mapped through channel_clients, else the original shipment's, else the
+ * source's; the order, when the return does not say (OA's return has no order_id), is the original shipment's. A
+ * version replaces the stored one only when it is not earlier in the life cycle (wharf_return_status_rank: OA gives a
+ * return no update time, so a late delivery of an older status must not win on its time alone), then when newer.
+ */
 export function upsertReturns(sql: Queryable, rows: readonly ReturnRow[]) {
   const c = <T>(f: (r: ReturnRow) => T) => rows.map(f);
   return sql<WrittenReturn[]>`
@@ -243,24 +248,28 @@ export function upsertReturns(sql: Queryable, rows: readonly ReturnRow[]) {
       select * from unnest(${c((r) => r.id)}::bigint[], ${c((r) => r.sourceId)}::text[],
         ${c((r) => r.referenceId)}::text[], ${c((r) => r.status)}::text[], ${c((r) => r.originalShipmentId)}::bigint[],
         ${c((r) => r.orderId)}::bigint[], ${c((r) => r.dataPath)}::text[], ${c((r) => iso(r.eventUs))}::text[]::timestamptz[],
-        ${c((r) => r.inboxId)}::bigint[])
-        as x(id, source_id, reference_id, status, original_shipment_id, order_id, data_path, event_time, event_inbox_id)
+        ${c((r) => r.inboxId)}::bigint[], ${c((r) => r.channelId)}::bigint[])
+        as x(id, source_id, reference_id, status, original_shipment_id, order_id, data_path, event_time, event_inbox_id,
+             channel_id)
     ), up as (
       insert into returns as r (id, source_id, client_id, reference_id, status, original_shipment_id, order_id, data,
                                 event_time, event_inbox_id)
-      select x.id, x.source_id, coalesce(sh.client_id, src.client_id), x.reference_id, x.status,
-             x.original_shipment_id, x.order_id, ie.body::jsonb #> x.data_path::text[], x.event_time, x.event_inbox_id
+      select x.id, x.source_id, coalesce(cc.client_id, sh.client_id, src.client_id), x.reference_id, x.status,
+             x.original_shipment_id, coalesce(x.order_id, sh.order_id), ie.body::jsonb #> x.data_path::text[],
+             x.event_time, x.event_inbox_id
         from x
         join inbox_events ie on ie.id = x.event_inbox_id
         left join shipments sh on sh.id = x.original_shipment_id and sh.source_id = x.source_id
         left join sources src on src.id = x.source_id
+        left join channel_clients cc on cc.source_id = x.source_id and cc.channel_id = x.channel_id
        order by x.id
       on conflict (id) do update set
         ${sql.unsafe(RETURN_SET)},
         client_id = case when r.source_id = excluded.source_id then coalesce(excluded.client_id, r.client_id) else r.client_id end,
         updated_at = case when r.source_id = excluded.source_id then now() else r.updated_at end
       where r.source_id <> excluded.source_id
-         or (excluded.event_time, excluded.event_inbox_id) > (r.event_time, r.event_inbox_id)
+         or (wharf_return_status_rank(excluded.status), excluded.event_time, excluded.event_inbox_id)
+          > (wharf_return_status_rank(r.status), r.event_time, r.event_inbox_id)
       returning r.id, r.event_time, r.client_id, r.source_id
     )
     select up.id::text, (p.id is null or up.event_time > p.event_time) as newer,
@@ -285,7 +294,8 @@ export function upsertTransactions(sql: Queryable, rows: readonly TransactionRow
       select * from unnest(${c((r) => r.transactionId)}::text[], ${c((r) => r.sourceId)}::text[],
         ${c((r) => r.amount)}::text[]::numeric[], ${c((r) => r.currencyCode)}::text[], ${c((r) => r.chargeDate)}::text[]::timestamptz[],
         ${c((r) => r.invoiceId)}::bigint[], ${c((r) => r.invoiceDate)}::text[]::timestamptz[],
-        ${c((r) => r.invoiceType)}::text[], ${c((r) => r.invoicedStatus)}::text[], ${c((r) => r.referenceId)}::text[],
+        ${c((r) => r.invoiceType)}::text[], ${c((r) => (r.invoicedStatus === null ? null : String(r.invoicedStatus)))}::text[]::bool[],
+        ${c((r) => r.referenceId)}::text[],
         ${c((r) => r.referenceType)}::text[], ${c((r) => r.transactionFee)}::text[],
         ${c((r) => r.transactionType)}::text[], ${c((r) => r.fulfillmentCenter)}::text[], ${c((r) => r.taxes)}::text[],
         ${c((r) => r.additionalDetails)}::text[], ${c((r) => r.refKind)}::text[], ${c((r) => r.refKey)}::bigint[],

@@ -281,7 +281,8 @@ export const transactions = pgTable(
     invoiceId: bigint('invoice_id', { mode: 'number' }),
     invoiceDate: tz('invoice_date'),
     invoiceType: text('invoice_type'),
-    invoicedStatus: text('invoiced_status'),
+    /** OA: boolean (true: billed). */
+    invoicedStatus: boolean('invoiced_status'),
     referenceId: text('reference_id'),
     referenceType: text('reference_type'),
     transactionFee: text('transaction_fee'),
@@ -341,6 +342,55 @@ export const rateBudgets = pgTable('rate_budgets', {
   blockedUntil: tz('blocked_until'),
   calls: bigint('calls', { mode: 'number' }).notNull().default(0),
   throttled: bigint('throttled', { mode: 'number' }).notNull().default(0),
+});
+
+/** Resources a delivery named but could not stand for, to fetch by id (src/poll/resolve.ts). */
+export const resolveRequests = pgTable(
+  'resolve_requests',
+  {
+    sourceId: text('source_id')
+      .notNull()
+      .references(() => sources.id, { onDelete: 'cascade' }),
+    kind: text('kind').notNull(),
+    resourceId: bigint('resource_id', { mode: 'number' }).notNull(),
+    inboxIds: bigint('inbox_ids', { mode: 'number' }).array().notNull(),
+    reason: text('reason').notNull(),
+    /** Deliveries coalesced into this request (a new one after the fetch makes a new request). */
+    requests: integer('requests').notNull().default(1),
+    requestedAt: tz('requested_at').notNull().defaultNow(),
+    dueAt: tz('due_at').notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    lastError: text('last_error'),
+  },
+  (t) => [primaryKey({ columns: [t.sourceId, t.kind, t.resourceId] }), index('resolve_requests_due_idx').on(t.sourceId, t.dueAt)],
+);
+
+/** Payload fields the normaliser does not know or cannot read, per topic and field (a drift detector). */
+export const payloadDrift = pgTable(
+  'payload_drift',
+  {
+    topic: text('topic').notNull(),
+    field: text('field').notNull(),
+    /** `unknown` (not in the OpenAPI schema) or `unreadable` (not of the type it gives). */
+    problem: text('problem').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull().default(0),
+    firstSeenAt: tz('first_seen_at').notNull().defaultNow(),
+    lastSeenAt: tz('last_seen_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.topic, t.field, t.problem] })],
+);
+
+/** Each source's webhook subscription at the provider, as the last check found it. */
+export const webhookSubscriptions = pgTable('webhook_subscriptions', {
+  sourceId: text('source_id')
+    .primaryKey()
+    .references(() => sources.id, { onDelete: 'cascade' }),
+  /** `ok`, `missing`, `disabled`, `topics_missing`, or `error` (the check failed: see last_error). */
+  state: text('state').notNull(),
+  subscriptionIds: text('subscription_ids').array().notNull().default(sql`'{}'`),
+  missingTopics: text('missing_topics').array().notNull().default(sql`'{}'`),
+  checkedAt: tz('checked_at').notNull().defaultNow(),
+  lastError: text('last_error'),
 });
 
 // ─── operations ───

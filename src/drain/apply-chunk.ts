@@ -18,13 +18,15 @@ import { DEFAULT_WEBHOOK_TOLERANCE_MS } from '../config.js';
 import { parseMicros } from '../time.js';
 import { addPollCatches, type PollCatch } from '../poll/catches.js';
 import { streamOfPollTopic } from '../poll/streams.js';
+import { queueResolves } from '../poll/resolve-queue.js';
+import { recordPayloadDrift } from '../apply/drift.js';
 
 /**
  * The one owner of a chunk's statements and their order, inside the caller's transaction (which claimed `rows`):
  *
  *   pipeline 1: mark → orders+shipments → timeline → returns → transactions
- *   pipeline 2: attribution locks → attribution catch-up → poll catches (only when there are some)
- *               → re-mark of the rows refused for ownership as dead (only when there are some)
+ *   pipeline 2: attribution locks → attribution catch-up → poll catches, resolve requests, payload drift, re-mark of
+ *               the rows refused for ownership as dead (each only when there are some)
  *
  * Six to eight statements whatever the number of rows (the caller adds begin, claim and commit). Table order is fixed
  * and each statement locks its rows in key order, so two chunks over the same entities wait for each other but never
@@ -187,6 +189,9 @@ export async function applyChunk(sql: Queryable, rows: readonly InboxRow[], opts
     }),
     ...(catches.length > 0 ? { catches: addPollCatches(sql, catches) } : {}),
     ...(refusals.length > 0 ? { refused: remarkInboxEvents(sql, refusals) } : {}),
+    // Resources to fetch by id (order-centric or incomplete bodies) and payload drift: only when there are some.
+    ...(chunk.resolves.length > 0 ? { resolves: queueResolves(sql, chunk.resolves) } : {}),
+    ...(chunk.drift.length > 0 ? { drift: recordPayloadDrift(sql, chunk.drift) } : {}),
   });
   const byId = new Map(refusals.map((m) => [m.id, m]));
   const finalMarks = byId.size === 0 ? marks : marks.map((m) => byId.get(m.id) ?? m);

@@ -29,6 +29,13 @@ import {
   setChannelClient,
   upsertInventoryItems,
 } from './tenancy.js';
+import {
+  ensureSubscription,
+  listSubscribableSources,
+  saveSubscriptionState,
+  WHARF_TOPICS,
+  webhookUrlFor,
+} from '../poll/subscriptions.js';
 
 /**
  * `npm run ops -- <command> …`: the on-call commands. Every writing command is a dry run unless `--apply` (sources
@@ -71,7 +78,8 @@ const USAGE = `usage: npm run ops -- <command> [options]
   (a secret or token never in argv, where every user of the machine sees it: --secret-stdin | --secret-file <path|-> |
    --secret-env <VAR>, else WHARF_SOURCE_SECRET; the same for --api-token-…, else WHARF_API_TOKEN. Without a
    secret, add and rotate-secret generate one and print it once)
-  sources add --name <name> [--secret-stdin|…] [--api-token-stdin|…] [--client …] [--json]
+  sources add --name <name> [--secret-stdin|…] [--api-token-stdin|…] [--client …] [--no-subscribe] [--json]
+  sources subscribe --source <id> [--json]   (creates the provider's webhook subscription unless one covers every topic)
   sources list [--json]
   sources update --source <id> [--name …] [--client …|--no-client] [--api-token-stdin|…|--no-api-token] [--enable|--disable] [--json]
   sources rotate-secret --source <id> [--secret-stdin|…] [--overlap 24h]
@@ -187,17 +195,32 @@ async function sourcesCommand(ctx: Ctx): Promise<number> {
         ...secretOptions('secret'),
         ...secretOptions('api-token'),
         client: { type: 'string' },
+        'no-subscribe': { type: 'boolean' },
         json: { type: 'boolean' },
       });
       const name = required(o.name, 'name');
       const { secret, generated } = await webhookSecretInput(ctx, o);
       const apiToken = (await secretInput(ctx, o, 'api-token')) ?? null;
       const id = await insertSource(sql, keys, { name, secret, apiToken, clientId: o.client ?? null });
-      const url = `${config.publicUrl}/webhooks/shipbob/${id}`;
-      // A generated secret is printed this once (it is never shown again: give it to the provider's subscription).
-      if (o.json) io.out(json(generated ? { id, url, secret } : { id, url }));
-      else io.out(`source ${id} added\nwebhook URL: ${url}${generated ? `\nsecret (shown once; use it in the provider's subscription): ${secret}` : ''}`);
+      const url = webhookUrlFor(config.publicUrl, id);
+      // With a token, wharf creates the provider's subscription itself (a failure is reported; the source stays).
+      const subscription = apiToken && !o['no-subscribe'] ? await subscribeSource(ctx, id) : null;
+      // A generated secret is printed this once (it is never shown again: the subscription carries it).
+      if (o.json) io.out(json({ id, url, ...(generated ? { secret } : {}), subscription }));
+      else {
+        io.out(`source ${id} added\nwebhook URL: ${url}${generated ? `\nsecret (shown once; the provider's subscription must use it): ${secret}` : ''}`);
+        if (subscription && 'error' in subscription) io.err(`${subscription.error}; retry with: sources subscribe --source ${id}`);
+        else if (subscription) io.out(describeSubscription(subscription));
+        else io.out('no subscription created: run sources subscribe --source <id> with a token, or use the dashboard (docs/intake.md)');
+      }
       return 0;
+    }
+    case 'subscribe': {
+      const o = parse(rest, { source: { type: 'string' }, json: { type: 'boolean' } });
+      const sourceId = required(o.source, 'source');
+      const r = await subscribeSource(ctx, sourceId);
+      io.out(o.json ? json(r) : describeSubscription(r));
+      return 'error' in r ? 1 : 0;
     }
     case 'list': {
       const o = parse(rest, { json: { type: 'boolean' } });
@@ -208,7 +231,7 @@ async function sourcesCommand(ctx: Ctx): Promise<number> {
         enabled: s.enabled,
         apiToken: s.apiToken === null ? null : maskStored(() => openApiToken(keys, s.id, s.apiToken!)),
         secrets: s.secrets.map((k) => ({ secret: maskStored(() => openWebhookSecret(keys, s.id, k.secret)), expiresAt: k.expiresAt })),
-        url: `${config.publicUrl}/webhooks/shipbob/${s.id}`,
+        url: webhookUrlFor(config.publicUrl, s.id),
       }));
       if (o.json) io.out(json({ sources: rows }));
       else
@@ -457,6 +480,30 @@ async function inventoryCommand(ctx: Ctx): Promise<number> {
   }
 }
 
+type SubscribeOutcome = { state: string; created: string | null; missingTopics: string[] } | { error: string };
+
+/** Creates the source's provider subscription unless one already covers every topic; stores the state. */
+async function subscribeSource(ctx: Ctx, sourceId: string): Promise<SubscribeOutcome> {
+  const [s] = await listSubscribableSources(ctx.sql, ctx.keys, { sourceId });
+  if (!s) return { error: `source ${sourceId} is unknown, disabled or has no API token` };
+  if (!s.secret) return { error: `source ${sourceId} has no valid secret` };
+  try {
+    const client = providerClientFor(ctx.config, ctx.sql, s.apiToken);
+    const r = await ensureSubscription(client, { url: webhookUrlFor(ctx.config.publicUrl, s.id), secret: s.secret, description: `wharf ${s.id}` });
+    await saveSubscriptionState(ctx.sql, { sourceId: s.id, check: r });
+    return { state: r.state, created: r.created, missingTopics: r.missingTopics };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    await saveSubscriptionState(ctx.sql, { sourceId: s.id, check: null, error: message });
+    return { error: `subscribing ${sourceId} failed: ${message}` };
+  }
+}
+
+function describeSubscription(r: SubscribeOutcome): string {
+  if ('error' in r) return r.error;
+  return r.created ? `provider subscription ${r.created} created (${WHARF_TOPICS.length} topics)` : 'provider subscription already covers every topic';
+}
+
 async function statusCommand(ctx: Ctx): Promise<number> {
   const o = parse(ctx.args, { json: { type: 'boolean' } });
   const s = await readStatus(ctx.sql, { staleAfterMs: ctx.config.staleLockAfterMs, timeoutMs: 10_000 });
@@ -505,6 +552,33 @@ async function statusCommand(ctx: Ctx): Promise<number> {
   io.out('\nquarantine (refusals of known sources), last 24 h');
   io.out(table(['reason', 'count'], s.quarantine24h.map((q) => [q.reason, q.count])));
   io.out(`duplicates with a changed body, last 24 h: ${s.changedBodies24h} (acknowledged, never applied: the first body stays)`);
+  io.out('\npayload drift (fields the normaliser does not know or cannot read; docs/provider.md)');
+  io.out(
+    table(
+      ['topic', 'field', 'problem', 'count', 'first seen', 'last seen'],
+      s.drift.map((d) => [d.topic, d.field, d.problem, d.count, d.firstSeenAt.toISOString(), d.lastSeenAt.toISOString()]),
+    ),
+  );
+  io.out('\nfetch by id (deliveries that named a resource without standing for it)');
+  io.out(
+    table(
+      ['source', 'waiting', 'failing', 'oldest'],
+      s.resolves.map((r) => [r.sourceId, r.waiting, r.failing, formatAge(r.oldestAgeSeconds)]),
+    ),
+  );
+  io.out('\nwebhook subscriptions (checked against GET /webhook)');
+  io.out(
+    table(
+      ['source', 'state', 'missing topics', 'checked', 'last error'],
+      s.subscriptions.map((w) => [
+        w.sourceName,
+        w.state ?? 'never checked',
+        w.missingTopics.join(', '),
+        w.checkedAt?.toISOString(),
+        w.lastError,
+      ]),
+    ),
+  );
   io.out('\nconnections');
   io.out(table(['application', 'state', 'count'], s.connections.map((c) => [c.application, c.state, c.count])));
   return 0;

@@ -47,6 +47,12 @@ export function startGaugeRefresher(opts: {
       for (const c of s.connections) dbGauges.dbConnections.set({ application: c.application, state: c.state }, c.count);
       dbGauges.quarantined.reset();
       for (const q of s.quarantine24h) dbGauges.quarantined.set({ reason: q.reason }, q.count);
+      dbGauges.payloadDrift.reset();
+      for (const d of s.drift) dbGauges.payloadDrift.set({ topic: d.topic, field: d.field, problem: d.problem }, d.count);
+      dbGauges.resolveWaiting.reset();
+      for (const r of s.resolves) dbGauges.resolveWaiting.set({ source: r.sourceId }, r.waiting);
+      dbGauges.webhookSubscription.reset();
+      for (const w of s.subscriptions) dbGauges.webhookSubscription.set({ source: w.sourceId, state: w.state ?? 'unchecked' }, 1);
       dbGauges.workersAlive.set(s.workers.filter((w) => w.alive).length);
       dbGauges.statusReadOk.set(1);
       markStatusRead();

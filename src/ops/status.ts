@@ -68,6 +68,31 @@ export interface Status {
   jobs: { task: string; waiting: number; locked: number; failed: number }[];
   /** Open connections of wharf processes by application name (pool usage across processes). */
   connections: { application: string; state: string; count: number }[];
+  /** Payload fields the normaliser did not know or could not read, per topic and field (most recent first, ≤ 200). */
+  drift: DriftStatus[];
+  /** Resources waiting to be fetched by id, per source. */
+  resolves: { sourceId: string; waiting: number; failing: number; oldestAgeSeconds: number | null }[];
+  /** Each source with an API token: its webhook subscription as the last check found it (never checked: null). */
+  subscriptions: SubscriptionStatus[];
+}
+
+export interface DriftStatus {
+  topic: string;
+  field: string;
+  problem: string;
+  count: number;
+  firstSeenAt: Date;
+  lastSeenAt: Date;
+}
+
+export interface SubscriptionStatus {
+  sourceId: string;
+  sourceName: string;
+  /** `ok`, `missing`, `disabled`, `topics_missing`, `error`; null: never checked. */
+  state: string | null;
+  missingTopics: string[];
+  checkedAt: Date | null;
+  lastError: string | null;
 }
 
 /** Reads the whole status in one read-only transaction with a statement timeout of `timeoutMs`. */
@@ -113,6 +138,19 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
         from pg_stat_activity
        where datname = current_database() and application_name like 'wharf%'
        group by 1, 2 order by 1, 2`;
+    const drift = await tx<DriftStatus[]>`
+      select topic, field, problem, count::float8 as count, first_seen_at as "firstSeenAt", last_seen_at as "lastSeenAt"
+        from payload_drift order by last_seen_at desc, topic, field limit 200`;
+    const resolves = await tx<Status['resolves']>`
+      select source_id as "sourceId", count(*)::int as waiting, count(*) filter (where attempts > 0)::int as failing,
+             extract(epoch from now() - min(requested_at))::float8 as "oldestAgeSeconds"
+        from resolve_requests group by source_id order by source_id`;
+    const subscriptions = await tx<SubscriptionStatus[]>`
+      select s.id as "sourceId", s.name as "sourceName", w.state, coalesce(w.missing_topics, '{}') as "missingTopics",
+             w.checked_at as "checkedAt", w.last_error as "lastError"
+        from sources s left join webhook_subscriptions w on w.source_id = s.id
+       where s.api_token is not null and s.enabled
+       order by s.name`;
     const { at, ...figures } = inbox;
     return {
       at: at,
@@ -130,6 +168,9 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
       changedBodies24h: quarantine24h.find((q) => q.reason === QuarantineReason.changedBody)?.count ?? 0,
       jobs,
       connections,
+      drift,
+      resolves,
+      subscriptions,
     };
   });
 }

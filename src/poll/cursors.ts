@@ -1,5 +1,4 @@
 import type { Sql } from '../db/client.js';
-import { insertInboxEvents, type NewInboxEvent } from '../inbox/insert-events.js';
 import type { Queryable } from '../db/client.js';
 import { type PollStream, PollStreams } from './streams.js';
 
@@ -50,24 +49,11 @@ export async function openPollWindow(
 
 
 /**
- * Stores one page's events in the inbox and moves the cursor past that page, in one transaction: either both or
- * neither survive a crash. `next` is the position after this page, or null when it was the last: then `cursor_time`
- * becomes the window's end (never moving backwards), the window closes, and the run counts as a success.
- * Returns how many events were new to the inbox (repeats deduplicate on their deterministic ids).
+ * Moves the cursor past a committed page, inside that page's transaction (commitPollPage's `write`). `next` is the
+ * position after this page, or null when it was the last: then `cursor_time` becomes the window's end (never moving
+ * backwards), the window closes, and the run counts as a success.
  */
-export async function savePollPage(
-  sql: Sql,
-  p: { sourceId: string; stream: PollStream; events: readonly NewInboxEvent[]; next: string | null },
-): Promise<number> {
-  return sql.begin(async (tx) => {
-    const results = await insertInboxEvents(tx, p.events);
-    await advancePollCursor(tx, p);
-    return results.filter((r) => r.inserted).length;
-  });
-}
-
-/** The cursor half of savePollPage; only ever called inside the page's transaction. */
-async function advancePollCursor(
+export async function advancePollCursor(
   tx: Queryable,
   p: { sourceId: string; stream: PollStream; next: string | null },
 ): Promise<void> {

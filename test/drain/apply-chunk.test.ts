@@ -24,7 +24,7 @@ function mixedEvents(n: number, offset = 0): InboxEventInput[] {
     } else if (kind === 4) {
       events.push({
         topic: 'return.created',
-        body: { id: 300_000 + k, original_shipment_id: k, status: 'AwaitingArrival', last_update_at: at(i), event_time: at(i) },
+        body: { id: 300_000 + k, original_shipment_id: k, status: 'AwaitingArrival', insert_date: at(i), event_time: at(i) },
       });
     } else {
       events.push({
@@ -164,7 +164,7 @@ t.test('a charge that arrives before its shipment is pending, then attributed by
   const [txn] = await sql`select client_id, attribution_status, attribution_reason from transactions where transaction_id = 'T-early'`;
   t.same({ ...txn }, { client_id: 'client-2', attribution_status: 'attributed', attribution_reason: null });
   // A later version of the charge (invoiced) keeps its attribution.
-  await insertInbox(sql, [{ sourceId: 'src-2', topic: 'billing.charge.created', body: chargeBody('T-early', 55, 9, { invoice_id: 8000001, invoiced_status: 'Invoiced' }) }]);
+  await insertInbox(sql, [{ sourceId: 'src-2', topic: 'billing.charge.created', body: chargeBody('T-early', 55, 9, { invoice_id: 8000001, invoiced_status: true }) }]);
   await drainChunk(sql, 500);
   const [inv] = await sql`select invoice_id, client_id, attribution_status from transactions where transaction_id = 'T-early'`;
   t.same({ ...inv }, { invoice_id: '8000001', client_id: 'client-2', attribution_status: 'attributed' });

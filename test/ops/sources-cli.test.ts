@@ -27,7 +27,7 @@ t.test('the sources commands register, list masked, rotate with overlap, and dis
   chmodSync(dir, 0o755);
   const tokenFile = path.join(dir, 'token');
   writeFileSync(tokenFile, `${TOKEN}\n`);
-  const added = await runOpsCli(url, ['sources', 'add', '--name', 'acme', '--api-token-file', tokenFile, '--client', 'c-1', '--json'], {
+  const added = await runOpsCli(url, ['sources', 'add', '--name', 'acme', '--api-token-file', tokenFile, '--client', 'c-1', '--no-subscribe', '--json'], {
     ...env,
     WHARF_SOURCE_SECRET: SECRET,
   });

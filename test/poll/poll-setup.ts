@@ -33,7 +33,7 @@ export async function pollSetup(t: Test, sim: SimulatorOptions, env: Record<stri
   async function poll(
     clientId: number,
     stream: PollStream,
-    extra: Partial<Pick<PollContext, 'signal' | 'onPage'>> & { settings?: Partial<PollSettings> } = {},
+    extra: Partial<Pick<PollContext, 'signal' | 'onPage'>> & { settings?: Partial<PollSettings>; sourceId?: string } = {},
   ) {
     const token = simulator.world.clients[clientId - 1].token;
     const client = createProviderClient({
@@ -46,7 +46,7 @@ export async function pollSetup(t: Test, sim: SimulatorOptions, env: Record<stri
     const ctx: PollContext = {
       sql: db.sql,
       client,
-      sourceId: `c${clientId}`,
+      sourceId: extra.sourceId ?? `c${clientId}`,
       now,
       settings: { ...pollSettings(config), ...extra.settings },
       signal: extra.signal,
