@@ -22,7 +22,8 @@ interface DrizzleInternals {
 
 /**
  * Applies our migrations (hand-written SQL in migrations/) and graphile-worker's, under an advisory lock.
- * Idempotent: a second run applies nothing.
+ * Idempotent: a second run applies nothing. `afterMigrate` runs under the same lock, after them: the data steps a SQL
+ * migration cannot do (encrypting the values it marked, with the key only the process holds); it must be idempotent.
  *
  * drizzle's migrator runs every pending migration in ONE transaction, where CREATE INDEX CONCURRENTLY is refused, and
  * a plain CREATE INDEX on a large table blocks its writes for the whole build. So a migration whose first line is
@@ -36,7 +37,7 @@ interface DrizzleInternals {
  * holds a snapshot, and CREATE INDEX CONCURRENTLY waits for every older snapshot to end: the two would wait on each
  * other.
  */
-export async function runMigrations(url: string): Promise<void> {
+export async function runMigrations(url: string, opts: { afterMigrate?: (sql: Sql) => Promise<void> } = {}): Promise<void> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
     await takeMigrationLock(sql);
@@ -52,6 +53,7 @@ export async function runMigrations(url: string): Promise<void> {
     }
     await applyUpTo(migrations.length);
     await runWorkerMigrations({ connectionString: url, logger: quietLogger });
+    await opts.afterMigrate?.(sql as unknown as Sql);
     await sql`select pg_advisory_unlock(${MIGRATION_LOCK})`;
   } finally {
     await sql.end();

@@ -1,7 +1,7 @@
 import type { Queryable, Sql } from '../db/client.js';
-import { claimInboxChunk, claimInboxEventsById, type InboxRow } from '../inbox/claim.js';
+import { type ClaimedChunk, claimInboxChunk, claimInboxEventsById, type InboxRow } from '../inbox/claim.js';
 import { type InboxMark, markInboxEvents } from '../inbox/mark.js';
-import { type AppliedChunk, applyChunk } from './apply-chunk.js';
+import { type AppliedChunk, type ApplyOptions, applyChunk } from './apply-chunk.js';
 
 /**
  * The drain's loop: claim a chunk of pending inbox rows and apply it (apply-chunk.ts), one transaction per chunk.
@@ -21,12 +21,20 @@ export interface ChunkResult {
   ignored: number;
   /** Pending charges attributed through a shipment or return of the chunk. */
   attributed: number;
+  /** Rows dead because an entity they carry belongs to another source (counted in `dead` too). */
+  refused: number;
+  /** Rows left pending for the next chunk (another source's row touched the same entity first). */
+  deferred: number;
+  /** Versions whose event time was clamped to received_at + the tolerance (docs/tenancy.md). */
+  clamped: number;
   /** Poll catches by stream (orders, transactions, timelines). */
   pollCatches: Record<string, number>;
   /** Per topic (null topic: ''), for metrics. */
   byTopic: Record<string, { processed: number; dead: number; ignored: number }>;
   /** Transactions it took: 1 unless a batch failure was bisected. */
   transactions: number;
+  /** The chunk's byte bound, not the inbox, made it short: more events may be pending. */
+  cutByBytes: boolean;
 }
 
 const emptyResult = (): ChunkResult => ({
@@ -35,9 +43,13 @@ const emptyResult = (): ChunkResult => ({
   dead: 0,
   ignored: 0,
   attributed: 0,
+  refused: 0,
+  deferred: 0,
+  clamped: 0,
   pollCatches: {},
   byTopic: {},
   transactions: 0,
+  cutByBytes: false,
 });
 
 function add(into: ChunkResult, from: ChunkResult): ChunkResult {
@@ -46,7 +58,11 @@ function add(into: ChunkResult, from: ChunkResult): ChunkResult {
   into.dead += from.dead;
   into.ignored += from.ignored;
   into.attributed += from.attributed;
+  into.refused += from.refused;
+  into.deferred += from.deferred;
+  into.clamped += from.clamped;
   into.transactions += from.transactions;
+  into.cutByBytes ||= from.cutByBytes;
   for (const [k, n] of Object.entries(from.pollCatches)) into.pollCatches[k] = (into.pollCatches[k] ?? 0) + n;
   for (const [k, t] of Object.entries(from.byTopic)) {
     const mine = (into.byTopic[k] ??= { processed: 0, dead: 0, ignored: 0 });
@@ -62,6 +78,9 @@ function summarise(rows: readonly InboxRow[], marks: readonly InboxMark[], appli
   r.claimed = rows.length;
   r.transactions = 1;
   r.attributed = applied?.attributed ?? 0;
+  r.refused = applied?.refused ?? 0;
+  r.deferred = applied?.deferred ?? 0;
+  r.clamped = applied?.clamped ?? 0;
   const topics = new Map(rows.map((row) => [row.id, row.topic ?? '']));
   for (const m of marks) {
     r[m.status]++;
@@ -80,30 +99,42 @@ export function isDataError(err: unknown): boolean {
 
 /** One transaction: claim (by `claim`), then the chunk's statements (apply-chunk.ts). Throws whatever fails; nothing
  * is marked then. */
-async function applyInTransaction(sql: Sql, claim: (tx: Queryable) => Promise<InboxRow[]>, claimed: InboxRow[]) {
+async function applyInTransaction(
+  sql: Sql,
+  claim: (tx: Queryable) => Promise<ClaimedChunk>,
+  claimed: InboxRow[],
+  opts: ApplyOptions,
+) {
   return sql.begin(async (tx) => {
-    const rows = await claim(tx);
+    const { rows, cutByBytes } = await claim(tx);
     claimed.push(...rows);
     if (rows.length === 0) return emptyResult();
-    const applied = await applyChunk(tx, rows);
-    return summarise(rows, applied.marks, applied);
+    const applied = await applyChunk(tx, rows, opts);
+    return { ...summarise(rows, applied.marks, applied), cutByBytes };
   });
 }
 
+const byIds = (ids: readonly number[]) => async (tx: Queryable): Promise<ClaimedChunk> => ({
+  rows: await claimInboxEventsById(tx, ids),
+  cutByBytes: false,
+});
+
 /**
- * Drains one chunk of up to `size` pending events (oldest first). Safe to run from several processes at once.
- * Resolves with what it did; rejects on a transient error (nothing marked: retry later).
+ * Drains one chunk of up to `size` pending events (oldest first) whose bodies fit in `maxBytes` together (an event
+ * larger than that alone). Safe to run from several processes at once. Resolves with what it did; rejects on a
+ * transient error (nothing marked: retry later).
  */
-export async function drainChunk(sql: Sql, size: number): Promise<ChunkResult> {
+export async function drainChunk(sql: Sql, size: number, opts: ApplyOptions & { maxBytes?: number } = {}): Promise<ChunkResult> {
   const claimed: InboxRow[] = [];
   try {
-    return await applyInTransaction(sql, (tx) => claimInboxChunk(tx, size), claimed);
+    return await applyInTransaction(sql, (tx) => claimInboxChunk(tx, size, opts.maxBytes), claimed, opts);
   } catch (err) {
     if (!isDataError(err) || claimed.length === 0) throw err;
     const result = await bisect(
       sql,
       claimed.map((r) => r.id),
       err,
+      opts,
     );
     result.transactions++; // the failed one
     return result;
@@ -112,7 +143,7 @@ export async function drainChunk(sql: Sql, size: number): Promise<ChunkResult> {
 
 /** Applies `ids` in two halves, each in its own transaction, recursing into a half that fails; a single event that
  * fails is marked dead with PostgreSQL's message. Rows another drain took meanwhile are simply not claimed here. */
-async function bisect(sql: Sql, ids: readonly number[], cause: unknown): Promise<ChunkResult> {
+async function bisect(sql: Sql, ids: readonly number[], cause: unknown, opts: ApplyOptions): Promise<ChunkResult> {
   if (ids.length === 0) return emptyResult();
   if (ids.length === 1) {
     const result = emptyResult();
@@ -131,11 +162,11 @@ async function bisect(sql: Sql, ids: readonly number[], cause: unknown): Promise
   for (const part of [ids.slice(0, half), ids.slice(half)]) {
     const claimed: InboxRow[] = [];
     try {
-      add(result, await applyInTransaction(sql, (tx) => claimInboxEventsById(tx, part), claimed));
+      add(result, await applyInTransaction(sql, byIds(part), claimed, opts));
     } catch (err) {
       if (!isDataError(err)) throw err;
       result.transactions++;
-      add(result, await bisect(sql, claimed.map((r) => r.id), err));
+      add(result, await bisect(sql, claimed.map((r) => r.id), err, opts));
     }
   }
   return result;
@@ -156,7 +187,15 @@ export interface DrainResult extends ChunkResult {
  */
 export async function drainInbox(
   sql: Sql,
-  opts: { chunkSize: number; budgetMs: number; concurrency?: number; onChunk?: (r: ChunkResult, ms: number) => void },
+  opts: {
+    chunkSize: number;
+    chunkMaxBytes?: number;
+    budgetMs: number;
+    concurrency?: number;
+    onChunk?: (r: ChunkResult, ms: number) => void;
+    /** WEBHOOK_TOLERANCE_MS: how far an event time may lead its arrival (apply-chunk.ts). */
+    futureToleranceMs?: number;
+  },
 ): Promise<DrainResult> {
   const deadline = performance.now() + opts.budgetMs;
   const total: DrainResult = { ...emptyResult(), chunks: 0, emptied: false };
@@ -166,11 +205,12 @@ export async function drainInbox(
     try {
       while (!failed) {
         const started = performance.now();
-        const r = await drainChunk(sql, opts.chunkSize);
+        const r = await drainChunk(sql, opts.chunkSize, { futureToleranceMs: opts.futureToleranceMs, maxBytes: opts.chunkMaxBytes });
         opts.onChunk?.(r, performance.now() - started);
         add(total, r);
         total.chunks++;
-        if (r.claimed < opts.chunkSize) {
+        // A short chunk emptied the inbox, unless the byte bound cut it or it left deferred rows (claimable again at once).
+        if (r.claimed < opts.chunkSize && !r.cutByBytes && r.deferred === 0) {
           emptiedLoops++;
           return;
         }

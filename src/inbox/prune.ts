@@ -3,7 +3,8 @@ import { DAY } from '../config.js';
 
 /**
  * Retention. Processed inbox rows go after `processedDays`, dead and ignored ones after `deadDays` (kept longer: they
- * are what replay works on), quarantine rows after `processedDays`. Pending rows are never pruned.
+ * are what replay works on), quarantine samples and counters after `quarantineDays` (QUARANTINE_RETENTION_DAYS,
+ * shorter: they are diagnostics). Pending rows are never pruned.
  *
  * Each batch is one autocommit DELETE of at most `batchSize` ids, so no lock is held for long and the drain and the
  * intake keep running. Processed rows are found in id order (ids grow with received_at) between the last batch's and
@@ -25,6 +26,7 @@ export async function pruneInbox(
   p: {
     processedDays: number;
     deadDays: number;
+    quarantineDays: number;
     batchSize: number;
     now: Date;
     shouldStop?: () => boolean;
@@ -34,6 +36,7 @@ export async function pruneInbox(
   const result: PruneResult = { processed: 0, deadOrIgnored: 0, quarantine: 0, batches: 0, complete: false };
   const processedCutoff = new Date(p.now.getTime() - p.processedDays * DAY);
   const deadCutoff = new Date(p.now.getTime() - p.deadDays * DAY);
+  const quarantineCutoff = new Date(p.now.getTime() - p.quarantineDays * DAY);
   // Processed rows: ids up to the newest received before the cutoff, each batch after the last one (keyset), so the
   // dead and ignored rows kept at the start of the id order are read once per run, not once per batch.
   const maxId = await lastInboxIdBefore(sql, processedCutoff);
@@ -49,7 +52,8 @@ export async function pruneInbox(
       },
     },
     { key: 'deadOrIgnored', run: () => deleteInboxBatch(sql, ['dead', 'ignored'], deadCutoff, p.batchSize) },
-    { key: 'quarantine', run: () => deleteQuarantineBatch(sql, processedCutoff, p.batchSize) },
+    { key: 'quarantine', run: () => deleteQuarantineBatch(sql, quarantineCutoff, p.batchSize) },
+    { key: 'quarantine', run: () => deleteQuarantineCountsBatch(sql, quarantineCutoff, p.batchSize) },
   ];
   for (const step of steps) {
     for (;;) {
@@ -131,4 +135,14 @@ export async function lastInboxIdBefore(sql: Sql, before: Date): Promise<number 
     else bad = mid;
   }
   return good;
+}
+
+/** Deletes at most `limit` quarantine counters of buckets that started before `before`. Returns how many. */
+export async function deleteQuarantineCountsBatch(sql: Sql, before: Date, limit: number): Promise<number> {
+  const rows = await sql`
+    delete from quarantine_counts where (source_id, reason, bucket) in (
+      select source_id, reason, bucket from quarantine_counts
+       where bucket < ${before}::timestamptz order by bucket limit ${limit}::int)
+    returning 1`;
+  return rows.length;
 }

@@ -29,3 +29,10 @@ t.test('values are coerced with units', async (t) => {
   t.equal(c.webhookToleranceMs, 1000);
   t.equal(c.publicUrl, 'https://x.example');
 });
+
+t.test('the sandbox is one setting away; an explicit PROVIDER_BASE_URL wins', async (t) => {
+  t.equal(loadConfig({}).providerBaseUrl, 'https://api.shipbob.com');
+  t.equal(loadConfig({ PROVIDER_ENVIRONMENT: 'sandbox' }).providerBaseUrl, 'https://sandbox-api.shipbob.com');
+  t.equal(loadConfig({ PROVIDER_ENVIRONMENT: 'sandbox', PROVIDER_BASE_URL: 'http://127.0.0.1:1' }).providerBaseUrl, 'http://127.0.0.1:1');
+  t.throws(() => loadConfig({ PROVIDER_ENVIRONMENT: 'staging' }), /PROVIDER_ENVIRONMENT/);
+});

@@ -1,7 +1,7 @@
 import type { Task } from 'graphile-worker';
 import { kindOfTopic } from '../../apply/normalise.js';
 import { drainInbox } from '../../drain/drain-inbox.js';
-import { metrics } from '../../metrics.js';
+import { metrics, tenancyMetrics } from '../../metrics.js';
 import { DRAIN_JOB_KEY, DRAIN_TASK } from '../../drain/kick-drain.js';
 import type { TaskDeps } from '../task-deps.js';
 
@@ -17,9 +17,13 @@ export function drainTask(deps: TaskDeps): Task {
   return async (_payload, helpers) => {
     const result = await drainInbox(sql, {
       chunkSize: deps.config.drainChunkSize,
+      chunkMaxBytes: deps.config.drainChunkMaxBytes,
       budgetMs: deps.config.drainTimeBudgetMs,
       concurrency: deps.config.drainConcurrency,
+      futureToleranceMs: deps.config.webhookToleranceMs,
       onChunk(r, ms) {
+        if (r.refused) tenancyMetrics.ownershipRefused.inc(r.refused);
+        if (r.clamped) tenancyMetrics.futureTimesClamped.inc(r.clamped);
         if (r.claimed > 0) metrics.drainChunkSeconds.observe(ms / 1000);
         for (const [topic, n] of Object.entries(r.byTopic)) {
           // Unknown topics are not labels (an open set would grow the registry without bound).
@@ -33,7 +37,8 @@ export function drainTask(deps: TaskDeps): Task {
     if (result.claimed > 0) {
       helpers.logger.debug(
         `drained ${result.claimed} events in ${result.chunks} chunks: ${result.processed} processed, ` +
-          `${result.dead} dead, ${result.ignored} ignored, ${result.attributed} charges caught up`,
+          `${result.dead} dead (${result.refused} refused: another source's entity), ${result.ignored} ignored, ` +
+          `${result.attributed} charges caught up`,
       );
     }
     if (!result.emptied) {

@@ -46,6 +46,8 @@ export const Proportions = {
   deadShare: 0.003,
   ignoredShare: 0.01,
   quarantinePerShipment: 0.02,
+  /** Of the (source, reason, hour) counters over 7 days, the share that saw a refusal. */
+  quarantineBucketShare: 0.3,
   timelineEntriesPerShipment: 0.25,
   /** Bytes of each seeded inbox body (a provider payload is 0.5-2 kB). */
   inboxBodyBytes: 600,
@@ -65,6 +67,7 @@ export interface SeededCounts {
   inbox_dead: number;
   inbox_ignored: number;
   quarantine: number;
+  quarantine_counts: number;
   poll_cursors: number;
 }
 
@@ -97,8 +100,9 @@ export async function seedScale(sql: Sql, o: ScaleOptions): Promise<SeededCounts
   };
 
   await sql.unsafe(`
-    insert into sources (id, name, client_id, api_token, created_at)
-    select 'src-' || n, 'S' || n, 'client-' || n, 'tok-' || n, timestamptz '${now}' - interval '400 days'
+    insert into sources (id, name, client_id, api_token, api_token_hash, created_at)
+    select 'src-' || n, 'S' || n, 'client-' || n, 'plain:tok-' || n, encode(sha256(convert_to('tok-' || n, 'UTF8')), 'hex'),
+           timestamptz '${now}' - interval '400 days'
       from generate_series(1, ${N}) n`);
   o.onProgress?.('sources', N, 0);
 
@@ -247,6 +251,14 @@ export async function seedScale(sql: Sql, o: ScaleOptions): Promise<SeededCounts
        order by i`),
   );
 
+  // Quarantine counters (per source, reason and hour, kept QUARANTINE_RETENTION_DAYS = 7): a share of the buckets.
+  await sql.unsafe(`
+    insert into quarantine_counts (source_id, reason, bucket, status_code, count, bytes)
+    select 'src-' || n, r, date_trunc('hour', timestamptz '${now}') - h * interval '1 hour', 401, c, c * 700
+      from generate_series(1, ${N}) n cross join unnest(array['${reasons.join("','")}']) r
+           cross join generate_series(0, 167) h
+           cross join lateral (select 1 + abs(hashint8(n * 1000 + h)) % 20 as c) x
+     where ${u('(n * 1000 + h)', 12)} < ${P.quarantineBucketShare}`);
   await sql.unsafe(`
     insert into poll_cursors (source_id, stream, cursor_time, last_run_at, last_success_at, catches)
     select 'src-' || n, st, timestamptz '${now}' - interval '3 minutes', timestamptz '${now}' - interval '2 minutes',
@@ -279,6 +291,7 @@ export async function countSeeded(sql: Sql): Promise<SeededCounts> {
            (select count(*)::int from inbox_events where status = 'dead') as inbox_dead,
            (select count(*)::int from inbox_events where status = 'ignored') as inbox_ignored,
            (select count(*)::int from quarantine) as quarantine,
+           (select count(*)::int from quarantine_counts) as quarantine_counts,
            (select count(*)::int from poll_cursors) as poll_cursors`;
   return c;
 }

@@ -2,7 +2,7 @@
 -- The statements test/plans/plans.test.ts checks (UPDATE_PLAN_SNAPSHOTS=1 rewrites this file).
 -- statement 1
     with candidates as (
-      select t.transaction_id, lower(t.reference_type) as kind,
+      select t.transaction_id, t.source_id, lower(t.reference_type) as kind,
              case when t.reference_id ~ '^[0-9]{1,18}$' then t.reference_id::bigint end as ref_key
         from transactions t
        where t.attribution_status = 'pending'
@@ -14,8 +14,9 @@
     ), resolved as (
       select c.transaction_id, coalesce(sh.client_id, rt.client_id) as client_id
         from candidates c
-        left join shipments sh on c.kind = 'shipment' and sh.id = c.ref_key
-        left join returns rt on c.kind = 'return' and rt.id = c.ref_key
+        -- Only the charge's own source's shipments and returns (docs/tenancy.md).
+        left join shipments sh on c.kind = 'shipment' and sh.id = c.ref_key and sh.source_id = c.source_id
+        left join returns rt on c.kind = 'return' and rt.id = c.ref_key and rt.source_id = c.source_id
     )
     update transactions t
        set client_id = r.client_id, attribution_status = 'attributed', attribution_reason = null, updated_at = now()

@@ -25,3 +25,8 @@ select max(id) as hi from inbox_events;
     delete from quarantine where id in (
       select id from quarantine where received_at < $1::timestamptz order by received_at limit $2::int)
     returning 1;
+-- statement 6
+    delete from quarantine_counts where (source_id, reason, bucket) in (
+      select source_id, reason, bucket from quarantine_counts
+       where bucket < $1::timestamptz order by bucket limit $2::int)
+    returning 1;

@@ -24,17 +24,33 @@ select set_config('statement_timeout', $1, true);
              last_seen_at > now() - $1::int * interval '1 millisecond' as alive
         from worker_heartbeats order by started_at, worker_id;
 -- statement 6
-      select reason, count(*)::int as count from quarantine
-       where received_at > now() - interval '24 hours' group by reason order by count desc, reason;
+      select reason, sum(count)::float8 as count
+        from (select reason, count from quarantine_counts
+               where bucket > now() - interval '24 hours' limit $1::int) q
+       group by reason order by count desc, reason;
 -- statement 7
       select t.identifier as task,
              count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts)::int as waiting,
              count(*) filter (where j.locked_at is not null)::int as locked,
              count(*) filter (where j.attempts >= j.max_attempts)::int as failed
-        from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
+        from (select task_id, locked_at, attempts, max_attempts from graphile_worker._private_jobs limit $1::int) j
+        join graphile_worker._private_tasks t on t.id = j.task_id
        group by t.identifier order by t.identifier;
 -- statement 8
       select application_name as application, coalesce(state, 'unknown') as state, count(*)::int as count
         from pg_stat_activity
        where datname = current_database() and application_name like 'wharf%'
        group by 1, 2 order by 1, 2;
+-- statement 9
+      select topic, field, problem, count::float8 as count, first_seen_at as "firstSeenAt", last_seen_at as "lastSeenAt"
+        from payload_drift order by last_seen_at desc, topic, field limit 200;
+-- statement 10
+      select source_id as "sourceId", count(*)::int as waiting, count(*) filter (where attempts > 0)::int as failing,
+             extract(epoch from now() - min(requested_at))::float8 as "oldestAgeSeconds"
+        from resolve_requests group by source_id order by source_id;
+-- statement 11
+      select s.id as "sourceId", s.name as "sourceName", w.state, coalesce(w.missing_topics, '{}') as "missingTopics",
+             w.checked_at as "checkedAt", w.last_error as "lastError"
+        from sources s left join webhook_subscriptions w on w.source_id = s.id
+       where s.api_token is not null and s.enabled
+       order by s.name;

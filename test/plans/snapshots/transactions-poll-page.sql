@@ -1,4 +1,4 @@
--- openPollWindow and savePollPage (src/poll/cursors.ts): a transactions poll page
+-- openPollWindow, commitPollPage and advancePollCursor (src/poll): a transactions poll page
 -- The statements test/plans/plans.test.ts checks (UPDATE_PLAN_SNAPSHOTS=1 rewrites this file).
 -- statement 1
     insert into poll_cursors as c (source_id, stream, window_end, last_run_at)
@@ -17,7 +17,8 @@
                   $8::int[])
            as u(source_id, event_id, topic, body, headers, event_time, via, copies)
     on conflict (source_id, event_id) do update set duplicate_count = e.duplicate_count + excluded.duplicate_count + 1
-    returning e.id, e.source_id, e.event_id, (e.xmax = 0) as inserted;
+    returning e.id, e.source_id, e.event_id, (e.xmax = 0) as inserted,
+              case when e.xmax = 0 then null else md5(e.body) end as stored_md5;
 -- statement 3
     update poll_cursors
        set cursor_time = greatest(cursor_time, window_end), window_end = null, cursor_token = null,
