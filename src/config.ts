@@ -71,8 +71,13 @@ export function loadConfig(env: Env = process.env) {
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     role: r.oneOf('WHARF_ROLE', Roles, 'all'),
 
-    /** Unset: wharf runs an embedded PostgreSQL in `embeddedPgDir`. */
+    /** Unset: wharf runs an embedded PostgreSQL in `embeddedPgDir` (refused when NODE_ENV=production). */
     databaseUrl: r.url('DATABASE_URL'),
+    /**
+     * The web role's pool only (e.g. a transaction-mode PgBouncer); unset: DATABASE_URL. Migrations, the worker
+     * (LISTEN/NOTIFY, prepared statements) and ops always use DATABASE_URL.
+     */
+    webDatabaseUrl: r.url('WEB_DATABASE_URL'),
     embeddedPgDir: r.str('EMBEDDED_PG_DIR', '.wharf/pg'),
     embeddedPgPort: r.int('EMBEDDED_PG_PORT', 54329, 1, 65535),
     /** Web pool size; the worker has its own (see workerConcurrency). Works behind a transaction-mode pooler. */
@@ -120,10 +125,18 @@ export function loadConfig(env: Env = process.env) {
     staleLockAfterMs: r.int('STALE_LOCK_AFTER_MS', MINUTE, SECOND),
     inboxRetentionDays: r.int('INBOX_RETENTION_DAYS', 30, 1),
     deadRetentionDays: r.int('DEAD_RETENTION_DAYS', 90, 1),
+    /** poll_runs (the sync-run log) rows are deleted after this. */
+    pollRunRetentionDays: r.int('POLL_RUN_RETENTION_DAYS', 30, 1),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 25 * SECOND, 0),
     /** The worker role (alone) serves /healthz and /metrics here; the web role serves them on PORT. 0 = off. */
     metricsPort: r.int('METRICS_PORT', 9091, 0, 65535),
   };
+  // Production never falls back to a database of its own: a forgotten DATABASE_URL must stop the process, not start
+  // an empty embedded cluster that answers "0 pending". (The image ships no embedded PostgreSQL binaries anyway.)
+  if (config.env === 'production' && !config.databaseUrl && !problems.some((m) => m.startsWith('DATABASE_URL')))
+    problems.push('DATABASE_URL is required when NODE_ENV=production (the embedded PostgreSQL is for development only)');
+  if (config.webDatabaseUrl && !config.databaseUrl)
+    problems.push('WEB_DATABASE_URL needs DATABASE_URL too (migrations and the worker connect directly)');
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }

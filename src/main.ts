@@ -67,7 +67,8 @@ async function main() {
   await runMigrations(database.url);
   log.info({ role, embedded: database.embedded }, 'migrations applied');
 
-  const web = role === 'worker' ? undefined : await startWeb(config, database.url);
+  // The web pool may go through a transaction-mode pooler (WEB_DATABASE_URL); migrations and the worker connect directly.
+  const web = role === 'worker' ? undefined : await startWeb(config, config.webDatabaseUrl ?? database.url);
   if (web) log.info(`wharf web listening on ${web.url} (webhooks: ${config.publicUrl}/webhooks/shipbob/:sourceId)`);
   const worker = role === 'web' ? undefined : await startWorker(config, database.url, log);
   // The worker alone serves its own metrics; with the web in the process, the web's /metrics has the same registry.

@@ -1,8 +1,7 @@
 import { parseArgs } from 'node:util';
 import { type Config, loadConfig } from '../config.js';
 import { createDb, type Sql } from '../db/client.js';
-import { runMigrations } from '../db/migrate.js';
-import { resolveDatabase } from '../db/resolve.js';
+import { findRunningDatabase } from '../db/resolve.js';
 import { UsageError } from '../errors.js';
 import { insertSource, listSources, rotateSourceSecret, setSourceEnabled } from '../intake/sources.js';
 import type { PollStream } from '../poll/streams.js';
@@ -16,7 +15,7 @@ import { readStatus } from './status.js';
 /**
  * `npm run ops -- <command> …`: the on-call commands. Every writing command is a dry run unless `--apply` (sources
  * commands write: they are explicit by nature). Exit codes: 0 done, 1 failed, 2 usage. Secrets and tokens are never
- * printed in full. Commands reach the service's database (DATABASE_URL, else the embedded one) and migrate it first.
+ * printed in full. Commands reach the service's database (DATABASE_URL, else the embedded server of a running `npm start`), never create one and never migrate (`wharf migrate` and the service do).
  */
 
 export interface OpsIo {
@@ -355,14 +354,14 @@ export async function runOps(argv: string[], env: Record<string, string | undefi
     io.err((err as Error).message);
     return 1;
   }
-  const database = await resolveDatabase(config, (line) => io.err(line)).catch((err: Error) => err);
+  // Never a database of its own: DATABASE_URL, or the embedded server a running `npm start` keeps.
+  const database = await findRunningDatabase(config).catch((err: Error) => err);
   if (database instanceof Error) {
-    io.err(`cannot reach the database: ${database.message}`);
+    io.err(database.message);
     return 1;
   }
   const handle = createDb({ url: database.url, max: 2, applicationName: 'wharf-ops', connectTimeoutMs: config.dbConnectTimeoutMs });
   try {
-    await runMigrations(database.url);
     return await run({ config, sql: handle.sql, io, args, now: new Date() });
   } catch (err) {
     if (err instanceof UsageError) {
@@ -374,6 +373,5 @@ export async function runOps(argv: string[], env: Record<string, string | undefi
     return 1;
   } finally {
     await handle.close(2);
-    await database.stop();
   }
 }

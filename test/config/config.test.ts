@@ -29,3 +29,19 @@ t.test('values are coerced with units', async (t) => {
   t.equal(c.webhookToleranceMs, 1000);
   t.equal(c.publicUrl, 'https://x.example');
 });
+
+t.test('production refuses to start without DATABASE_URL (never an embedded database there)', async (t) => {
+  const err = t.throws(() => loadConfig({ NODE_ENV: 'production' })) as ConfigError;
+  t.type(err, ConfigError);
+  t.match(err.message, /DATABASE_URL is required when NODE_ENV=production/);
+  t.equal(loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://u@db/wharf' }).databaseUrl, 'postgres://u@db/wharf');
+  t.doesNotThrow(() => loadConfig({ NODE_ENV: 'development' }), 'development may use the embedded database');
+});
+
+t.test('WEB_DATABASE_URL is the web pool’s URL and needs DATABASE_URL beside it', async (t) => {
+  const c = loadConfig({ DATABASE_URL: 'postgres://u@db:5432/wharf', WEB_DATABASE_URL: 'postgres://u@pooler:6432/wharf' });
+  t.equal(c.webDatabaseUrl, 'postgres://u@pooler:6432/wharf');
+  t.equal(loadConfig({ DATABASE_URL: 'postgres://u@db/wharf' }).webDatabaseUrl, undefined, 'unset: the web uses DATABASE_URL');
+  const err = t.throws(() => loadConfig({ WEB_DATABASE_URL: 'postgres://u@pooler:6432/wharf' })) as ConfigError;
+  t.match(err.message, /WEB_DATABASE_URL needs DATABASE_URL/);
+});
