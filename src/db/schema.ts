@@ -297,6 +297,35 @@ export const pollCursors = pgTable(
   (t) => [primaryKey({ columns: [t.sourceId, t.stream] })],
 );
 
+/** The sync-run log: one row per poll run of a stream (src/poll/poll-runs.ts), pruned after POLL_RUN_RETENTION_DAYS. */
+export const pollRuns = pgTable(
+  'poll_runs',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    sourceId: text('source_id')
+      .notNull()
+      .references(() => sources.id, { onDelete: 'cascade' }),
+    stream: text('stream').notNull(),
+    startedAt: tz('started_at').notNull(),
+    finishedAt: tz('finished_at').notNull(),
+    durationMs: integer('duration_ms').notNull(),
+    /** The cursor's high-water mark before and after the run (what the run advanced over). */
+    windowFrom: tz('window_from'),
+    windowTo: tz('window_to'),
+    pages: integer('pages').notNull().default(0),
+    events: integer('events').notNull().default(0),
+    inserted: integer('inserted').notNull().default(0),
+    /** HTTP attempts (retries included) and 429s; provider_ms: time inside the provider's HTTP exchanges. */
+    calls: integer('calls').notNull().default(0),
+    throttled: integer('throttled').notNull().default(0),
+    providerMs: integer('provider_ms').notNull().default(0),
+    /** ok, error, aborted. */
+    outcome: text('outcome').notNull(),
+    error: text('error'),
+  },
+  (t) => [index('poll_runs_started_idx').on(t.startedAt), index('poll_runs_source_stream_idx').on(t.sourceId, t.stream, t.startedAt)],
+);
+
 /** One request budget per API token (hashed), shared by every worker process. */
 export const rateBudgets = pgTable('rate_budgets', {
   key: text('key').primaryKey(),

@@ -38,6 +38,8 @@ export interface AppliedChunk {
   catches: PollCatch[];
   /** Pending charges this chunk attributed through a shipment or return it brought. */
   attributed: number;
+  /** Milliseconds by phase (metrics): normalise (JS: normalise and collapse), upsert (pipeline 1), attribution (2). */
+  timings: { normalise: number; upsert: number; attribution: number };
 }
 
 interface Prepared {
@@ -59,7 +61,9 @@ function prepare(rows: readonly InboxRow[]): Prepared {
 }
 
 export async function applyChunk(sql: Queryable, rows: readonly InboxRow[]): Promise<AppliedChunk> {
+  const t0 = performance.now();
   const { normalised, chunk, marks } = prepare(rows);
+  const t1 = performance.now();
   const written = await pipeline({
     mark: markInboxEvents(sql, marks),
     ordersAndShipments: upsertOrdersAndShipments(sql, chunk.orders, chunk.shipments),
@@ -67,6 +71,7 @@ export async function applyChunk(sql: Queryable, rows: readonly InboxRow[]): Pro
     returns: upsertReturns(sql, chunk.returns),
     transactions: upsertTransactions(sql, chunk.transactions),
   });
+  const t2 = performance.now();
   const orders = written.ordersAndShipments.filter((w) => w.kind === 'order');
   const shipments = written.ordersAndShipments.filter((w) => w.kind === 'shipment');
 
@@ -88,7 +93,8 @@ export async function applyChunk(sql: Queryable, rows: readonly InboxRow[]): Pro
     }),
     ...(catches.length > 0 ? { catches: addPollCatches(sql, catches) } : {}),
   });
-  return { marks, catches, attributed: after.attributed.length };
+  const timings = { normalise: t1 - t0, upsert: t2 - t1, attribution: performance.now() - t2 };
+  return { marks, catches, attributed: after.attributed.length, timings };
 }
 
 /**

@@ -27,7 +27,14 @@ export interface ChunkResult {
   byTopic: Record<string, { processed: number; dead: number; ignored: number }>;
   /** Transactions it took: 1 unless a batch failure was bisected. */
   transactions: number;
+  /** Milliseconds by phase, summed over its transactions (metrics): claim includes begin, commit is the commit's wait. */
+  phases: Record<DrainPhase, number>;
+  /** `received_at` (PostgreSQL text) of each processed webhook event, and when its chunk committed (epoch ms): the lag metric. */
+  applied: { receivedAt: string[]; committedAt: number }[];
 }
+
+export const DrainPhases = ['claim', 'normalise', 'upsert', 'attribution', 'commit'] as const;
+export type DrainPhase = (typeof DrainPhases)[number];
 
 const emptyResult = (): ChunkResult => ({
   claimed: 0,
@@ -38,6 +45,8 @@ const emptyResult = (): ChunkResult => ({
   pollCatches: {},
   byTopic: {},
   transactions: 0,
+  phases: { claim: 0, normalise: 0, upsert: 0, attribution: 0, commit: 0 },
+  applied: [],
 });
 
 function add(into: ChunkResult, from: ChunkResult): ChunkResult {
@@ -47,6 +56,8 @@ function add(into: ChunkResult, from: ChunkResult): ChunkResult {
   into.ignored += from.ignored;
   into.attributed += from.attributed;
   into.transactions += from.transactions;
+  for (const p of DrainPhases) into.phases[p] += from.phases[p];
+  into.applied.push(...from.applied);
   for (const [k, n] of Object.entries(from.pollCatches)) into.pollCatches[k] = (into.pollCatches[k] ?? 0) + n;
   for (const [k, t] of Object.entries(from.byTopic)) {
     const mine = (into.byTopic[k] ??= { processed: 0, dead: 0, ignored: 0 });
@@ -81,13 +92,27 @@ export function isDataError(err: unknown): boolean {
 /** One transaction: claim (by `claim`), then the chunk's statements (apply-chunk.ts). Throws whatever fails; nothing
  * is marked then. */
 async function applyInTransaction(sql: Sql, claim: (tx: Queryable) => Promise<InboxRow[]>, claimed: InboxRow[]) {
-  return sql.begin(async (tx) => {
+  const started = performance.now();
+  let applied = started;
+  const result = await sql.begin(async (tx) => {
     const rows = await claim(tx);
     claimed.push(...rows);
     if (rows.length === 0) return emptyResult();
-    const applied = await applyChunk(tx, rows);
-    return summarise(rows, applied.marks, applied);
+    const claimedAt = performance.now();
+    const chunk = await applyChunk(tx, rows);
+    const r = summarise(rows, chunk.marks, chunk);
+    applied = performance.now();
+    r.phases.claim = claimedAt - started;
+    Object.assign(r.phases, chunk.timings);
+    const processed = new Set(chunk.marks.filter((m) => m.status === 'processed').map((m) => m.id));
+    r.applied.push({ receivedAt: rows.filter((row) => row.via === 'webhook' && processed.has(row.id)).map((row) => row.receivedAt), committedAt: 0 });
+    return r;
   });
+  if (result.claimed > 0) {
+    result.phases.commit = performance.now() - applied;
+    for (const a of result.applied) a.committedAt = Date.now();
+  }
+  return result;
 }
 
 /**

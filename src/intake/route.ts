@@ -122,6 +122,7 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
   const { config, now } = opts.deps;
   const { committer, quarantine, sources } = opts.intake;
   const reasons = new WeakMap<FastifyRequest, string>();
+  const outcomes = new WeakMap<FastifyRequest, (typeof RequestOutcome)[keyof typeof RequestOutcome]>();
 
   // Any content type: the provider says application/json, but verification is on bytes and parsing is ours.
   app.removeAllContentTypeParsers();
@@ -140,6 +141,9 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
 
   // Every refused request leaves a trace, after the answer is sent (the writer buffers; it never delays a reply).
   app.addHook('onResponse', async (request, reply) => {
+    const outcome =
+      reply.statusCode >= 500 ? RequestOutcome.error : reply.statusCode >= 400 ? RequestOutcome.rejected : (outcomes.get(request) ?? RequestOutcome.stored);
+    metrics.webhookRequestSeconds.observe({ outcome }, reply.elapsedTime / 1000);
     if (reply.statusCode < 400) return;
     const body = Buffer.isBuffer(request.body) ? request.body : undefined;
     const reason = reasons.get(request) ?? `http_${reply.statusCode}`;
@@ -241,6 +245,7 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
         opts.deps.onStored();
         metrics.webhookRequests.inc({ outcome: RequestOutcome.stored, reason: 'ok' });
       } else {
+        outcomes.set(request, RequestOutcome.duplicate);
         metrics.webhookDuplicates.inc();
         metrics.webhookRequests.inc({ outcome: RequestOutcome.duplicate, reason: 'ok' });
       }

@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client.js';
+import { metrics } from '../metrics.js';
 import { secretKey } from './signature.js';
 import { findSourceWithSecrets } from './sources.js';
 
@@ -54,7 +55,11 @@ export function createSourceCache(opts: {
   return {
     get(id) {
       const e = entries.get(id);
-      if (e && opts.now().getTime() - e.at < opts.ttlMs) return e.value;
+      if (e && opts.now().getTime() - e.at < opts.ttlMs) {
+        metrics.sourceCacheLookups.inc({ result: 'hit' });
+        return e.value;
+      }
+      metrics.sourceCacheLookups.inc({ result: 'miss' });
       return load(id);
     },
     refresh(id, minAgeMs) {
