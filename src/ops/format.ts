@@ -33,7 +33,7 @@ export function parseSince(text: string, now: Date): Date {
  */
 export function plain(text: string | null | undefined): string | null {
   if (text === null || text === undefined) return null;
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '?');
+  return text.replace(/[\p{Cc}\p{Cf}]/gu, '?'); // controls (C0, DEL, C1) and format characters (bidi overrides)
 }
 
 /** Shows only what identifies a secret or token: its prefix (whsec_) and last 4 characters. */
