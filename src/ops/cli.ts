@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { type Config, loadConfig } from '../config.js';
+import { type Config, DAY, loadConfig } from '../config.js';
+import { prunePollRuns } from '../poll/poll-runs.js';
 import { createDb, type Sql } from '../db/client.js';
 import { findRunningDatabase } from '../db/resolve.js';
 import { UsageError } from '../errors.js';
@@ -11,6 +12,8 @@ import { pruneInbox } from '../inbox/prune.js';
 import { countReplayable, type ReplayFilter, replay } from './replay.js';
 import { findStaleLocks, releaseStaleLocks } from '../worker/stale-locks.js';
 import { readStatus } from './status.js';
+import { ExplainKinds, explainEntity, explanationText, validExplainId } from './explain.js';
+import { pollRunsTable, readPollRuns } from './polls.js';
 
 /**
  * `npm run ops -- <command> …`: the on-call commands. Every writing command is a dry run unless `--apply` (sources
@@ -48,6 +51,8 @@ const USAGE = `usage: npm run ops -- <command> [options]
   clear-stale-locks [--dead-after 60s] [--apply] [--json]
   replay [--status dead|ignored] [--topic …] [--source …] [--since …] [--until …] [--batch 500] [--wait 120s] [--apply] [--json]
   backfill --source <id> --since <date|7d> [--stream orders|transactions] [--apply]
+  polls [--source <id>] [--stream orders|transactions|timelines|returns] [--outcome ok|error|aborted] [--since …] [--limit 50] [--json]
+  explain --order <id> | --shipment <id> | --transaction <id> [--json]
   prune [--apply]   (what the hourly prune_inbox task does; dry run counts nothing, it only shows the cutoffs)`;
 
 function parse<T extends Record<string, { type: 'string' | 'boolean'; default?: string | boolean }>>(args: string[], options: T) {
@@ -313,7 +318,7 @@ async function pruneCommand(ctx: Ctx): Promise<number> {
   const o = parse(ctx.args, { apply: { type: 'boolean' } });
   const { inboxRetentionDays, deadRetentionDays } = ctx.config;
   ctx.io.out(
-    `retention: processed inbox rows and quarantine > ${inboxRetentionDays} d, dead/ignored > ${deadRetentionDays} d (INBOX_RETENTION_DAYS, DEAD_RETENTION_DAYS)`,
+    `retention: processed inbox rows and quarantine > ${inboxRetentionDays} d, dead/ignored > ${deadRetentionDays} d, poll runs > ${ctx.config.pollRunRetentionDays} d (INBOX_RETENTION_DAYS, DEAD_RETENTION_DAYS, POLL_RUN_RETENTION_DAYS)`,
   );
   if (!o.apply) {
     ctx.io.out('dry run: nothing deleted (add --apply)');
@@ -326,11 +331,53 @@ async function pruneCommand(ctx: Ctx): Promise<number> {
     now: ctx.now,
     onBatch: (p) => ctx.io.progress(`deleted ${p.processed + p.deadOrIgnored + p.quarantine} row(s) in ${p.batches} batch(es)`),
   });
-  ctx.io.out(`deleted ${r.processed} processed, ${r.deadOrIgnored} dead/ignored inbox rows, ${r.quarantine} quarantine rows`);
+  const pollRuns = await prunePollRuns(ctx.sql, {
+    before: new Date(ctx.now.getTime() - ctx.config.pollRunRetentionDays * DAY),
+    batchSize: 5000,
+  });
+  ctx.io.out(
+    `deleted ${r.processed} processed, ${r.deadOrIgnored} dead/ignored inbox rows, ${r.quarantine} quarantine rows, ${pollRuns} poll runs`,
+  );
+  return 0;
+}
+
+async function pollsCommand(ctx: Ctx): Promise<number> {
+  const o = parse(ctx.args, {
+    source: { type: 'string' },
+    stream: { type: 'string' },
+    outcome: { type: 'string' },
+    since: { type: 'string' },
+    limit: { type: 'string', default: '50' },
+    json: { type: 'boolean' },
+  });
+  const limit = Number(o.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10000) throw new UsageError('--limit must be an integer in [1, 10000]');
+  const runs = await readPollRuns(ctx.sql, {
+    sourceId: o.source,
+    stream: o.stream,
+    outcome: o.outcome,
+    since: o.since ? usageValue(() => parseSince(o.since!, ctx.now)) : undefined,
+    limit,
+  });
+  ctx.io.out(o.json ? json({ runs }) : runs.length ? pollRunsTable(runs) : 'no poll runs recorded');
+  return 0;
+}
+
+async function explainCommand(ctx: Ctx): Promise<number> {
+  const o = parse(ctx.args, { order: { type: 'string' }, shipment: { type: 'string' }, transaction: { type: 'string' }, json: { type: 'boolean' } });
+  const given = ExplainKinds.filter((k) => o[k] !== undefined);
+  if (given.length !== 1) throw new UsageError('give exactly one of --order ID, --shipment ID, --transaction ID');
+  const kind = given[0];
+  const id = o[kind]!.trim();
+  if (!validExplainId(kind, id)) throw new UsageError(`--${kind} must be ${kind === 'transaction' ? 'a transaction id' : 'a positive integer id'}`);
+  const e = await explainEntity(ctx.sql, { kind, id });
+  ctx.io.out(o.json ? json(e) : explanationText(e));
   return 0;
 }
 
 const COMMANDS: Record<string, (ctx: Ctx) => Promise<number>> = {
+  polls: pollsCommand,
+  explain: explainCommand,
   sources: sourcesCommand,
   status: statusCommand,
   'clear-stale-locks': clearStaleLocksCommand,

@@ -2,6 +2,7 @@ import { type Entities, normaliseEvent } from '../apply/normalise.js';
 import type { Sql } from '../db/client.js';
 import type { InboxRow } from '../inbox/claim.js';
 import { isoFromMicros } from '../time.js';
+import { table } from './format.js';
 
 /**
  * `ops explain --order ID | --shipment ID | --transaction ID`: every inbox event wharf still holds for one entity, and
@@ -142,4 +143,45 @@ export async function explainEntity(
       truncated,
     };
   });
+}
+
+/** The explanation for a person: the row's version, then every event oldest first, the reflected one marked. */
+export function explanationText(e: Explanation): string {
+  const lines: string[] = [];
+  if (e.row) {
+    const { event_time, event_inbox_id, ...rest } = e.row;
+    lines.push(`${e.kind} ${e.id}: stored, version ${String(event_time)} from inbox event ${String(event_inbox_id)}`);
+    lines.push(
+      table(
+        ['column', 'value'],
+        Object.entries(rest).map(([k, v]) => [k, v === null ? null : typeof v === 'object' ? JSON.stringify(v) : String(v)]),
+      ),
+    );
+    if (e.reflects && !e.reflects.held) lines.push(`(inbox event ${e.reflects.inboxId} is no longer in the inbox: pruned by retention)`);
+  } else {
+    lines.push(`${e.kind} ${e.id}: no stored row`);
+  }
+  lines.push('');
+  if (e.events.length === 0) lines.push('no inbox event names it (never received, or pruned by retention)');
+  else
+    lines.push(
+      table(
+        ['', 'inbox id', 'received', 'source', 'via', 'topic', 'status', 'version', 'dups', 'error'],
+        e.events.map((ev) => [
+          ev.reflected ? '=>' : '',
+          ev.inboxId,
+          ev.receivedAt.toISOString(),
+          ev.sourceId,
+          ev.via,
+          ev.topic,
+          ev.status,
+          ev.version,
+          ev.duplicateCount,
+          ev.error?.slice(0, 160),
+        ]),
+      ),
+    );
+  if (e.truncated) lines.push('(more events name this id than were read: the oldest are not shown)');
+  lines.push("'=>' marks the event whose version the stored row holds; a newer version always wins, whatever the arrival order");
+  return lines.join('\n');
 }
