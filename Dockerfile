@@ -11,8 +11,8 @@ COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-COPY scripts ./scripts
-COPY test ./test
+# Only the ops CLI of scripts/ is built: benchmarks and the test harnesses (simulator, chaos, demo) are never shipped.
+COPY scripts/ops.ts ./scripts/ops.ts
 RUN npm run build
 
 FROM node:22-slim AS runtime

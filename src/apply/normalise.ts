@@ -3,7 +3,7 @@ import type { InboxRow } from '../inbox/claim.js';
 import { firstMicros, isoFromMicros, optionalIso, parseMicros } from '../time.js';
 
 /**
- * One inbox event → the rows it asserts, by topic (../shared/PROVIDER.md). Pure: no database, no clock.
+ * One inbox event → the rows it asserts, by topic (docs/provider.md). Pure: no database, no clock.
  *
  * Defensive about where things live: ids in `shipment_id`, `id`, `shipment.id`, `data.id`; order ids in `order_id`,
  * `order.id`; the version time in `event_time`, `last_update_at`, `last_tracking_update_at`, else the inbox row's

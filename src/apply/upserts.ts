@@ -19,7 +19,7 @@ import { isoFromMicros } from '../time.js';
  * approximation.
  *
  * Values travel as arrays cast per element (`::text[]` then `::jsonb`): a JS string bound as jsonb would be stored as
- * a JSON string (FACTS.md).
+ * a JSON string.
  */
 const iso = (us: number | null) => (us === null ? null : isoFromMicros(us));
 

@@ -96,7 +96,7 @@ export const inboxEvents = pgTable(
   },
   (t) => [
     uniqueIndex('inbox_events_source_event_uq').on(t.sourceId, t.eventId),
-    // The claim query orders pending rows by id; without this the drain was 4-6x slower (FACTS.md).
+    // The claim query orders pending rows by id; without this the drain was 4-6x slower (docs/drain.md).
     index('inbox_events_pending_idx')
       .on(t.id)
       .where(sql`status = 'pending'`),

@@ -37,7 +37,7 @@ const toInboxRow = (r: ClaimedRow): InboxRow => ({
  *
  * `SKIP LOCKED`: concurrent drains take disjoint chunks instead of queueing behind each other; so it may return fewer
  * than asked (or none) while other drains hold rows, and fewer than `size` means the inbox held no more claimable rows.
- * Served by the partial index on pending ids (FACTS.md: without it the drain was 4-6x slower).
+ * Served by the partial index on pending ids (without it the drain was 4-6x slower: docs/drain.md).
  */
 export async function claimInboxChunk(sql: Queryable, size: number): Promise<InboxRow[]> {
   const rows = await sql<ClaimedRow[]>`

@@ -4,8 +4,8 @@ import { parseInstant } from '../time.js';
 import { ORDER_PAGE_LIMIT } from '../provider/client.js';
 import { openPollWindow, savePollPage } from './cursors.js';
 import { type PollContext, type PollResult, windowStart } from './context.js';
-import { type Order } from '../provider/shapes.js';
-import { PollTopics } from '../poll/streams.js';
+import type { Order } from '../provider/shapes.js';
+import { PollTopics } from './streams.js';
 
 /**
  * The orders stream: orders (with their shipments) by last-update time, in the window

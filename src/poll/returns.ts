@@ -7,8 +7,8 @@ import { parseInstant } from '../time.js';
 import { markPollSuccess } from './cursors.js';
 import { ProviderNotFoundError } from '../provider/errors.js';
 import type { PollContext, PollResult } from './context.js';
-import { type Return } from '../provider/shapes.js';
-import { PollTopics } from '../poll/streams.js';
+import type { Return } from '../provider/shapes.js';
+import { PollTopics } from './streams.js';
 
 /**
  * The returns stream. The provider lists no returns, so a return whose webhooks were all lost would never arrive and

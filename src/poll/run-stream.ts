@@ -2,7 +2,7 @@ import type { Config } from '../config.js';
 import type { Sql } from '../db/client.js';
 import { createProviderClient, type ProviderClient } from '../provider/client.js';
 import { recordPollError } from './cursors.js';
-import { type PollStream } from './streams.js';
+import type { PollStream } from './streams.js';
 import { type PageReport, type PollContext, type PollResult, pollSettings } from './context.js';
 import { pollOrders } from './orders.js';
 import { pollReturns } from './returns.js';

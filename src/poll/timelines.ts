@@ -8,7 +8,7 @@ import { markPollSuccess } from './cursors.js';
 import { ProviderNotFoundError } from '../provider/errors.js';
 import type { PollContext, PollResult } from './context.js';
 import { type TimelineEntry, TimelineLogTypes } from '../provider/shapes.js';
-import { PollTopics } from '../poll/streams.js';
+import { PollTopics } from './streams.js';
 
 /**
  * The timelines stream: tracking history of shipments not yet delivered, on a tiered schedule kept in

@@ -6,8 +6,8 @@ import { TRANSACTION_PAGE_SIZE } from '../provider/client.js';
 import { openPollWindow, savePollPage } from './cursors.js';
 import { ProviderRequestError } from '../provider/errors.js';
 import { type PollContext, type PollResult, windowStart } from './context.js';
-import { type Transaction, type TransactionPage } from '../provider/shapes.js';
-import { PollTopics } from '../poll/streams.js';
+import type { Transaction, TransactionPage } from '../provider/shapes.js';
+import { PollTopics } from './streams.js';
 
 /**
  * The billing stream: transactions by charge date, in [last end - BILLING_RESCAN_DAYS, now - POLL_LAG_MS]. The

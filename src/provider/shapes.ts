@@ -1,5 +1,5 @@
 /**
- * The provider's (ShipBob, API 2026-01) resource shapes and webhook topics, as ../shared/PROVIDER.md describes them.
+ * The provider's (ShipBob, API 2026-01) resource shapes and webhook topics, as docs/provider.md describes them (with sources).
  * The simulator serves and sends exactly these; the drain reads them defensively (fields may be missing or moved).
  *
  * Webhook payloads the simulator sends (ShipBob publishes no per-topic schema, so this is our reading):

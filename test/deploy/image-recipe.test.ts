@@ -50,6 +50,9 @@ t.test('the Dockerfile’s steps build from a clean checkout and the runtime sta
   const app = path.join(runtime.root, runtime.workdir);
   t.ok(existsSync(path.join(app, 'dist', 'src', 'main.js')), 'the build output is in the runtime stage');
   t.notOk(existsSync(path.join(app, 'src')), 'no TypeScript sources in the runtime stage');
+  const shipped = execFileSync('find', ['dist', '-name', '*.js'], { cwd: app, encoding: 'utf8' }).split('\n').filter(Boolean);
+  t.ok(shipped.includes('dist/scripts/ops.js'), 'the ops CLI is shipped');
+  t.same(shipped.filter((f) => /simulator|chaos|demo|harness|bench|^dist\/test\//.test(f)), [], 'no simulator, chaos, demo or benchmark code');
   // (typescript itself stays: cosmiconfig, under graphile-worker, declares it as an optional peer.)
   t.notOk(existsSync(path.join(app, 'node_modules', 'drizzle-kit')), 'no dev dependencies (drizzle-kit)');
   t.notOk(existsSync(path.join(app, 'node_modules', 'tap')), 'no dev dependencies (tap)');

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runOnce } from 'graphile-worker';
+import { waitFor } from '../wait.js';
 import t, { type Test } from 'tap';
 import type postgres from 'postgres';
 import { createDb, type Sql } from '../../src/db/client.js';
@@ -77,13 +78,17 @@ type Reserved = postgres.ReservedSql;
  */
 async function waitForLockWait(sql: Sql, application: string, holder: Reserved): Promise<number> {
   const [{ pid: holderPid }] = await holder`select pg_backend_pid() as pid`;
-  for (;;) {
-    const [row] = await sql`
-      select pid from pg_stat_activity
-       where application_name = ${application} and ${holderPid}::int = any(pg_blocking_pids(pid))`;
-    if (row) return row.pid;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  return waitFor(
+    async () => {
+      const [row] = await sql`
+        select pid from pg_stat_activity
+         where application_name = ${application} and ${holderPid}::int = any(pg_blocking_pids(pid))`;
+      return row?.pid as number | undefined;
+    },
+    'a chunk waiting on the held lock',
+    30_000,
+    20,
+  );
 }
 
 async function assertNothingApplied(t: Test, sql: Sql, n: number) {
@@ -162,11 +167,12 @@ t.test('a drain process killed mid-chunk loses nothing and applies nothing twice
   await holder`rollback`;
   holder.release();
   // The server notices the dead client once its statement stops waiting; its transaction never commits.
-  for (;;) {
-    const [alive] = await sql`select 1 from pg_stat_activity where pid = ${pid}`;
-    if (!alive) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor(
+    async () => ((await sql`select 1 from pg_stat_activity where pid = ${pid}`).length === 0 ? true : undefined),
+    'the killed child\'s backend to end',
+    30_000,
+    20,
+  );
   await assertNothingApplied(t, sql, n);
   await assertAppliedOnce(t, sql, n);
 });

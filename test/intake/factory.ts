@@ -58,7 +58,10 @@ export async function intakeApp(t: Test, env: Record<string, string> = {}) {
   const database = await createTestDatabase(t.name);
   const config = testConfig(database.url, env);
   const handle = createDb({ url: database.url, max: config.dbPoolMax });
-  const app: FastifyInstance = await buildApp({ config, db: handle });
+  // The app's clock: real time plus whatever the test advances it by (no sleeping for the cache's TTLs).
+  let offsetMs = 0;
+  const clock = { now: () => new Date(Date.now() + offsetMs), advance: (ms: number) => void (offsetMs += ms) };
+  const app: FastifyInstance = await buildApp({ config, db: handle, now: clock.now });
   // One teardown, in order: the app (flushes its writers) before its pool, the pool before the database.
   t.teardown(async () => {
     await app.close();
@@ -69,5 +72,5 @@ export async function intakeApp(t: Test, env: Record<string, string> = {}) {
   const source = await addSource(sql);
   const post = (d: Delivery, sourceId = source.id) =>
     app.inject({ method: 'POST', url: `/webhooks/shipbob/${sourceId}`, headers: d.headers, payload: d.body });
-  return { app, config, url: database.url, sql, source, post };
+  return { app, config, url: database.url, sql, source, post, clock };
 }

@@ -1,5 +1,6 @@
 import { Logger, run, runOnce } from 'graphile-worker';
 import t from 'tap';
+import { waitFor } from '../wait.js';
 import { MINUTE } from '../../src/config.js';
 import { parsePollStreamPayload } from '../../src/worker/tasks/poll_stream.js';
 import { buildTaskList } from '../../src/worker/task-list.js';
@@ -33,12 +34,16 @@ t.test('the schedule queues one keyed job per due stream in its own queue; the j
    */
   const runJobs = async () => {
     const runner = await run({ connectionString: url, taskList, logger: quiet, concurrency: 2, noHandleSignals: true });
-    for (let i = 0; i < 500; i++) {
-      const [{ n }] = await sql`select count(*)::int as n from graphile_worker.jobs`;
-      if (n === 0) break;
-      await new Promise((r) => setTimeout(r, 20));
+    try {
+      await waitFor(
+        async () => ((await sql`select count(*)::int as n from graphile_worker.jobs`)[0].n === 0 ? true : undefined),
+        'the job queue to empty',
+        30_000,
+        20,
+      );
+    } finally {
+      await runner.stop();
     }
-    await runner.stop();
   };
 
   await sql`select graphile_worker.add_job('poll_schedule')`;

@@ -6,6 +6,7 @@ import { findStaleLocks } from '../../src/worker/stale-locks.js';
 import { projectRoot } from '../../src/paths.js';
 import { freshDatabase } from '../helper.js';
 import { runOpsCli } from '../ops/run-ops.js';
+import { waitFor } from '../wait.js';
 
 const DEAD_AFTER_MS = 600;
 
@@ -47,16 +48,7 @@ async function addSlowJob(sql: Sql, hangThroughAttempt: number): Promise<string>
   return job.id;
 }
 
-/** Polls `check` until it returns a value (the state under test changes in another process). */
-async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 15_000) => waitFor(check, what, timeoutMs, 100);
 
 t.test('a SIGKILLed worker’s lock is found and released, the job completes, and a live slow worker keeps its lock', async (t) => {
   const { sql, url } = await freshDatabase(t);
