@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
@@ -9,6 +9,7 @@ import { projectRoot } from '../../src/paths.js';
 import { freshDatabase } from '../helper.js';
 import { shipmentBody } from '../apply/factory.js';
 import { delivery, newSecret } from '../intake/factory.js';
+import { waitFor } from '../wait.js';
 
 /**
  * deploy/: the alert rules parse, and every metric they and the dashboard name is one wharf exports, read from the
@@ -67,23 +68,6 @@ t.test('the alert rules parse, each alert with a runbook line', async (t) => {
   }
 });
 
-async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined>,
-  timeoutMs: number,
-  child?: ChildProcess,
-  log: () => string = () => '',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child && child.exitCode !== null) throw new Error(`service exited (${child.exitCode}) while waiting for ${what}: ${log()}`);
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${log()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 t.test('every metric the alert rules and the dashboard reference is exported by a running wharf', async (t) => {
   const db = await freshDatabase(t);
   const secret = newSecret();
@@ -113,21 +97,31 @@ t.test('every metric the alert rules and the dashboard reference is exported by 
       await exited;
     }
   });
-  await waitFor('the web role', async () => ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok ? true : undefined), 30_000, service);
+  // A check that throws ends the wait: the service died.
+  const alive = () => {
+    if (service.exitCode !== null) throw new Error(`the service exited (${service.exitCode}): ${stderr}`);
+  };
+  await waitFor(
+    async () => {
+      alive();
+      return (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok).catch(() => false)) ? true : undefined;
+    },
+    'the web role',
+    30_000,
+  );
 
   const d = delivery(secret, { topic: 'order.shipment.delivered', payload: shipmentBody(4242, 1) });
   const res = await fetch(`http://127.0.0.1:${port}/webhooks/shipbob/${sourceId}`, { method: 'POST', headers: d.headers, body: d.body });
   t.equal(res.status, 200, 'a webhook is stored');
   await waitFor(
-    'the event applied',
     async () => {
+      alive();
       const [row] = await db.sql`select status from inbox_events where event_id = ${d.id}`;
-      if (row && row.status !== 'pending' && row.status !== 'processed') throw new Error(`event ${row.status}`);
+      if (row && row.status !== 'pending' && row.status !== 'processed') throw new Error(`the event is ${row.status}`);
       return row?.status === 'processed' ? true : undefined;
     },
+    'the event applied',
     30_000,
-    service,
-    () => stderr,
   );
 
   // /metrics of the process: on the metrics port when it serves one, else on the web port.
@@ -140,14 +134,13 @@ t.test('every metric the alert rules and the dashboard reference is exported by 
   };
   // The lag is observed when the chunk commits, in the worker: wait until the scrape shows it.
   const text = await waitFor(
-    'the lag observed',
     async () => {
+      alive();
       const body = await scrape();
       return body && /^wharf_webhook_to_applied_seconds_count [1-9]/m.test(body) ? body : undefined;
     },
+    'the lag observed',
     15_000,
-    service,
-    () => stderr,
   );
   const exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
   t.ok(exported.size > 20, `the scrape lists ${exported.size} metric families`);

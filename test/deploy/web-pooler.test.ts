@@ -1,4 +1,5 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import { startWeb } from '../../src/web.js';
 import { delivery } from '../intake/factory.js';
 import { addSource } from '../intake/factory.js';
 import { freshDatabase, testConfig } from '../helper.js';
+import { waitFor } from '../wait.js';
 
 /**
  * WEB_DATABASE_URL through PgBouncer in transaction mode (Debian's `pgbouncer`; .ci/run installs it). Each
@@ -17,23 +19,16 @@ import { freshDatabase, testConfig } from '../helper.js';
 
 const PGBOUNCER = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].find((p) => existsSync(p));
 
-async function waitListening(port: number, child: ChildProcess, log: () => string, timeoutMs = 10_000) {
-  const { connect } = await import('node:net');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`pgbouncer exited (${child.exitCode}): ${log()}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: '127.0.0.1', port });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
+/** True once something accepts TCP connections on the port. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
     });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`pgbouncer not listening on ${port}: ${log()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+    s.once('error', () => resolve(false));
+  });
 }
 
 t.test('the web role serves webhooks through PgBouncer in transaction mode (WEB_DATABASE_URL)', { skip: PGBOUNCER ? false : 'pgbouncer is not installed (apt-get install pgbouncer; .ci/run installs it)' }, async (t) => {
@@ -78,7 +73,14 @@ t.test('the web role serves webhooks through PgBouncer in transaction mode (WEB_
       await bouncerExited;
     }
   });
-  await waitListening(port, bouncer, () => output);
+  await waitFor(
+    async () => {
+      if (bouncer.exitCode !== null) throw new Error(`pgbouncer exited (${bouncer.exitCode}): ${output}`);
+      return (await accepts(port)) ? true : undefined;
+    },
+    'pgbouncer listening',
+    10_000,
+  );
 
   const pooled = new URL(db.url);
   pooled.port = String(port);

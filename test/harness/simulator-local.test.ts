@@ -4,6 +4,7 @@ import t from 'tap';
 import { freePort } from '../../src/net.js';
 import { projectRoot } from '../../src/paths.js';
 import { freshDatabase } from '../helper.js';
+import { waitFor } from '../wait.js';
 
 // `npm run simulator:local` against a running wharf: it registers its clients as sources and their webhooks land
 // and are applied, with no other step.
@@ -29,22 +30,28 @@ t.test('npm run simulator:local feeds a running wharf: sources registered, webho
   const env = { DATABASE_URL: db.url, PORT: String(port), METRICS_PORT: String(metricsPort), HOST: '127.0.0.1', LOG_LEVEL: 'warn', PUBLIC_URL: `http://127.0.0.1:${port}` };
   const wharf = start([path.join('src', 'main.ts'), 'all'], { ...env, PROVIDER_BASE_URL: `http://127.0.0.1:${simPort}` });
   t.teardown(() => stop(wharf.child));
-  const deadline = Date.now() + 30_000;
-  while (!(await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok).catch(() => false))) {
-    if (Date.now() > deadline || wharf.child.exitCode !== null) throw new Error(`wharf did not start: ${wharf.output()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(
+    async () => {
+      if (wharf.child.exitCode !== null) throw new Error(`wharf exited: ${wharf.output()}`);
+      return (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok).catch(() => false)) ? true : undefined;
+    },
+    'wharf listening',
+    30_000,
+  );
   const sim = start([path.join('scripts', 'simulator-local.ts'), '--port', String(simPort), '--clients', '2', '--orders', '5', '--interval', '200'], env);
   t.teardown(() => stop(sim.child));
 
-  let applied = 0;
-  const until = Date.now() + 40_000;
-  while (applied === 0) {
-    if (Date.now() > until || sim.child.exitCode !== null) throw new Error(`no simulated webhook applied: ${sim.output()}`);
-    await new Promise((r) => setTimeout(r, 200));
-    [{ applied }] = await db.sql<{ applied: number }[]>`
-      select count(*)::int as applied from inbox_events where source_id like 'sim-c%' and via = 'webhook' and status = 'processed'`;
-  }
+  const applied = await waitFor(
+    async () => {
+      if (sim.child.exitCode !== null) throw new Error(`the simulator exited: ${sim.output()}`);
+      const [{ n }] = await db.sql<{ n: number }[]>`
+        select count(*)::int as n from inbox_events where source_id like 'sim-c%' and via = 'webhook' and status = 'processed'`;
+      return n > 0 ? n : undefined;
+    },
+    'a simulated webhook applied',
+    40_000,
+    200,
+  );
   t.ok(applied > 0, `${applied} simulated webhooks applied`);
   const sources = await db.sql`select id from sources order by id`;
   t.same(sources.map((s) => s.id), ['sim-c1', 'sim-c2'], 'one source per simulator client');
