@@ -25,6 +25,8 @@ COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
+# `npx wharf …` in the image runs the compiled ops CLI through this.
+COPY bin ./bin
 # src/paths.ts recognises the project root by package.json next to tsconfig.build.json.
 COPY tsconfig.build.json ./
 USER node

@@ -69,7 +69,15 @@ export interface ReplayProgress {
 export async function replay(
   sql: Sql,
   f: ReplayFilter,
-  p: { batchSize: number; total: number; waitMs: number; pollMs?: number; onProgress?: (r: ReplayProgress) => void },
+  p: {
+    batchSize: number;
+    total: number;
+    waitMs: number;
+    pollMs?: number;
+    onProgress?: (r: ReplayProgress) => void;
+    /** While waiting for the drain: what became of the requeued rows so far (pending included). */
+    onWait?: (outcome: Record<string, number>) => void;
+  },
 ): Promise<{ ids: number[]; outcome: Record<string, number>; settled: boolean }> {
   const ids: number[] = [];
   let afterId = 0;
@@ -85,6 +93,7 @@ export async function replay(
   const deadline = Date.now() + p.waitMs;
   let outcome = ids.length ? await countStatuses(sql, ids) : {};
   while ((outcome.pending ?? 0) > 0 && Date.now() < deadline) {
+    p.onWait?.(outcome);
     await new Promise((r) => setTimeout(r, p.pollMs ?? 250));
     outcome = await countStatuses(sql, ids);
   }

@@ -39,7 +39,7 @@ t.test('ops without DATABASE_URL and without a running npm start exit 1 and crea
   t.equal(r.code, 1, r.stderr);
   t.match(r.stderr, /no database: DATABASE_URL is unset/);
   t.match(r.stderr, /set DATABASE_URL/);
-  t.equal(r.stdout, '', 'nothing on stdout');
+  t.same(JSON.parse(r.stdout).error, 'no_database', 'stdout: one JSON document saying so');
   t.notOk(existsSync(path.join(dir, 'pg')), 'no embedded cluster was created');
 });
 

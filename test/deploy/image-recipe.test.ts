@@ -68,6 +68,9 @@ t.test('the Dockerfile’s steps build from a clean checkout and the runtime sta
   const ops = spawnSync('node', ['dist/scripts/ops.js', 'status', '--json'], { cwd: app, env, encoding: 'utf8' });
   t.equal(ops.status, 0, `ops runs from the image ${ops.stderr}`);
   t.equal(JSON.parse(ops.stdout).inbox.pending, 0, 'and reads the database');
+  const bin = spawnSync('node', ['bin/wharf.js', 'status', '--json'], { cwd: app, env, encoding: 'utf8' });
+  t.equal(bin.status, 0, `the wharf bin runs the compiled CLI in the image ${bin.stderr}`);
+  t.equal(JSON.parse(bin.stdout).inbox.pending, 0, 'and prints one JSON document');
 
   const { DATABASE_URL: _unset, ...withoutDb } = env;
   const refused = spawnSync(runtime.entrypoint[0], [...runtime.entrypoint.slice(1), 'web'], { cwd: app, env: withoutDb, encoding: 'utf8' });
