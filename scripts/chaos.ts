@@ -1,5 +1,5 @@
 /**
- * `npm run test:chaos [-- --seconds 90 --rate 36 --clients 4 --worker-kills 4 …]`: the chaos run (src/chaos/run-chaos.ts)
+ * `npm run test:chaos [-- --seconds 90 --rate 36 --clients 4 --worker-kills 4 …]`: the chaos run (test/harness/chaos/run-chaos.ts)
  * at full size. Prints what it did and found; the last line is one JSON object. Exit code 1 when a check fails.
  * DATABASE_URL set: a fresh database on that server, whose connections are cut instead of a server restart.
  */
@@ -15,6 +15,8 @@ const { values: o } = parseArgs({
     seed: { type: 'string' },
     'worker-kills': { type: 'string' },
     'web-kills': { type: 'string' },
+    webs: { type: 'string' },
+    workers: { type: 'string' },
     'postgres-restarts': { type: 'string' },
     'drop-rate': { type: 'string' },
     'duplicate-rate': { type: 'string' },
@@ -25,7 +27,8 @@ const { values: o } = parseArgs({
 });
 if (o.help) {
   console.log(`usage: npm run test:chaos -- [--seconds 90] [--rate 36 (new orders/s, ~11 events each)] [--clients 4]
-  [--history 100 (orders per client before the run)] [--seed 1] [--worker-kills 4] [--web-kills 1]
+  [--history 100 (orders per client before the run)] [--seed 1] [--worker-kills 4] [--web-kills 2]
+  [--webs 2] [--workers 2]
   [--postgres-restarts 1] [--drop-rate 0.02] [--duplicate-rate 0.05] [--drop-returns] [--no-fsync]`);
   process.exit(0);
 }
@@ -47,6 +50,8 @@ const report = await runChaos({
   ordersPerSecond: num(o.rate, CHAOS_DEFAULTS.ordersPerSecond),
   workerKills: num(o['worker-kills'], CHAOS_DEFAULTS.workerKills),
   webKills: num(o['web-kills'], CHAOS_DEFAULTS.webKills),
+  webProcesses: Math.max(1, num(o.webs, CHAOS_DEFAULTS.webProcesses)),
+  workerProcesses: Math.max(1, num(o.workers, CHAOS_DEFAULTS.workerProcesses)),
   postgresRestarts: num(o['postgres-restarts'], CHAOS_DEFAULTS.postgresRestarts),
   dropRate: num(o['drop-rate'], CHAOS_DEFAULTS.dropRate),
   duplicateRate: num(o['duplicate-rate'], CHAOS_DEFAULTS.duplicateRate),
@@ -61,6 +66,7 @@ console.log('');
 console.log('what it did');
 console.log(`  events generated      ${d.events_generated} (world at the end: ${d.world.orders} orders, ${d.world.shipments} shipments, ${d.world.returns} returns, ${d.world.transactions} charges)`);
 console.log(`  webhook attempts      ${d.webhooks.attempts} (${d.webhooks.dropped} never sent, ${d.webhooks.duplicates} duplicated, ${d.webhooks.retries} retries, ${d.webhooks.failed} given up)`);
+console.log(`  processes             ${report.web_processes} web, ${report.worker_processes} worker`);
 console.log(`  kills                 worker ${report.kills.worker} (SIGKILL), web ${report.kills.web} (SIGKILL), postgres ${report.kills.postgres} (${d.postgres_disruption})`);
 console.log(`  unexpected exits      web ${d.unexpected_exits.web}, worker ${d.unexpected_exits.worker} (${d.unexpected_exits.after_postgres} within 15 s of the database disruption; restarted)`);
 console.log(`  final poll rounds     ${d.poll_rounds}`);
@@ -83,6 +89,9 @@ console.log(
     unattributed_attributable: report.unattributed_attributable,
     matches_world: report.matches_world,
     kills: report.kills,
+    web_processes: report.web_processes,
+    worker_processes: report.worker_processes,
+    process_exits_unplanned: report.process_exits_unplanned,
   }),
 );
 const ok = report.lost === 0 && report.applied_twice === 0 && report.unattributed_attributable === 0 && report.matches_world;

@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 
 export type Sql = postgres.Sql;
@@ -25,14 +28,43 @@ export interface DbHandle {
 }
 
 /**
+ * Seconds before a connection that failed reconnects, by consecutive failures (shared by the pool's connections).
+ * postgres.js's default grows as 3^n / 100 up to 20 s, and a connection's delay is fixed when it fails: after a
+ * one-second restart under load (many refused attempts) a query handed to such a connection waited up to ~18 s
+ * although the server was back (test/db/restart.test.ts). Capped at 1 s here (0.5-1 s with the jitter): a down server
+ * still sees at most about 2 × `max` attempts a second from a pool.
+ */
+const reconnectBackoff = (retries: number) => Math.min(0.05 * 2 ** retries, 1) * (0.5 + Math.random() / 2);
+
+let patchChecked = false;
+
+/**
+ * Throws unless the postgres.js that `import 'postgres'` loads carries patches/postgres+3.4.9.patch: without it a
+ * database restart can crash the process or leave queries waiting for ever (docs/operations.md). `npm ci` and
+ * `npm install` apply it (our postinstall); `npm install <package>` and `--ignore-scripts` do not, so the image runs
+ * `npx patch-package` itself. Checked once per process, on the two files the patch changes.
+ */
+export function assertPostgresPatched(): void {
+  if (patchChecked) return;
+  const dir = path.dirname(fileURLToPath(import.meta.resolve('postgres')));
+  const unpatched = ['connection.js', 'index.js'].filter((f) => !readFileSync(path.join(dir, f), 'utf8').includes('wharf patch'));
+  if (unpatched.length > 0) {
+    throw new Error(`postgres.js is not patched (${unpatched.join(', ')} in ${dir}): run \`npx patch-package\``);
+  }
+  patchChecked = true;
+}
+
+/**
  * Opens a bounded pool lazily (no connection until the first query). Nothing connects on import. postgres.js's own
  * types are kept: a `Date` parameter binds as timestamptz and timestamptz columns come back as `Date`; a query that
  * needs microseconds selects `col::text` and says so in its row type.
  */
 export function createDb(opts: DbOptions): DbHandle {
+  assertPostgresPatched();
   const sql = postgres(opts.url, {
     max: opts.max,
     connect_timeout: Math.max(1, Math.ceil((opts.connectTimeoutMs ?? 5000) / 1000)),
+    backoff: reconnectBackoff,
     prepare: opts.prepare ?? false,
     idle_timeout: 60,
     max_lifetime: 30 * 60,

@@ -1,5 +1,5 @@
 import type { Queryable, Sql } from '../db/client.js';
-import { claimInboxChunk, claimInboxEventsById, type InboxRow } from '../inbox/claim.js';
+import { type ClaimedChunk, claimInboxChunk, claimInboxEventsById, type InboxRow } from '../inbox/claim.js';
 import { type InboxMark, markInboxEvents } from '../inbox/mark.js';
 import { type AppliedChunk, applyChunk } from './apply-chunk.js';
 
@@ -31,6 +31,8 @@ export interface ChunkResult {
   phases: Record<DrainPhase, number>;
   /** `received_at` (PostgreSQL text) of each processed webhook event, and when its chunk committed (epoch ms): the lag metric. */
   applied: { receivedAt: string[]; committedAt: number }[];
+  /** The chunk's byte bound, not the inbox, made it short: more events may be pending. */
+  cutByBytes: boolean;
 }
 
 export const DrainPhases = ['claim', 'normalise', 'upsert', 'attribution', 'commit'] as const;
@@ -47,6 +49,7 @@ const emptyResult = (): ChunkResult => ({
   transactions: 0,
   phases: { claim: 0, normalise: 0, upsert: 0, attribution: 0, commit: 0 },
   applied: [],
+  cutByBytes: false,
 });
 
 function add(into: ChunkResult, from: ChunkResult): ChunkResult {
@@ -58,6 +61,7 @@ function add(into: ChunkResult, from: ChunkResult): ChunkResult {
   into.transactions += from.transactions;
   for (const p of DrainPhases) into.phases[p] += from.phases[p];
   into.applied.push(...from.applied);
+  into.cutByBytes ||= from.cutByBytes;
   for (const [k, n] of Object.entries(from.pollCatches)) into.pollCatches[k] = (into.pollCatches[k] ?? 0) + n;
   for (const [k, t] of Object.entries(from.byTopic)) {
     const mine = (into.byTopic[k] ??= { processed: 0, dead: 0, ignored: 0 });
@@ -91,16 +95,16 @@ export function isDataError(err: unknown): boolean {
 
 /** One transaction: claim (by `claim`), then the chunk's statements (apply-chunk.ts). Throws whatever fails; nothing
  * is marked then. */
-async function applyInTransaction(sql: Sql, claim: (tx: Queryable) => Promise<InboxRow[]>, claimed: InboxRow[]) {
+async function applyInTransaction(sql: Sql, claim: (tx: Queryable) => Promise<ClaimedChunk>, claimed: InboxRow[]) {
   const started = performance.now();
   let applied = started;
   const result = await sql.begin(async (tx) => {
-    const rows = await claim(tx);
+    const { rows, cutByBytes } = await claim(tx);
     claimed.push(...rows);
     if (rows.length === 0) return emptyResult();
     const claimedAt = performance.now();
     const chunk = await applyChunk(tx, rows);
-    const r = summarise(rows, chunk.marks, chunk);
+    const r = { ...summarise(rows, chunk.marks, chunk), cutByBytes };
     applied = performance.now();
     r.phases.claim = claimedAt - started;
     Object.assign(r.phases, chunk.timings);
@@ -115,14 +119,20 @@ async function applyInTransaction(sql: Sql, claim: (tx: Queryable) => Promise<In
   return result;
 }
 
+const byIds = (ids: readonly number[]) => async (tx: Queryable): Promise<ClaimedChunk> => ({
+  rows: await claimInboxEventsById(tx, ids),
+  cutByBytes: false,
+});
+
 /**
- * Drains one chunk of up to `size` pending events (oldest first). Safe to run from several processes at once.
- * Resolves with what it did; rejects on a transient error (nothing marked: retry later).
+ * Drains one chunk of up to `size` pending events (oldest first) whose bodies fit in `maxBytes` together (an event
+ * larger than that alone). Safe to run from several processes at once. Resolves with what it did; rejects on a
+ * transient error (nothing marked: retry later).
  */
-export async function drainChunk(sql: Sql, size: number): Promise<ChunkResult> {
+export async function drainChunk(sql: Sql, size: number, maxBytes?: number): Promise<ChunkResult> {
   const claimed: InboxRow[] = [];
   try {
-    return await applyInTransaction(sql, (tx) => claimInboxChunk(tx, size), claimed);
+    return await applyInTransaction(sql, (tx) => claimInboxChunk(tx, size, maxBytes), claimed);
   } catch (err) {
     if (!isDataError(err) || claimed.length === 0) throw err;
     const result = await bisect(
@@ -156,7 +166,7 @@ async function bisect(sql: Sql, ids: readonly number[], cause: unknown): Promise
   for (const part of [ids.slice(0, half), ids.slice(half)]) {
     const claimed: InboxRow[] = [];
     try {
-      add(result, await applyInTransaction(sql, (tx) => claimInboxEventsById(tx, part), claimed));
+      add(result, await applyInTransaction(sql, byIds(part), claimed));
     } catch (err) {
       if (!isDataError(err)) throw err;
       result.transactions++;
@@ -181,7 +191,13 @@ export interface DrainResult extends ChunkResult {
  */
 export async function drainInbox(
   sql: Sql,
-  opts: { chunkSize: number; budgetMs: number; concurrency?: number; onChunk?: (r: ChunkResult, ms: number) => void },
+  opts: {
+    chunkSize: number;
+    chunkMaxBytes?: number;
+    budgetMs: number;
+    concurrency?: number;
+    onChunk?: (r: ChunkResult, ms: number) => void;
+  },
 ): Promise<DrainResult> {
   const deadline = performance.now() + opts.budgetMs;
   const total: DrainResult = { ...emptyResult(), chunks: 0, emptied: false };
@@ -191,11 +207,11 @@ export async function drainInbox(
     try {
       while (!failed) {
         const started = performance.now();
-        const r = await drainChunk(sql, opts.chunkSize);
+        const r = await drainChunk(sql, opts.chunkSize, opts.chunkMaxBytes);
         opts.onChunk?.(r, performance.now() - started);
         add(total, r);
         total.chunks++;
-        if (r.claimed < opts.chunkSize) {
+        if (r.claimed < opts.chunkSize && !r.cutByBytes) {
           emptiedLoops++;
           return;
         }

@@ -42,7 +42,7 @@ function statementLabel(text: string): string {
   const q = text.replace(/\s+/g, ' ').trim().toLowerCase();
   if (/^(begin|commit|rollback)/.test(q)) return q.split(' ')[0];
   if (q.includes('pg_advisory_xact_lock')) return 'lock';
-  if (q.includes('skip locked') && q.startsWith('select')) return 'claim';
+  if (q.includes('skip locked') && (q.startsWith('select') || q.startsWith('with locked'))) return 'claim';
   const write = q.match(/\b(insert into|update) (?!of )(\w+)/);
   return write ? `${write[1].split(' ')[0]} ${write[2]}` : q.slice(0, 40);
 }

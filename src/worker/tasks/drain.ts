@@ -26,6 +26,7 @@ export function drainTask(deps: TaskDeps): Task {
   return async (_payload, helpers) => {
     const result = await drainInbox(sql, {
       chunkSize: deps.config.drainChunkSize,
+      chunkMaxBytes: deps.config.drainChunkMaxBytes,
       budgetMs: deps.config.drainTimeBudgetMs,
       concurrency: deps.config.drainConcurrency,
       onChunk(r, ms) {

@@ -60,6 +60,9 @@ export interface ChaosOptions {
   durable: boolean;
   /** A server to use instead of an embedded one (its connections are cut instead of a restart). */
   databaseUrl?: string;
+  /** Web and worker processes: deliveries are spread over the webs, kills go round each kind in turn. */
+  webProcesses: number;
+  workerProcesses: number;
   /** How long polling and the drain may take to catch up after the load. */
   settleTimeoutMs: number;
   log: (line: string) => void;
@@ -72,13 +75,15 @@ export const CHAOS_DEFAULTS: Omit<ChaosOptions, 'log'> = {
   durationMs: 90_000,
   ordersPerSecond: 36,
   workerKills: 4,
-  webKills: 1,
+  webKills: 2,
   postgresRestarts: 1,
   dropRate: 0.02,
   duplicateRate: 0.05,
   reorderWindow: 16,
   dropReturns: false,
   durable: true,
+  webProcesses: 2,
+  workerProcesses: 2,
   settleTimeoutMs: 180_000,
 };
 
@@ -94,6 +99,10 @@ export interface ChaosReport {
   unattributed_attributable: number;
   matches_world: boolean;
   kills: { worker: number; web: number; postgres: number };
+  web_processes: number;
+  worker_processes: number;
+  /** Exits nobody asked for (a crash, e.g. at a database restart): the goal is 0. */
+  process_exits_unplanned: number;
   details: {
     events_generated: number;
     webhooks: { attempts: number; delivered: number; dropped: number; duplicates: number; retries: number; failed: number };
@@ -143,6 +152,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     log(`simulator ${sim.url}: ${opts.clients} clients, history of ${history.orders} orders, ${history.transactions} charges`);
 
     const service = await startWharfService({
+      webs: opts.webProcesses,
+      workers: opts.workerProcesses,
       databaseUrl: database.url,
       providerBaseUrl: sim.url,
       logDir,
@@ -157,7 +168,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       },
     });
     cleanup.unshift(() => service.stop());
-    log(`wharf: web ${service.webUrl} (pid ${service.web.pid}), worker pid ${service.worker.pid}; logs in ${logDir}`);
+    log(
+      `wharf: web ${service.webUrls.join(', ')} (pids ${service.webs.map((w) => w.pid).join(', ')}), ` +
+        `worker pids ${service.workers.map((w) => w.pid).join(', ')}; logs in ${logDir}`,
+    );
 
     const harnessDb = createDb({ url: database.url, max: 2, applicationName: 'chaos-harness' });
     cleanup.unshift(() => harnessDb.close());
@@ -168,9 +182,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 
     // ─── load with faults ───
     const acked = new Map<string, AckedEvent>();
+    let nextWeb = 0;
     const onDelivered = (m: WebhookMessage) => acked.set(m.id, { sourceId: sources.get(m.clientId)!.id, eventId: m.id });
     const senderOptions = {
-      target: (clientId: number) => `${service.webUrl}/webhooks/shipbob/${sources.get(clientId)!.id}`,
+      // Round robin over the webs, as a load balancer would (the provider retries a refused delivery: the next try may
+      // land on the other web).
+      target: (clientId: number) =>
+        `${service.webUrls[nextWeb++ % service.webUrls.length]}/webhooks/shipbob/${sources.get(clientId)!.id}`,
       secretFor: (clientId: number) => [sim.world.clients[clientId - 1].secret],
       duplicateRate: opts.duplicateRate,
       reorderWindow: opts.reorderWindow,
@@ -188,7 +206,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const chaos = { worker: 0, web: 0, postgres: 0, lastWorkerKill: 0, disruption: 'none', disruptedAt: [] as number[], busy: false };
     const watchdog = setInterval(() => {
       if (chaos.busy) return;
-      for (const p of [service.web, service.worker]) {
+      for (const p of [...service.webs, ...service.workers]) {
         if (p.pid === undefined) {
           log(`${p.role} exited on its own: restarting it`);
           chaos.busy = true;
@@ -240,8 +258,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await Promise.all([sender.drain(), returnSender.drain()]);
     const loadSeconds = (Date.now() - loadStart) / SECOND;
     while (chaos.busy) await sleep(50);
-    await service.web.ensureRunning();
-    await service.worker.ensureRunning();
+    for (const p of [...service.webs, ...service.workers]) await p.ensureRunning();
     const stats = sumStats(sender, returnSender === sender ? undefined : returnSender);
     log(
       `webhooks: ${stats.attempts} attempts, ${acked.size} events acknowledged, ${stats.dropped} never sent, ` +
@@ -283,6 +300,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       const id = /^\w+ (\S+):/.exec(world.differences[i])?.[1];
       if (id) world.differences[i] += ` — ${await traceEntity(sql, id, sent)}`;
     }
+    const unplanned = [...service.webs, ...service.workers].flatMap((p) => p.unexpectedExits);
     const pendingOrDead = (inbox.byStatus.pending ?? 0) + (inbox.byStatus.dead ?? 0);
     if (pendingOrDead > 0) world.differences.unshift(`inbox: ${pendingOrDead} rows pending or dead at the end`);
 
@@ -294,6 +312,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       unattributed_attributable: world.unattributedAttributable,
       matches_world: world.differences.length === 0,
       kills: { worker: chaos.worker, web: chaos.web, postgres: chaos.postgres },
+      web_processes: service.webs.length,
+      worker_processes: service.workers.length,
+      process_exits_unplanned: unplanned.length,
       details: {
         events_generated: events,
         webhooks: stats,
@@ -304,9 +325,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         first_differences: world.differences.slice(0, 10),
         lost_examples: lost.slice(0, 5),
         unexpected_exits: {
-          web: service.web.unexpectedExits.length,
-          worker: service.worker.unexpectedExits.length,
-          after_postgres: [...service.web.unexpectedExits, ...service.worker.unexpectedExits].filter((e) =>
+          web: service.webs.reduce((n, w) => n + w.unexpectedExits.length, 0),
+          worker: service.workers.reduce((n, w) => n + w.unexpectedExits.length, 0),
+          after_postgres: unplanned.filter((e) =>
             chaos.disruptedAt.some((t) => e.at >= t && e.at < t + 15 * SECOND),
           ).length,
         },
@@ -351,13 +372,15 @@ async function inflict(
     log(`postgres ${chaos.disruption} (${Date.now() - t0} ms)`);
     return;
   }
-  const p = kind === 'web' ? service.web : service.worker;
+  // Kills go round the processes of that kind, so each one is hit.
+  const pool = kind === 'web' ? service.webs : service.workers;
+  const p = pool[chaos[kind] % pool.length];
   const pid = p.pid;
   await p.kill();
   if (kind === 'worker') chaos.lastWorkerKill = Date.now();
   chaos[kind]++;
   await p.start();
-  log(`SIGKILL ${kind} (pid ${pid}); restarted as pid ${p.pid} in ${Date.now() - t0} ms`);
+  log(`SIGKILL ${kind} ${pool.indexOf(p) + 1} of ${pool.length} (pid ${pid}); restarted as pid ${p.pid} in ${Date.now() - t0} ms`);
 }
 
 /** Hands changes to the senders (returns to the return sender); returns every message, dropped ones included. */

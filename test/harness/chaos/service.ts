@@ -5,19 +5,24 @@ import { workerConnectionBound } from '../../../src/worker/runner.js';
 import { type WharfProcess, wharfProcess } from './processes.js';
 
 /**
- * wharf as it runs in production, but on loopback: one web process and one worker process on a given database,
- * polling a given provider (the simulator). `env` overrides the defaults below (any key of src/config.ts).
+ * wharf as it runs in production, but on loopback: `webs` web processes and `workers` worker processes (one of each
+ * by default) on a given database, polling a given provider (the simulator). `env` overrides the defaults below (any
+ * key of src/config.ts).
  */
 export interface WharfService {
+  webs: WharfProcess[];
+  workers: WharfProcess[];
+  /** One per web process, e.g. http://127.0.0.1:41234 */
+  webUrls: string[];
+  /** The first of each (a one-process service's web and worker). */
   web: WharfProcess;
   worker: WharfProcess;
-  /** e.g. http://127.0.0.1:41234 */
   webUrl: string;
-  /** The env both processes run with (what the harness's timings depend on). */
+  /** The env every process runs with (what the harness's timings depend on). */
   env: Readonly<Record<string, string>>;
   /**
-   * Connections the two processes may hold at most, as the code bounds them: the web pool (DB_POOL_MAX), the
-   * worker's graphile-worker and task pools (src/worker/runner.ts), and the worker's metrics connection.
+   * Connections the processes may hold at most, as the code bounds them: each web pool (DB_POOL_MAX), each worker's
+   * graphile-worker and task pools (src/worker/runner.ts) and metrics connection.
    */
   connectionBound: number;
   stop(): Promise<void>;
@@ -28,8 +33,9 @@ export async function startWharfService(p: {
   providerBaseUrl: string;
   logDir: string;
   env?: Record<string, string>;
+  webs?: number;
+  workers?: number;
 }): Promise<WharfService> {
-  const [webPort, metricsPort] = [await freePort(), await freePort()];
   const env: Record<string, string> = {
     DATABASE_URL: p.databaseUrl,
     HOST: '127.0.0.1',
@@ -42,35 +48,51 @@ export async function startWharfService(p: {
   };
   const config = loadConfig(env);
   const bound = workerConnectionBound(config);
-  const webUrl = `http://127.0.0.1:${webPort}`;
-  const web = wharfProcess({
-    role: 'web',
-    env: { ...env, PORT: String(webPort), METRICS_PORT: '0' },
-    healthUrl: `${webUrl}/readyz`,
-    logFile: path.join(p.logDir, 'web.log'),
-  });
-  const worker = wharfProcess({
-    role: 'worker',
-    env: { ...env, PORT: '0', METRICS_PORT: String(metricsPort) },
-    healthUrl: `http://127.0.0.1:${metricsPort}/healthz`,
-    logFile: path.join(p.logDir, 'worker.log'),
-  });
-  // The web first: it applies the migrations the worker's start would otherwise race for.
-  await web.start();
+  const webs: WharfProcess[] = [];
+  const webUrls: string[] = [];
+  for (let i = 0; i < (p.webs ?? 1); i++) {
+    const port = await freePort();
+    webUrls.push(`http://127.0.0.1:${port}`);
+    webs.push(
+      wharfProcess({
+        role: 'web',
+        env: { ...env, PORT: String(port), METRICS_PORT: '0' },
+        healthUrl: `http://127.0.0.1:${port}/readyz`,
+        logFile: path.join(p.logDir, `web-${i + 1}.log`),
+      }),
+    );
+  }
+  const workers: WharfProcess[] = [];
+  for (let i = 0; i < (p.workers ?? 1); i++) {
+    const metricsPort = await freePort();
+    workers.push(
+      wharfProcess({
+        role: 'worker',
+        env: { ...env, PORT: '0', METRICS_PORT: String(metricsPort) },
+        healthUrl: `http://127.0.0.1:${metricsPort}/healthz`,
+        logFile: path.join(p.logDir, `worker-${i + 1}.log`),
+      }),
+    );
+  }
+  const all = [...webs, ...workers];
+  const stop = () => Promise.all(all.map((w) => w.stop())).then(() => undefined);
   try {
-    await worker.start();
+    // One web first: it applies the migrations the other processes' starts would otherwise race for.
+    await webs[0].start();
+    await Promise.all(all.slice(1).map((w) => w.start()));
   } catch (err) {
-    await web.stop();
+    await stop();
     throw err;
   }
   return {
-    web,
-    worker,
-    webUrl,
+    webs,
+    workers,
+    webUrls,
+    web: webs[0],
+    worker: workers[0],
+    webUrl: webUrls[0],
     env,
-    connectionBound: config.dbPoolMax + bound.graphile + bound.tasks + 1,
-    async stop() {
-      await Promise.all([web.stop(), worker.stop()]);
-    },
+    connectionBound: webs.length * config.dbPoolMax + workers.length * (bound.graphile + bound.tasks + 1),
+    stop,
   };
 }
