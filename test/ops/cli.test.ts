@@ -133,3 +133,20 @@ t.test('every command with --json prints exactly one JSON document on stdout', a
   t.equal(bin.status, 0, bin.stderr);
   t.equal(JSON.parse(bin.stdout).inbox.pending, 0, 'bin/wharf.js status --json is one JSON document');
 });
+
+t.test('long work shows progress on stderr: replay’s wait for the drain, backfill --wait', async (t) => {
+  const db = await freshDatabase(t);
+  const env = { DATABASE_URL: db.url };
+  const added = JSON.parse((await cli(['sources', 'add', '--name', 'acme', '--secret', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', '--json'], env)).stdout);
+  await db.sql`insert into inbox_events (source_id, event_id, topic, body, status) values (${added.id}, 'e1', 'order.shipped', '{}', 'dead')`;
+  // No worker runs here: nothing drains, nothing polls; both commands wait, show where they are, and exit 1.
+  const r = await cli(['replay', '--apply', '--wait', '1s', '--json'], env);
+  t.equal(r.code, 1, 'not settled within --wait: exit 1');
+  t.match(r.stderr, /requeued \[#+\] 1\/1/, 'the requeue progress');
+  t.match(r.stderr, /drained \[-+\] 0\/1 \(waiting \d+s of 1s\)/, 'the wait for the drain');
+  t.same(JSON.parse(r.stdout).settled, false, 'stdout: the one JSON document');
+  const b = await cli(['backfill', '--source', added.id, '--since', '2h', '--apply', '--wait', '1s'], env);
+  t.equal(b.code, 1, 'still polling at the deadline: exit 1');
+  t.match(b.stderr, /orders: at \d{4}-.*, transactions: at \d{4}-/, 'each stream’s cursor as it goes');
+  t.match(b.stdout, /still polling after 1s/);
+});
