@@ -18,6 +18,8 @@ import Fastify from 'fastify';
 import { createDb } from '../src/db/client.js';
 import { throwawayDatabase } from '../src/db/embedded.js';
 import { secretKey, sign, verify } from '../src/intake/signature.js';
+import { keyRingOf, loadConfig } from '../src/config.js';
+import { withKeyRing } from '../src/secrets/key-file.js';
 import { insertSource } from '../src/intake/sources.js';
 import { freePort } from '../src/net.js';
 import { projectRoot } from '../src/paths.js';
@@ -170,6 +172,7 @@ async function main() {
     const app = startChild([path.join('src', 'main.ts'), 'web'], {
       DATABASE_URL: dbUrl,
       PORT: String(appPort),
+      METRICS_PORT: '0',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       DB_POOL_MAX: String(POOL_MAX),
@@ -182,7 +185,7 @@ async function main() {
     const sources: Source[] = [];
     for (let i = 0; i < SOURCES; i++) {
       const secret = `whsec_${randomBytes(24).toString('base64')}`;
-      sources.push({ id: await insertSource(db.sql, { name: `bench-${randomBytes(4).toString('hex')}`, secret }), secret });
+      sources.push({ id: await insertSource(db.sql, keyRingOf(withKeyRing(loadConfig())), { name: `bench-${randomBytes(4).toString('hex')}`, secret }), secret });
     }
 
     const ceilingPort = await freePort();

@@ -18,6 +18,8 @@ import { startChaosDatabase } from '../test/harness/chaos/database.js';
 import { type PacedWebhook, quantile, sendPaced } from '../test/harness/chaos/paced-sender.js';
 import { startWharfService } from '../test/harness/chaos/service.js';
 import { createDb } from '../src/db/client.js';
+import { keyRingOf, loadConfig } from '../src/config.js';
+import { withKeyRing } from '../src/secrets/key-file.js';
 import { insertSource } from '../src/intake/sources.js';
 import { createWorld } from '../test/harness/simulator/index.js';
 
@@ -40,8 +42,10 @@ async function main() {
     try {
       const world = createWorld({ seed: 5, clients: CLIENTS, ordersPerClient: 20, start: Date.now() });
       const sourceIds = new Map<number, string>();
+      // The key the spawned service finds too (WHARF_ENCRYPTION_KEY, else the same key file).
+      const keys = keyRingOf(withKeyRing(loadConfig()));
       for (const c of world.clients) {
-        sourceIds.set(c.id, await insertSource(sql, { name: c.name, secret: c.secret, clientId: `client-${c.id}` }));
+        sourceIds.set(c.id, await insertSource(sql, keys, { name: c.name, secret: c.secret, clientId: `client-${c.id}` }));
       }
       const webhooks: PacedWebhook[] = [];
       const total = Math.round(RATE * SECONDS);

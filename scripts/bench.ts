@@ -9,7 +9,7 @@ import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { projectRoot } from '../src/paths.js';
 
-const ALL = ['intake', 'drain', 'poll', 'lag'] as const;
+const ALL = ['intake', 'drain', 'poll', 'lag', 'abuse'] as const;
 
 type Figures = Record<string, unknown>;
 
@@ -62,6 +62,14 @@ function rows(results: Record<string, Figures>): string[][] {
   const lag = results.lag;
   if (lag && !('error' in lag)) {
     r.push(['webhook → applied at a fixed rate', `p50 ${num(lag.applied_p50_ms, 0)} ms`, `p99 ${num(lag.applied_p99_ms, 0)} ms at ${lag.rate_per_s}/s; ack p99 ${num(lag.ack_p99_ms, 1)} ms; ${lag.errors} errors`]);
+  }
+  const abuse = results.abuse;
+  if (abuse && !('error' in abuse)) {
+    r.push([
+      'genuine deliveries under a flood',
+      `${num(abuse.genuine_ok_ratio, 3)} ok`,
+      `p99 ${num(abuse.genuine_p99_ms, 1)} ms (alone ${num(abuse.baseline_p99_ms, 1)} ms); ${num(abuse.quarantine_rows_per_1k, 2)} quarantine rows per 1k refusals, ${num(abuse.statements_per_rejection, 3)} statements per refusal, RSS +${num(abuse.rss_growth_mb, 0)} MB`,
+    ]);
   }
   for (const [name, f] of Object.entries(results)) if ('error' in f) r.push([name, 'failed', String(f.error)]);
   return r;

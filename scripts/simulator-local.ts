@@ -6,9 +6,10 @@
  * Options: [--port 4010] [--seed 1] [--clients 2] [--orders 50] [--interval 1000] (ms between world steps).
  */
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../src/config.js';
+import { keyRingOf, loadConfig } from '../src/config.js';
 import { createDb } from '../src/db/client.js';
 import { findRunningDatabase } from '../src/db/resolve.js';
+import { withKeyRing } from '../src/secrets/key-file.js';
 import { createWebhookSender, PROVIDER_HABITS, startSimulator } from '../test/harness/simulator/index.js';
 import { registerSimulatorSources, simulatorSourceId } from '../test/harness/simulator/local.js';
 
@@ -30,7 +31,8 @@ const int = (k: keyof typeof values) => {
   return n;
 };
 
-const config = loadConfig();
+// The service's key (WHARF_ENCRYPTION_KEY, else the key file beside the embedded data): the sources are stored encrypted.
+const config = withKeyRing(loadConfig(), (line) => console.error(line));
 const database = await findRunningDatabase(config).catch((err: Error) => {
   console.error(`${err.message}\n(start wharf first: npm start)`);
   process.exit(1);
@@ -40,7 +42,7 @@ const sim = await startSimulator({
   port: int('port'),
   worldOptions: { seed: int('seed'), clients: int('clients'), ordersPerClient: int('orders'), start: Date.now() },
 });
-const sources = await registerSimulatorSources(db.sql, sim.world);
+const sources = await registerSimulatorSources(db.sql, keyRingOf(config), sim.world);
 await db.close();
 console.log(`provider simulator on ${sim.apiUrl}`);
 for (const s of sources) console.log(`source ${s.id} ${s.created ? 'added to' : 'already in'} wharf: ${config.publicUrl}/webhooks/shipbob/${s.id}`);

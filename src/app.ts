@@ -1,12 +1,10 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { Config } from './config.js';
-import type { DbHandle } from './db/client.js';
+import type { DbHandle, Sql } from './db/client.js';
 import { migrationsApplied } from './db/migrate.js';
-import { WharfError } from './errors.js';
-import { createIntake, intakeRoutes } from './intake/route.js';
-import { registry } from './metrics.js';
-import { renderMetrics } from './ops/metrics-gauges.js';
 import { createDrainKicker } from './drain/kick-drain.js';
+import { classifyError } from './intake/errors.js';
+import { createIntake, intakeRoutes } from './intake/route.js';
 
 export interface AppDeps {
   config: Config;
@@ -25,29 +23,18 @@ class DebugRequestLog extends LogController {
   }
 }
 
-/** Friendlier codes for the framework's own client errors; any other is BAD_REQUEST. */
-const FRAMEWORK_CODES: Record<string, string> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
-};
-
 /**
- * The one error handler: WharfErrors answer their status with their code and message (written to be shown); other
- * client errors their status and a generic code; anything else 500 with nothing of its internals.
+ * The one error handler, over the one classification (src/intake/errors.ts): our errors answer their status with their
+ * code and message (written to be shown), the framework's client errors their status and a code from the one map;
+ * anything else 500 with nothing of its internals. The intake's refusals carry their `reason`; 429 and 503 `Retry-After`.
  */
 function handleError(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
-  if (err instanceof WharfError) {
-    if (err.statusCode >= 500) request.log.warn({ code: err.code, cause: causeOf(err) }, err.message);
-    const reason = 'reason' in err ? { reason: err.reason } : {};
-    return reply.code(err.statusCode).send({ error: err.code, ...reason, message: err.message });
-  }
-  const status = (err as FastifyError).statusCode;
-  if (status && status >= 400 && status < 500) {
-    const code = FRAMEWORK_CODES[(err as FastifyError).code] ?? 'BAD_REQUEST';
-    return reply.code(status).send({ error: code, message: err.message });
-  }
-  request.log.error({ err }, 'unhandled error');
-  return reply.code(500).send({ error: 'INTERNAL', message: 'internal error' });
+  const a = classifyError(err);
+  if (a.status >= 500 && a.code === 'INTERNAL') request.log.error({ err }, 'unhandled error');
+  else if (a.status >= 500) request.log.warn({ code: a.code, cause: causeOf(err) }, a.message);
+  if (a.retryAfterSeconds !== undefined) reply.header('retry-after', String(a.retryAfterSeconds));
+  const reason = a.showReason ? { reason: a.reason } : {};
+  return reply.code(a.status).send({ error: a.code, ...reason, message: a.message });
 }
 
 /** The cause's message only: a driver error may carry a connection string or a query. */
@@ -56,11 +43,56 @@ function causeOf(err: Error): string | undefined {
   return cause?.code ?? cause?.message?.slice(0, 200);
 }
 
-/** Builds the HTTP app (never listens: server code and tests decide that). */
+/**
+ * Whether the database answers and every migration is applied, asked at most once per `cacheMs` whatever the number
+ * of probes (a flood of /readyz costs one query a second), each ask bounded by `timeoutMs`.
+ */
+export function createReadiness(sql: Sql, timeoutMs: number, cacheMs = 1000): () => Promise<boolean> {
+  let last: { at: number; ready: boolean } | undefined;
+  let asking: Promise<boolean> | undefined;
+  const ask = async () => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        migrationsApplied(sql),
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+      ]);
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return () => {
+    if (last && Date.now() - last.at < cacheMs) return Promise.resolve(last.ready);
+    asking ??= ask().then((ready) => {
+      last = { at: Date.now(), ready };
+      asking = undefined;
+      return ready;
+    });
+    return asking;
+  };
+}
+
+/**
+ * Builds the public HTTP app (never listens: server code and tests decide that): the webhook intake, `/healthz` and
+ * `/readyz`. No `/metrics` here: that is the private metrics server's (src/ops/metrics-server.ts). The server's
+ * timeouts are set here because Node takes them at construction: a request's headers and body must arrive within
+ * HTTP_REQUEST_TIMEOUT_MS (headers within HTTP_HEADERS_TIMEOUT_MS), checked every HTTP_TIMEOUT_CHECK_INTERVAL_MS.
+ */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, db } = deps;
   const now = deps.now ?? (() => new Date());
   const app = Fastify({
+    // Node's http server reads these at construction; Fastify's own requestTimeout (default: none) is set on the
+    // server afterwards, so both are given the same value.
+    http: {
+      requestTimeout: config.httpRequestTimeoutMs,
+      headersTimeout: config.httpHeadersTimeoutMs,
+      connectionsCheckingInterval: config.httpTimeoutCheckIntervalMs,
+    },
+    requestTimeout: config.httpRequestTimeoutMs,
+    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
     logger: {
       level: config.logLevel,
       redact: ['req.headers.authorization', 'req.headers["webhook-signature"]', 'headers["webhook-signature"]'],
@@ -88,24 +120,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(intakeRoutes, { deps: intakeDeps, intake });
 
+  // Cheap: /healthz touches nothing; /readyz asks the database at most once a second (bounded by INTAKE_TIMEOUT_MS).
+  const ready = createReadiness(db.sql, config.intakeTimeoutMs);
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_req, reply) => {
-    try {
-      // Bounded: an unreachable database answers 503 in at most INTAKE_TIMEOUT_MS, never a hanging probe.
-      let timer: NodeJS.Timeout | undefined;
-      const ready = await Promise.race([
-        migrationsApplied(db.sql),
-        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), config.intakeTimeoutMs))),
-      ]).finally(() => clearTimeout(timer));
-      return reply.code(ready ? 200 : 503).send({ ready });
-    } catch {
-      return reply.code(503).send({ ready: false });
-    }
-  });
-  // Prometheus: this process's counters plus database gauges read at scrape time (bounded, src/ops/status.ts).
-  app.get('/metrics', async (_req, reply) => {
-    const body = await renderMetrics(db.sql, config, { web: config.dbPoolMax });
-    return reply.type(registry.contentType).send(body);
+    const ok = await ready();
+    return reply.code(ok ? 200 : 503).send({ ready: ok });
   });
   return app;
 }

@@ -1,4 +1,5 @@
 import { ConfigError } from './errors.js';
+import { type KeyRing, parseKeyRing } from './key-ring.js';
 
 /**
  * The only reader of process.env. Every variable, its unit and default is listed here and in the README.
@@ -10,10 +11,20 @@ export const MINUTE = 60 * SECOND;
 export const HOUR = 60 * MINUTE;
 export const DAY = 24 * HOUR;
 
+/** Also the drain's default bound on an event time's lead over its arrival (src/drain/apply-chunk.ts). */
+export const DEFAULT_WEBHOOK_TOLERANCE_MS = 5 * MINUTE;
+
 export const Roles = ['all', 'web', 'worker'] as const;
 export type Role = (typeof Roles)[number];
 
 type Env = Record<string, string | undefined>;
+
+export const ProviderEnvironments = ['production', 'sandbox'] as const;
+/** OA `servers`: the production and sandbox API origins. */
+export const PROVIDER_ORIGINS: Record<(typeof ProviderEnvironments)[number], string> = {
+  production: 'https://api.shipbob.com',
+  sandbox: 'https://sandbox-api.shipbob.com',
+};
 
 function reader(env: Env, problems: string[]) {
   const raw = (key: string) => {
@@ -37,6 +48,12 @@ function reader(env: Env, problems: string[]) {
       }
       return n;
     },
+    /** A value the operator keeps secret: never echoed in an error. */
+    secret(key: string, minChars = 1): string | undefined {
+      const v = raw(key);
+      if (v !== undefined && v.length < minChars) problems.push(`${key} must be at least ${minChars} characters`);
+      return v;
+    },
     oneOf<T extends string>(key: string, allowed: readonly T[], dflt: T): T {
       const v = raw(key);
       if (v === undefined) return dflt;
@@ -45,6 +62,17 @@ function reader(env: Env, problems: string[]) {
         return dflt;
       }
       return v as T;
+    },
+    keyRing(key: string): KeyRing | undefined {
+      const v = raw(key);
+      if (v === undefined) return undefined;
+      try {
+        return parseKeyRing(v);
+      } catch (err) {
+        // parseKeyRing names the entry and the problem, never the key material.
+        problems.push(`${key}: ${(err as Error).message}`);
+        return undefined;
+      }
     },
     url(key: string): string | undefined {
       const v = raw(key);
@@ -61,11 +89,23 @@ function reader(env: Env, problems: string[]) {
   };
 }
 
+/** How the client address of a request is found (the per-address budget of unverified traffic keys on it). */
+export const TrustProxy = ['off', 'fly', 'x-forwarded-for'] as const;
+export type TrustProxy = (typeof TrustProxy)[number];
+
 export function loadConfig(env: Env = process.env) {
   const problems: string[] = [];
   const r = reader(env, problems);
   const port = r.int('PORT', 3000, 0, 65535);
+  const host = r.str('HOST', '127.0.0.1');
   const dbPoolMax = r.int('DB_POOL_MAX', 10, 1, 1000);
+  const httpRequestTimeoutMs = r.int('HTTP_REQUEST_TIMEOUT_MS', 15 * SECOND, 100);
+  const httpHeadersTimeoutMs = r.int('HTTP_HEADERS_TIMEOUT_MS', 10 * SECOND, 100);
+  // Node refuses a server whose headers timeout exceeds its request timeout: say so here, with the keys' names.
+  if (httpHeadersTimeoutMs > httpRequestTimeoutMs)
+    problems.push(`HTTP_HEADERS_TIMEOUT_MS (${httpHeadersTimeoutMs}) must not exceed HTTP_REQUEST_TIMEOUT_MS (${httpRequestTimeoutMs})`);
+  const webhookBodyLimitBytes = r.int('WEBHOOK_BODY_LIMIT_BYTES', 256 * 1024, 1);
+  const providerEnvironment = r.oneOf('PROVIDER_ENVIRONMENT', ProviderEnvironments, 'production');
   const config = {
     env: r.str('NODE_ENV', 'development'),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
@@ -85,11 +125,23 @@ export function loadConfig(env: Env = process.env) {
     dbConnectTimeoutMs: r.int('DB_CONNECT_TIMEOUT_MS', 5 * SECOND, 100),
 
     port,
-    host: r.str('HOST', '127.0.0.1'),
+    host,
     publicUrl: r.str('PUBLIC_URL', `http://localhost:${port}`).replace(/\/+$/, ''),
 
-    webhookToleranceMs: r.int('WEBHOOK_TOLERANCE_MS', 5 * MINUTE, 0),
-    webhookBodyLimitBytes: r.int('WEBHOOK_BODY_LIMIT_BYTES', 1024 * 1024, 1),
+    webhookToleranceMs: r.int('WEBHOOK_TOLERANCE_MS', DEFAULT_WEBHOOK_TOLERANCE_MS, 0),
+    /** 256 KiB: see docs/intake.md (threat model) for where the figure comes from. */
+    webhookBodyLimitBytes,
+    /** Request bodies being received at once, whole process; a request that would go beyond answers 503 unread. */
+    intakeBodyBytesInFlight: r.int('INTAKE_BODY_BYTES_IN_FLIGHT', 32 * 1024 * 1024, 1),
+    /** A request's headers and body must arrive within this (Node's requestTimeout; the provider gives up at 15 s). */
+    httpRequestTimeoutMs,
+    httpHeadersTimeoutMs,
+    /** How often Node looks for requests past those timeouts (its default, 30 s, would let them run 30 s longer). */
+    httpTimeoutCheckIntervalMs: r.int('HTTP_TIMEOUT_CHECK_INTERVAL_MS', SECOND, 10),
+    /** An idle kept-alive connection is closed after this. */
+    httpKeepAliveTimeoutMs: r.int('HTTP_KEEP_ALIVE_TIMEOUT_MS', 72 * SECOND, 0),
+    /** Where the client address comes from: the socket, Fly's `Fly-Client-IP`, or the last `X-Forwarded-For` hop. */
+    trustProxy: r.oneOf('TRUST_PROXY', TrustProxy, 'off'),
     /** A request not committed within this answers 503 (the provider retries). */
     intakeTimeoutMs: r.int('INTAKE_TIMEOUT_MS', 5 * SECOND, 100),
     /** Group commit: insert batches in the database at once (keep below DB_POOL_MAX: look-ups need a connection). */
@@ -99,8 +151,12 @@ export function loadConfig(env: Env = process.env) {
     intakeQueueMaxRows: r.int('INTAKE_QUEUE_MAX_ROWS', 20000, 1),
     /** How long a source and its secrets are cached (enabling, disabling, expiring take effect within this). */
     sourceCacheTtlMs: r.int('SOURCE_CACHE_TTL_MS', 5 * SECOND, 0),
+    /** Verified deliveries per source per window, per process (429 beyond). Unverified requests never count. */
     rateLimitMax: r.int('RATE_LIMIT_MAX', 5000, 1),
     rateLimitWindowMs: r.int('RATE_LIMIT_WINDOW_MS', SECOND, 1),
+    /** Rejected requests one client address may make to one source (or to unknown ones) per window before 429. */
+    unverifiedLimitMax: r.int('UNVERIFIED_LIMIT_MAX', 100, 1),
+    unverifiedLimitWindowMs: r.int('UNVERIFIED_LIMIT_WINDOW_MS', MINUTE, 1),
     secretRotationOverlapMs: r.int('SECRET_ROTATION_OVERLAP_MS', DAY, 0),
 
     workerConcurrency: r.int('WORKER_CONCURRENCY', 4, 1, 100),
@@ -116,7 +172,9 @@ export function loadConfig(env: Env = process.env) {
     drainConcurrency: r.int('DRAIN_CONCURRENCY', 2, 1, 16),
     drainKickDebounceMs: r.int('DRAIN_KICK_DEBOUNCE_MS', 25, 0),
 
-    providerBaseUrl: r.url('PROVIDER_BASE_URL') ?? 'https://api.shipbob.com',
+    /** `sandbox` selects ShipBob's sandbox API (separate accounts); PROVIDER_BASE_URL, when set, wins. */
+    providerEnvironment,
+    providerBaseUrl: r.url('PROVIDER_BASE_URL') ?? PROVIDER_ORIGINS[providerEnvironment],
     providerApiVersion: r.str('PROVIDER_API_VERSION', '2026-01'),
     /** Our own budget per API token, below the provider's 150/min. */
     providerCallsPerMinute: r.int('PROVIDER_CALLS_PER_MINUTE', 120, 1),
@@ -133,9 +191,23 @@ export function loadConfig(env: Env = process.env) {
     deadRetentionDays: r.int('DEAD_RETENTION_DAYS', 90, 1),
     /** poll_runs (the sync-run log) rows are deleted after this. */
     pollRunRetentionDays: r.int('POLL_RUN_RETENTION_DAYS', 30, 1),
+    /** Quarantine counters and samples are deleted after this (shorter than the inbox: they are diagnostics). */
+    quarantineRetentionDays: r.int('QUARANTINE_RETENTION_DAYS', 7, 1),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 25 * SECOND, 0),
-    /** The worker role (alone) serves /healthz and /metrics here; the web role serves them on PORT. 0 = off. */
+    /** Every role serves /metrics (and /healthz, /readyz) here, never on PORT. 0 = off. */
     metricsPort: r.int('METRICS_PORT', 9091, 0, 65535),
+    /** Listen address of the metrics server (on Fly: `fly-local-6pn`, the private network only). */
+    metricsHost: r.str('METRICS_HOST', host),
+    /** When set, /metrics requires `Authorization: Bearer <token>`. */
+    metricsToken: r.secret('METRICS_TOKEN', 16),
+    /** Database gauges are read on this period on their own connection, and served from memory. */
+    metricsGaugeIntervalMs: r.int('METRICS_GAUGE_INTERVAL_MS', 15 * SECOND, 100),
+
+    /**
+     * Keys for secrets at rest (src/secrets/): the first encrypts, every one decrypts. Unset: withKeyRing() reads the
+     * key file beside the embedded data, outside production only.
+     */
+    encryptionKeys: r.keyRing('WHARF_ENCRYPTION_KEY'),
   };
   // Production never falls back to a database of its own: a forgotten DATABASE_URL must stop the process, not start
   // an empty embedded cluster that answers "0 pending". (The image ships no embedded PostgreSQL binaries anyway.)
@@ -143,8 +215,16 @@ export function loadConfig(env: Env = process.env) {
     problems.push('DATABASE_URL is required when NODE_ENV=production (the embedded PostgreSQL is for development only)');
   if (config.webDatabaseUrl && !config.databaseUrl)
     problems.push('WEB_DATABASE_URL needs DATABASE_URL too (migrations and the worker connect directly)');
+  if (config.env === 'production' && !config.encryptionKeys && !problems.some((p) => p.startsWith('WHARF_ENCRYPTION_KEY')))
+    problems.push('WHARF_ENCRYPTION_KEY is required when NODE_ENV=production (secrets are stored encrypted under it)');
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }
 
 export type Config = ReturnType<typeof loadConfig>;
+
+/** The key ring of a config that has one (WHARF_ENCRYPTION_KEY, or withKeyRing); throws otherwise. */
+export function keyRingOf(config: Pick<Config, 'encryptionKeys'>): KeyRing {
+  if (!config.encryptionKeys) throw new ConfigError(['no encryption key: set WHARF_ENCRYPTION_KEY (or start through withKeyRing)']);
+  return config.encryptionKeys;
+}

@@ -1,8 +1,12 @@
 import pino from 'pino';
-import { loadConfig, Roles, type Role } from './config.js';
+import { keyRingOf, loadConfig, Roles, type Role } from './config.js';
+import { withKeyRing } from './secrets/key-file.js';
 import { createDb } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
 import { resolveDatabase } from './db/resolve.js';
+import { createReadiness } from './app.js';
+import { startGaugeRefresher } from './ops/metrics-gauges.js';
+import { encryptPlaintextAfterMigrate } from './intake/secrets-at-rest.js';
 import { buildMetricsApp } from './ops/metrics-server.js';
 import { startWeb } from './web.js';
 import { startWorker, workerConnectionBound } from './worker/runner.js';
@@ -18,12 +22,18 @@ import { startWorker, workerConnectionBound } from './worker/runner.js';
  * nothing acknowledged is lost even then, because acknowledged means committed.
  */
 async function main() {
-  const config = loadConfig();
+  const loaded = loadConfig();
   const argRole = process.argv[2];
-  const log = pino({ level: config.logLevel, name: 'wharf' });
+  const log = pino({ level: loaded.logLevel, name: 'wharf' });
+  // WHARF_ENCRYPTION_KEY, else (not in production: loadConfig refused that) the key file beside the embedded data.
+  const config = withKeyRing(loaded, (line) => log.info(line));
+  const afterMigrate = encryptPlaintextAfterMigrate(keyRingOf(config), {
+    info: (line) => log.info(line),
+    warn: (line) => log.warn(line),
+  });
   if (argRole === 'migrate') {
     const database = await resolveDatabase(config, (line) => log.info(line));
-    await runMigrations(database.url);
+    await runMigrations(database.url, { afterMigrate });
     log.info('migrations applied');
     await database.stop();
     return;
@@ -64,23 +74,30 @@ async function main() {
 
   const database = await resolveDatabase(config, (line) => log.info(line));
   stopAll = () => database.stop();
-  await runMigrations(database.url);
+  await runMigrations(database.url, { afterMigrate });
   log.info({ role, embedded: database.embedded }, 'migrations applied');
 
   // The web pool may go through a transaction-mode pooler (WEB_DATABASE_URL); migrations and the worker connect directly.
   const web = role === 'worker' ? undefined : await startWeb(config, config.webDatabaseUrl ?? database.url);
   if (web) log.info(`wharf web listening on ${web.url} (webhooks: ${config.publicUrl}/webhooks/shipbob/:sourceId)`);
   const worker = role === 'web' ? undefined : await startWorker(config, database.url, log);
-  // The worker alone serves its own metrics; with the web in the process, the web's /metrics has the same registry.
-  const metricsDb = worker && !web && config.metricsPort > 0 ? createDb({ url: database.url, max: 1, applicationName: 'wharf-metrics' }) : undefined;
-  const metricsApp = metricsDb
-    ? await buildMetricsApp(config, metricsDb, { 'worker-queue': workerConnectionBound(config).graphile, 'worker-tasks': workerConnectionBound(config).tasks })
-    : undefined;
-  if (metricsApp) log.info(`wharf worker metrics on ${await metricsApp.listen({ port: config.metricsPort, host: config.host })}/metrics`);
   if (worker) log.info({ workerIds: worker.workerIds() }, 'wharf worker running');
 
+  // Every role serves /metrics on the private METRICS_PORT (never on the public PORT). The database gauges are read
+  // on a timer on this one-connection pool and served from memory: scrapes cost the intake and the tasks nothing.
+  const metricsDb = config.metricsPort > 0 ? createDb({ url: database.url, max: 1, applicationName: 'wharf-metrics' }) : undefined;
+  const pools: Record<string, number> = { metrics: 1 };
+  if (web) pools.web = config.dbPoolMax;
+  if (worker) {
+    pools['worker-queue'] = workerConnectionBound(config).graphile;
+    pools['worker-tasks'] = workerConnectionBound(config).tasks;
+  }
+  const gauges = metricsDb ? startGaugeRefresher({ sql: metricsDb.sql, config, pools }) : undefined;
+  const metricsApp = metricsDb ? await buildMetricsApp(config, { ready: createReadiness(metricsDb.sql, 2000) }) : undefined;
+  if (metricsApp) log.info(`wharf metrics on ${await metricsApp.listen({ port: config.metricsPort, host: config.metricsHost })}/metrics`);
+
   stopAll = async (deadline) => {
-    await Promise.all([web?.stop(deadline), worker?.stop(deadline), metricsApp?.close()]);
+    await Promise.all([web?.stop(deadline), worker?.stop(deadline), metricsApp?.close(), gauges?.stop()]);
     await metricsDb?.close();
     await database.stop();
   };

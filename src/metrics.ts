@@ -2,9 +2,9 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 
 /**
  * The process's Prometheus registry and the counters other modules increment. Counters are per process (prom-client
- * keeps them in memory): in split deployments each process serves its own `/metrics` (web on PORT, worker on
- * METRICS_PORT). Figures that must agree across processes (inbox depth, cursors, budgets) are gauges read from the
- * database at scrape time (src/ops/metrics-gauges.ts).
+ * keeps them in memory): every process serves its own `/metrics` on METRICS_PORT (never on the public PORT). Figures
+ * that must agree across processes (inbox depth, cursors, budgets) are gauges read from the database on a timer, on a
+ * connection of their own, and served from memory (src/ops/metrics-gauges.ts).
  */
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'wharf_' });
@@ -31,6 +31,32 @@ export const metrics = {
   webhookDuplicates: new Counter({
     name: 'wharf_webhook_duplicates_total',
     help: 'Deliveries of an already stored event id',
+    registers,
+  }),
+  /** Duplicates whose body differs from the stored one: acknowledged, never applied (the provider never changes a body). */
+  webhookChangedBodies: new Counter({
+    name: 'wharf_webhook_changed_body_total',
+    help: 'Deliveries of an already stored event id with a different body (acknowledged as duplicates, not applied)',
+    registers,
+  }),
+  /** Rows the quarantine writer wrote (counter upserts and samples): bounded whatever the flood. */
+  quarantineRowsWritten: new Counter({
+    name: 'wharf_quarantine_rows_written_total',
+    help: 'Quarantine rows written (counter rows upserted and samples inserted)',
+    labelNames: ['table'] as const,
+    registers,
+  }),
+  /** Group-commit statements the intake sent (each stores a batch of deliveries). */
+  intakeCommitBatches: new Counter({
+    name: 'wharf_intake_commit_batches_total',
+    help: 'Group-commit insert statements sent by the intake',
+    registers,
+  }),
+  /** Statements this process's pools sent (the web pool: what the intake costs the database). */
+  dbStatements: new Counter({
+    name: 'wharf_db_statements_total',
+    help: 'Statements sent to PostgreSQL, by pool',
+    labelNames: ['pool'] as const,
     registers,
   }),
   /** Events the drain applied, by topic (unknown topics: their topic string; keep it to the provider's list). */
@@ -141,7 +167,13 @@ export const metrics = {
   }),
 };
 
-/** Gauges set from the database at scrape time (see src/ops/metrics-gauges.ts). */
+let lastStatusReadAt: number | undefined;
+/** Records a successful read of the database gauges (their age is computed at each scrape). */
+export function markStatusRead(at: number = Date.now()): void {
+  lastStatusReadAt = at;
+}
+
+/** Gauges set from the database on a timer (see src/ops/metrics-gauges.ts). */
 export const dbGauges = {
   inboxDepth: new Gauge({
     name: 'wharf_inbox_depth',
@@ -208,18 +240,60 @@ export const dbGauges = {
   }),
   quarantined: new Gauge({
     name: 'wharf_quarantine_last_24h',
-    help: 'Rejected webhook requests in the last 24 hours, by reason',
+    help: 'Rejected webhook requests of known sources in the last 24 hours (hourly buckets), by reason (counted up to a cap)',
     labelNames: ['reason'] as const,
     registers,
   }),
   statusReadOk: new Gauge({
     name: 'wharf_status_read_ok',
-    help: '1 when the database gauges were read at this scrape, 0 when the read failed (they are stale)',
+    help: '1 when the last periodic read of the database gauges succeeded, 0 when it failed (they are stale)',
+    registers,
+  }),
+  statusAge: new Gauge({
+    name: 'wharf_status_age_seconds',
+    help: 'Seconds since the database gauges were last read successfully (-1: never)',
+    registers,
+    collect() {
+      this.set(lastStatusReadAt === undefined ? -1 : (Date.now() - lastStatusReadAt) / 1000);
+    },
+  }),
+  payloadDrift: new Gauge({
+    name: 'wharf_payload_drift',
+    help: 'Payload fields the normaliser does not know or cannot read (stored total), by topic, field and problem',
+    labelNames: ['topic', 'field', 'problem'] as const,
+    registers,
+  }),
+  resolveWaiting: new Gauge({
+    name: 'wharf_resolve_waiting',
+    help: 'Resources waiting to be fetched by id, by source',
+    labelNames: ['source'] as const,
+    registers,
+  }),
+  webhookSubscription: new Gauge({
+    name: 'wharf_webhook_subscription',
+    help: "1 for each source's webhook subscription state as last checked (ok, missing, disabled, topics_missing, error, unchecked)",
+    labelNames: ['source', 'state'] as const,
     registers,
   }),
   workersAlive: new Gauge({
     name: 'wharf_workers_alive',
     help: 'Workers whose heartbeat is fresher than STALE_LOCK_AFTER_MS',
+    registers,
+  }),
+};
+
+/** Tenant isolation (docs/tenancy.md): its own block, so other counters can be added above without conflicts. */
+export const tenancyMetrics = {
+  /** Inbox events dead because an entity they carry belongs to another source (also in wharf_dead_letters_total). */
+  ownershipRefused: new Counter({
+    name: 'wharf_ownership_refused_total',
+    help: 'Inbox events refused because an entity they carry belongs to another source',
+    registers,
+  }),
+  /** Version times later than their event's arrival + WEBHOOK_TOLERANCE_MS, clamped there by the drain. */
+  futureTimesClamped: new Counter({
+    name: 'wharf_event_times_clamped_total',
+    help: 'Event version times clamped to received_at + WEBHOOK_TOLERANCE_MS',
     registers,
   }),
 };

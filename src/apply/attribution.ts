@@ -30,7 +30,7 @@ export function lockAttributionKeys(sql: Queryable, keys: readonly string[]) {
 /**
  * Attributes the pending charges that reference the given shipments or returns (reference type spelled `Shipment` or
  * `Return`, as the provider does: that is what the partial index serves), or whose ids are given (charges this chunk
- * left pending), wherever the reference now has a client. One statement; rows locked by another drain are skipped
+ * left pending), wherever the reference, of the charge's own source, now has a client. One statement; rows locked by another drain are skipped
  * (see above). Its rows: the charges it attributed.
  */
 export function attributePendingTransactions(
@@ -39,7 +39,7 @@ export function attributePendingTransactions(
 ) {
   return sql<{ transaction_id: string }[]>`
     with candidates as (
-      select t.transaction_id, lower(t.reference_type) as kind,
+      select t.transaction_id, t.source_id, lower(t.reference_type) as kind,
              case when t.reference_id ~ '^[0-9]{1,18}$' then t.reference_id::bigint end as ref_key
         from transactions t
        where t.attribution_status = 'pending'
@@ -51,8 +51,9 @@ export function attributePendingTransactions(
     ), resolved as (
       select c.transaction_id, coalesce(sh.client_id, rt.client_id) as client_id
         from candidates c
-        left join shipments sh on c.kind = 'shipment' and sh.id = c.ref_key
-        left join returns rt on c.kind = 'return' and rt.id = c.ref_key
+        -- Only the charge's own source's shipments and returns (docs/tenancy.md).
+        left join shipments sh on c.kind = 'shipment' and sh.id = c.ref_key and sh.source_id = c.source_id
+        left join returns rt on c.kind = 'return' and rt.id = c.ref_key and rt.source_id = c.source_id
     )
     update transactions t
        set client_id = r.client_id, attribution_status = 'attributed', attribution_reason = null, updated_at = now()

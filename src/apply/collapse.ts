@@ -1,4 +1,4 @@
-import type { Entities, OrderRow, ReturnRow, ShipmentRow, TimelineRow, TransactionRow, Version } from './normalise.js';
+import type { Drift, Entities, OrderRow, ResolveRequest, ReturnRow, ShipmentRow, TimelineRow, TransactionRow, Version } from './normalise.js';
 
 /**
  * A chunk's entities reduced to one row per key (PostgreSQL refuses to touch a row twice in one statement), each the
@@ -23,6 +23,10 @@ export interface CollapsedChunk {
   transactions: TransactionRow[];
   /** Per entity key, the newest time a non-poll event of this chunk carried: a poll is a catch only above it. */
   pushedUs: Map<string, number>;
+  /** Resources to fetch by id (one per source, kind and id; every inbox row that asked, kept). */
+  resolves: ResolveRequest[];
+  /** Drift counted per topic, field and problem. */
+  drift: (Drift & { count: number })[];
 }
 
 /** The key of an entity within a chunk (orders, shipments, returns, transactions): one spelling for every map of it. */
@@ -33,6 +37,13 @@ export const entityKey = (kind: EntityKind, id: number | string): string => `${k
 export const isNewer = (a: Version, b: Version): boolean =>
   a.eventUs > b.eventUs || (a.eventUs === b.eventUs && a.inboxId > b.inboxId);
 
+/**
+ * A return's newer version: later in the life cycle first (a return never moves back: OA gives it no update time),
+ * then newer (the same order the SQL guard uses).
+ */
+export const isNewerReturn = (a: ReturnRow, b: ReturnRow): boolean =>
+  a.statusRank > b.statusRank || (a.statusRank === b.statusRank && isNewer(a, b));
+
 export function collapseChunk(all: Entities[]): CollapsedChunk {
   const orders = new Map<number, OrderRow>();
   const versions = new Map<number, ShipmentRow>();
@@ -41,6 +52,8 @@ export function collapseChunk(all: Entities[]): CollapsedChunk {
   const returns = new Map<number, ReturnRow>();
   const transactions = new Map<string, TransactionRow>();
   const pushedUs = new Map<string, number>();
+  const resolves: ResolveRequest[] = [];
+  const drift = new Map<string, Drift & { count: number }>();
 
   const push = (key: string, v: Version) => {
     if (v.via !== 'poll' && (pushedUs.get(key) ?? -Infinity) < v.eventUs) pushedUs.set(key, v.eventUs);
@@ -72,10 +85,18 @@ export function collapseChunk(all: Entities[]): CollapsedChunk {
       if (s.deliveredUs !== null) deliver(input, s.deliveredUs, s.inboxId, s.via);
     }
     for (const d of e.deliveries) deliver(shipment(d.shipmentId, d.sourceId), d.deliveredUs, d.inboxId, d.via);
-    for (const t of e.timeline) timeline.set(`${t.shipmentId}:${t.logTypeId}:${t.timestamp}`, t);
+    for (const t of e.timeline) timeline.set(`${t.shipmentId}:${t.logTypeId}:${t.timestamp}:${t.sourceId}`, t);
     for (const r of e.returns) {
-      keep(returns, r.id, r);
+      const held = returns.get(r.id);
+      if (!held || isNewerReturn(r, held)) returns.set(r.id, r);
       push(entityKey('return', r.id), r);
+    }
+    for (const q of e.resolves) resolves.push(q);
+    for (const d of e.drift) {
+      const k = `${d.topic}\u0000${d.field}\u0000${d.problem}`;
+      const held = drift.get(k);
+      if (held) held.count++;
+      else drift.set(k, { ...d, count: 1 });
     }
     for (const t of e.transactions) {
       keep(transactions, t.transactionId, t);
@@ -101,5 +122,7 @@ export function collapseChunk(all: Entities[]): CollapsedChunk {
       a.transactionId < b.transactionId ? -1 : a.transactionId > b.transactionId ? 1 : 0,
     ),
     pushedUs,
+    resolves,
+    drift: [...drift.values()],
   };
 }

@@ -3,7 +3,10 @@ import type { InboxRow } from '../inbox/claim.js';
 import { firstMicros, isoFromMicros, optionalIso, parseMicros } from '../time.js';
 
 /**
- * One inbox event → the rows it asserts, by topic (docs/provider.md). Pure: no database, no clock.
+ * One inbox event → the rows it asserts, by topic and by the shape of its body (docs/provider.md §7: an order topic
+ * may carry a Shipment, a shipment topic an order-centric event). Pure: no database, no clock. Besides rows it reports
+ * resources to fetch by id (an event that names one without standing for it) and drift (fields not in the OpenAPI
+ * schema of the resource, or not of its type).
  *
  * Defensive about where things live: ids in `shipment_id`, `id`, `shipment.id`, `data.id`; order ids in `order_id`,
  * `order.id`; the version time in `event_time`, `last_update_at`, `last_tracking_update_at`, else the inbox row's
@@ -73,6 +76,8 @@ export interface DeliveryHint {
 
 export interface TimelineRow {
   shipmentId: number;
+  /** The source that sent it: an entry of a shipment another source owns is refused (docs/tenancy.md). */
+  sourceId: string;
   logTypeId: number;
   timestamp: string;
   logTypeName: string | null;
@@ -87,6 +92,10 @@ export interface ReturnRow extends Version {
   status: string | null;
   originalShipmentId: number | null;
   orderId: number | null;
+  /** The return's channel (OA `channel.id`): decides its client through channel_clients. */
+  channelId: number | null;
+  /** Position of `status` in the life cycle (returnStatusRank): a return never moves back to an earlier status. */
+  statusRank: number;
   dataPath: DataPath;
 }
 
@@ -102,7 +111,8 @@ export interface TransactionRow extends Version {
   invoiceId: number | null;
   invoiceDate: string | null;
   invoiceType: string | null;
-  invoicedStatus: string | null;
+  /** OA: boolean (true billed, false not yet); the legacy strings Invoiced / NotInvoiced are read too (as drift). */
+  invoicedStatus: boolean | null;
   referenceId: string | null;
   referenceType: string | null;
   transactionFee: string | null;
@@ -115,6 +125,28 @@ export interface TransactionRow extends Version {
   refKey: number | null;
 }
 
+/**
+ * A resource the event names but cannot stand for (an order-centric event without a shipment id, a body without a
+ * status): wharf fetches it by id through the API and applies what it fetched through the inbox (src/poll/resolve.ts).
+ */
+export interface ResolveRequest {
+  kind: ResolveKind;
+  id: number;
+  sourceId: string;
+  inboxId: number;
+  /** Why the body itself was not applied, for the dead letter if the fetch can never succeed. */
+  reason: string;
+}
+export type ResolveKind = 'order' | 'shipment' | 'return';
+
+/** A field of a payload the normaliser does not know (`unknown`) or cannot read as the OpenAPI types it (`unreadable`). */
+export interface Drift {
+  topic: string;
+  /** Dotted path from the resource, e.g. `invoiced_status`, `tracking.tracking_id`, `shipments[].foo`. */
+  field: string;
+  problem: 'unknown' | 'unreadable';
+}
+
 export interface Entities {
   orders: OrderRow[];
   shipments: ShipmentRow[];
@@ -122,6 +154,8 @@ export interface Entities {
   timeline: TimelineRow[];
   returns: ReturnRow[];
   transactions: TransactionRow[];
+  resolves: ResolveRequest[];
+  drift: Drift[];
 }
 
 export type Normalised =
@@ -140,8 +174,10 @@ const LEGACY_SHIPMENT_TOPICS = new Set([
 
 /** What a topic asserts; undefined for a topic we do not know (kept as ignored, replayable). */
 export function kindOfTopic(topic: string): EventKind | undefined {
-  if (topic === PollTopics.order || topic === 'order.shipped' || topic === 'order.delivered' || topic === 'order_shipped')
+  if (topic === PollTopics.order || topic === PollTopics.resolvedOrder || topic === 'order.shipped' || topic === 'order.delivered' || topic === 'order_shipped')
     return 'order';
+  if (topic === PollTopics.resolvedShipment) return 'shipment';
+  if (topic === PollTopics.resolvedReturn) return 'return';
   if (topic === PollTopics.timeline) return 'timeline';
   if (topic.startsWith('order.shipment.') || LEGACY_SHIPMENT_TOPICS.has(topic)) return 'shipment';
   if (topic.startsWith('return.') || topic === PollTopics.return) return 'return';
@@ -186,6 +222,76 @@ class Dead extends Error {}
 
 const DECIMAL = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
 
+// ---- what the OpenAPI (2026-01) says each resource holds: anything else is drift (docs/provider.md §3) -----------
+
+const ORDER_FIELDS = new Set([
+  'id', 'reference_id', 'order_number', 'status', 'channel', 'created_date', 'purchase_date', 'type', 'shipments',
+  'products', 'recipient', 'financials', 'tags', 'shipping_method', 'gift_message', 'retailer_program_data',
+  'shipping_terms', 'last_update_at', 'event_time',
+]);
+const SHIPMENT_FIELDS = new Set([
+  'id', 'order_id', 'reference_id', 'status', 'status_details', 'created_date', 'last_update_at',
+  'last_tracking_update_at', 'actual_fulfillment_date', 'delivery_date', 'estimated_fulfillment_date',
+  'estimated_fulfillment_date_status', 'tracking', 'location', 'invoice_amount', 'invoice_currency_code',
+  'is_tracking_uploaded', 'products', 'recipient', 'measurements', 'parent_cartons', 'ship_option',
+  'require_signature', 'insurance_value', 'event_time', 'shipment_id',
+]);
+/** The order-centric event of `order.shipment.tracking_received` (the one documented dated payload). */
+const ORDER_EVENT_FIELDS = new Set(['event_time', 'order_id', 'reference_id', 'status', 'tracking', 'shipment_id']);
+const TRACKING_FIELDS = new Set([
+  'carrier', 'carrier_service', 'tracking_number', 'tracking_id', 'tracking_url', 'shipping_date', 'bol', 'pro_number', 'scac',
+]);
+const RETURN_FIELDS = new Set([
+  'id', 'reference_id', 'status', 'original_shipment_id', 'insert_date', 'awaiting_arrival_date', 'arrived_date',
+  'processing_date', 'completed_date', 'cancelled_date', 'status_history', 'channel', 'fulfillment_center',
+  'return_type', 'store_order_id', 'tracking_number', 'shipment_tracking_number', 'customer_name', 'invoice',
+  'transactions', 'inventory', 'event_time',
+]);
+const TRANSACTION_FIELDS = new Set([
+  'transaction_id', 'amount', 'currency_code', 'charge_date', 'invoice_id', 'invoice_date', 'invoiced_status',
+  'invoice_type', 'reference_id', 'reference_type', 'transaction_type', 'transaction_fee', 'fulfillment_center',
+  'taxes', 'additional_details', 'last_update_at', 'event_time',
+]);
+const TIMELINE_FIELDS = new Set(['shipment_id', 'order_id', 'fetched_at', 'timeline']);
+/** Wrappers the normaliser looks through (`{ "data": {…} }`, `{ "order": {…} }`): not drift themselves. */
+const WRAPPERS = new Set(['data', 'order', 'shipment', 'return', 'transaction', 'topic', 'type']);
+
+/**
+ * Position of a return status in its life cycle (OA: a free string, "i.e. Awaiting Arrival"; the list filter spells
+ * AwaitingArrival, Arrived, Processing, Completed, Cancelled). Completed and Cancelled are both final. 0: unknown.
+ */
+export function returnStatusRank(status: string | null): number {
+  switch (status?.replace(/[\s_-]/g, '').toLowerCase()) {
+    case 'awaitingarrival':
+      return 1;
+    case 'arrived':
+      return 2;
+    case 'processing':
+      return 3;
+    case 'completed':
+    case 'cancelled':
+    case 'canceled':
+      return 4;
+    default:
+      return 0;
+  }
+}
+
+/** A return's own latest time: the newest of its status history and its dated fields (OA has no last_update_at). */
+function returnTime(res: Obj): number | undefined {
+  let newest: number | undefined;
+  const take = (v: unknown) => {
+    const us = parseMicros(v);
+    if (us !== undefined && (newest === undefined || us > newest)) newest = us;
+  };
+  for (const f of ['insert_date', 'awaiting_arrival_date', 'arrived_date', 'processing_date', 'completed_date', 'cancelled_date', 'last_update_at'])
+    take(res[f]);
+  if (Array.isArray(res.status_history)) for (const h of res.status_history) if (isObj(h)) take(h.timestamp);
+  return newest;
+}
+
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+
 export function normaliseEvent(row: InboxRow): Normalised {
   let body: unknown;
   try {
@@ -202,59 +308,108 @@ export function normaliseEvent(row: InboxRow): Normalised {
   const poll = row.via === 'poll';
   const fallback = [row.eventTime, row.receivedAt];
   /** The version time of the event's top-level resource. */
-  const versionOf = (res: Obj): number =>
+  const versionOf = (res: Obj, own?: number): number =>
     (poll
-      ? firstMicros(res.last_update_at, body.last_update_at, body.event_time, ...fallback)
-      : firstMicros(body.event_time, res.event_time, res.last_update_at, res.last_tracking_update_at, ...fallback)) ??
+      ? firstMicros(res.last_update_at, body.last_update_at, own, body.event_time, ...fallback)
+      : firstMicros(body.event_time, res.event_time, res.last_update_at, res.last_tracking_update_at, own, ...fallback)) ??
     0; // unreachable: received_at is always an instant
-  const entities: Entities = { orders: [], shipments: [], deliveries: [], timeline: [], returns: [], transactions: [] };
+  const entities: Entities = {
+    orders: [],
+    shipments: [],
+    deliveries: [],
+    timeline: [],
+    returns: [],
+    transactions: [],
+    resolves: [],
+    drift: [],
+  };
   // Rows are written as literals with every key spelled out, never `{ ...base, … }`: a spread makes V8 build the object
   // property by property (measured: about half of this function's time for a charge).
   const base = { inboxId: row.id, via: row.via, sourceId: row.sourceId };
+  const drift = (field: string, problem: Drift['problem']) => entities.drift.push({ topic, field, problem });
+  /** Records each key of `o` the schema does not list (`prefix` names where `o` sits). */
+  const unknownKeys = (o: Obj, known: ReadonlySet<string>, prefix: string) => {
+    for (const k in o) if (!known.has(k) && !(prefix === '' && WRAPPERS.has(k))) drift(`${prefix}${k.slice(0, 60)}`, 'unknown');
+  };
+  /** An optional instant, recording drift when present but unreadable (a date-only value reads as midnight UTC). */
+  const instant = (o: Obj, f: string, prefix = '', dateOnly = false): string | null => {
+    const v = o[f];
+    if (v === undefined || v === null) return null;
+    if (dateOnly && typeof v === 'string' && DATE_ONLY.test(v)) return optionalIso(`${v}T00:00:00Z`);
+    const iso = optionalIso(v);
+    if (iso === null) drift(`${prefix}${f}`, 'unreadable');
+    return iso;
+  };
+  const reader: Reader = { instant, drift };
+  const resolve = (kindToFetch: ResolveKind, id: number, reason: string) =>
+    entities.resolves.push({ kind: kindToFetch, id, sourceId: base.sourceId, inboxId: base.inboxId, reason });
 
   try {
-    if (kind === 'order') {
-      const [res, path] = resourceOf(body, 'order');
-      const id = firstId(res.id, res.order_id);
-      if (id === null) throw new Dead('order id missing or invalid');
-      const eventUs = versionOf(res);
-      const channel = isObj(res.channel) ? res.channel : {};
-      const channelId = toId(channel.id);
-      const shipments = res.shipments;
-      entities.orders.push({
-        inboxId: base.inboxId,
-        via: base.via,
-        sourceId: base.sourceId,
-        eventUs,
-        id,
-        referenceId: str(res.reference_id),
-        orderNumber: str(res.order_number),
-        status: str(res.status),
-        channelId,
-        channelName: str(channel.name),
-        createdDate: optionalIso(res.created_date),
-        purchaseDate: optionalIso(res.purchase_date),
-        lastUpdateAt: optionalIso(res.last_update_at),
-        dataPath: path,
-      });
-      if (shipments !== undefined && shipments !== null && !Array.isArray(shipments))
-        throw new Dead('order shipments is not an array');
-      const list = (shipments as unknown[] | undefined) ?? [];
-      for (let i = 0; i < list.length; i++) {
-        const s = list[i];
-        if (!isObj(s)) throw new Dead('order shipment is not an object');
-        // Each embedded shipment is versioned by its own last change: a sibling's change is not a change of it.
-        const us = firstMicros(s.last_update_at) ?? eventUs;
-        entities.shipments.push(shipmentRow(s, base, us, id, channelId, false, elementPath(path, 'shipments', i)));
+    if (kind === 'order' || kind === 'shipment') {
+      const [res, path] = resourceOf(body, kind);
+      const shape = shapeOf(res, body, kind);
+      if (shape === 'order_event') {
+        // Order-centric (tracking_received): names an order, not the shipment it is about. Fetch the order.
+        unknownKeys(res, ORDER_EVENT_FIELDS, '');
+        const orderId = firstId(res.order_id, body.order_id, isObj(body.order) ? body.order.id : undefined);
+        if (orderId === null) throw new Dead('order id missing or invalid');
+        resolve('order', orderId, 'order-centric payload without a shipment id');
+      } else if (shape === 'order') {
+        const id = firstId(res.id);
+        if (id === null) throw new Dead('order id missing or invalid');
+        unknownKeys(res, ORDER_FIELDS, '');
+        if (!poll && str(res.status) === null) {
+          resolve('order', id, 'order payload without a status');
+        } else {
+          const eventUs = versionOf(res);
+          const channel = isObj(res.channel) ? res.channel : {};
+          const channelId = toId(channel.id);
+          if (channel.id !== undefined && channelId === null) drift('channel.id', 'unreadable');
+          const shipments = res.shipments;
+          entities.orders.push({
+            inboxId: base.inboxId,
+            via: base.via,
+            sourceId: base.sourceId,
+            eventUs,
+            id,
+            referenceId: str(res.reference_id),
+            orderNumber: str(res.order_number),
+            status: str(res.status),
+            channelId,
+            channelName: str(channel.name),
+            createdDate: instant(res, 'created_date'),
+            purchaseDate: instant(res, 'purchase_date'),
+            lastUpdateAt: instant(res, 'last_update_at'),
+            dataPath: path,
+          });
+          if (shipments !== undefined && shipments !== null && !Array.isArray(shipments))
+            throw new Dead('order shipments is not an array');
+          const list = (shipments as unknown[] | undefined) ?? [];
+          for (let i = 0; i < list.length; i++) {
+            const sh = list[i];
+            if (!isObj(sh)) throw new Dead('order shipment is not an object');
+            unknownKeys(sh, SHIPMENT_FIELDS, 'shipments[].');
+            // Each embedded shipment is versioned by its own last change: a sibling's change is not a change of it.
+            const us = firstMicros(sh.last_update_at) ?? eventUs;
+            entities.shipments.push(shipmentRow(sh, base, us, id, channelId, false, elementPath(path, 'shipments', i), reader, 'shipments[].'));
+          }
+        }
+      } else if (shape === 'shipment') {
+        const id = firstId(body.shipment_id, res.id, res.shipment_id, isObj(body.shipment) ? body.shipment.id : undefined, isObj(body.data) ? body.data.id : undefined);
+        if (id === null) throw new Dead('shipment id missing or invalid');
+        unknownKeys(res, SHIPMENT_FIELDS, '');
+        if (!poll && str(res.status) === null) {
+          resolve('shipment', id, 'shipment payload without a status');
+        } else {
+          const orderId = firstId(body.order_id, res.order_id, isObj(body.order) ? body.order.id : undefined);
+          const delivered = topic.endsWith('delivered');
+          entities.shipments.push(shipmentRow(res, base, versionOf(res), orderId, null, delivered, path, reader, '', id));
+        }
+      } else {
+        throw new Dead(kind === 'order' ? 'order id missing or invalid' : 'shipment id missing or invalid');
       }
-    } else if (kind === 'shipment') {
-      const [res, path] = resourceOf(body, 'shipment');
-      const id = firstId(body.shipment_id, res.id, isObj(body.shipment) ? body.shipment.id : undefined, isObj(body.data) ? body.data.id : undefined);
-      if (id === null) throw new Dead('shipment id missing or invalid');
-      const orderId = firstId(body.order_id, res.order_id, isObj(body.order) ? body.order.id : undefined);
-      const delivered = topic.endsWith('delivered');
-      entities.shipments.push(shipmentRow(res, base, versionOf(res), orderId, null, delivered, path, id));
     } else if (kind === 'timeline') {
+      unknownKeys(body, TIMELINE_FIELDS, '');
       const shipmentId = firstId(body.shipment_id, body.id);
       if (shipmentId === null) throw new Dead('timeline shipment id missing or invalid');
       if (!Array.isArray(body.timeline)) throw new Dead('timeline is not an array');
@@ -267,6 +422,7 @@ export function normaliseEvent(row: InboxRow): Normalised {
           throw new Dead('timeline entry without a log type id or timestamp');
         entities.timeline.push({
           shipmentId,
+          sourceId: base.sourceId,
           logTypeId,
           timestamp: isoFromMicros(us),
           logTypeName: str(e.log_type_name),
@@ -280,18 +436,28 @@ export function normaliseEvent(row: InboxRow): Normalised {
       const [res, path] = resourceOf(body, 'return');
       const id = firstId(res.id, body.return_id);
       if (id === null) throw new Dead('return id missing or invalid');
-      entities.returns.push({
-        inboxId: base.inboxId,
-        via: base.via,
-        sourceId: base.sourceId,
-        eventUs: versionOf(res),
-        id,
-        referenceId: str(res.reference_id),
-        status: str(res.status),
-        originalShipmentId: toId(res.original_shipment_id),
-        orderId: firstId(res.order_id, body.order_id),
-        dataPath: path,
-      });
+      unknownKeys(res, RETURN_FIELDS, '');
+      const status = str(res.status);
+      if (!poll && status === null) {
+        resolve('return', id, 'return payload without a status');
+      } else {
+        const channel = isObj(res.channel) ? res.channel : {};
+        if (res.original_shipment_id != null && toId(res.original_shipment_id) === null) drift('original_shipment_id', 'unreadable');
+        entities.returns.push({
+          inboxId: base.inboxId,
+          via: base.via,
+          sourceId: base.sourceId,
+          eventUs: versionOf(res, returnTime(res)),
+          id,
+          referenceId: str(res.reference_id),
+          status,
+          originalShipmentId: toId(res.original_shipment_id),
+          orderId: firstId(res.order_id, body.order_id),
+          channelId: toId(channel.id),
+          statusRank: returnStatusRank(status),
+          dataPath: path,
+        });
+      }
     } else {
       const [res] = resourceOf(body, 'transaction');
       const transactionId = str(res.transaction_id) ?? str(res.id);
@@ -306,6 +472,8 @@ export function normaliseEvent(row: InboxRow): Normalised {
             ? Number(res.amount)
             : Number.NaN;
       if (!Number.isFinite(amount)) throw new Dead('transaction amount missing or not a number');
+      if (typeof res.amount === 'string') drift('amount', 'unreadable');
+      unknownKeys(res, TRANSACTION_FIELDS, '');
       const referenceType = str(res.reference_type);
       const referenceId = str(res.reference_id);
       const ref = referenceOf(referenceType, referenceId);
@@ -317,11 +485,11 @@ export function normaliseEvent(row: InboxRow): Normalised {
         transactionId,
         amount: String(amount),
         currencyCode: str(res.currency_code),
-        chargeDate: optionalIso(res.charge_date),
+        chargeDate: instant(res, 'charge_date', '', true),
         invoiceId: toId(res.invoice_id),
-        invoiceDate: optionalIso(res.invoice_date),
+        invoiceDate: instant(res, 'invoice_date', '', true),
         invoiceType: str(res.invoice_type),
-        invoicedStatus: str(res.invoiced_status),
+        invoicedStatus: invoiced(res.invoiced_status, drift),
         referenceId,
         referenceType,
         transactionFee: str(res.transaction_fee),
@@ -342,6 +510,38 @@ export function normaliseEvent(row: InboxRow): Normalised {
   return { outcome: 'apply', entities };
 }
 
+/**
+ * Which resource a body of an order or shipment topic is, whatever the topic says (`order.shipped` "fires per
+ * shipment": its body may be a Shipment): an Order has `shipments[]`; a Shipment has its own id and an `order_id` (or
+ * is a shipment topic's body with an id); a body naming only an `order_id` is an order-centric event.
+ */
+function shapeOf(res: Obj, body: Obj, kind: 'order' | 'shipment'): 'order' | 'shipment' | 'order_event' | 'none' {
+  if (Array.isArray(res.shipments)) return 'order';
+  const id = toId(res.id);
+  const orderId = firstId(res.order_id, body.order_id, isObj(body.order) ? body.order.id : undefined);
+  if (firstId(body.shipment_id, res.shipment_id) !== null) return 'shipment';
+  if (id !== null && orderId !== null) return 'shipment';
+  if (id !== null) return kind;
+  if (orderId !== null) return 'order_event';
+  return 'none';
+}
+
+/** OA `invoiced_status`: boolean. The legacy strings are read (and counted as drift); anything else is null. */
+function invoiced(v: unknown, drift: (field: string, problem: Drift['problem']) => void): boolean | null {
+  if (typeof v === 'boolean') return v;
+  if (v === undefined || v === null) return null;
+  drift('invoiced_status', 'unreadable');
+  if (v === 'Invoiced' || v === 'true') return true;
+  if (v === 'NotInvoiced' || v === 'false') return false;
+  return null;
+}
+
+/** How a row builder reads optional instants and reports drift (bound to one event). */
+interface Reader {
+  instant: (o: Obj, f: string, prefix?: string) => string | null;
+  drift: (field: string, problem: Drift['problem']) => void;
+}
+
 function shipmentRow(
   s: Obj,
   base: { inboxId: number; via: string; sourceId: string },
@@ -350,11 +550,15 @@ function shipmentRow(
   channelId: number | null,
   deliveredTopic: boolean,
   dataPath: DataPath,
+  read: Reader,
+  prefix: string,
   id = firstId(s.id, s.shipment_id),
 ): ShipmentRow {
   if (id === null) throw new Dead('shipment id missing or invalid');
+  const { instant } = read;
   const tracking = isObj(s.tracking) ? s.tracking : {};
-  const deliveryDate = optionalIso(s.delivery_date);
+  if (isObj(s.tracking)) for (const k in tracking) if (!TRACKING_FIELDS.has(k)) read.drift(`${prefix}tracking.${k.slice(0, 60)}`, 'unknown');
+  const deliveryDate = instant(s, 'delivery_date', prefix);
   return {
     inboxId: base.inboxId,
     via: base.via,
@@ -368,10 +572,10 @@ function shipmentRow(
     trackingCarrier: str(tracking.carrier),
     trackingNumber: str(tracking.tracking_number) ?? str(tracking.tracking_id),
     trackingUrl: str(tracking.tracking_url),
-    createdDate: optionalIso(s.created_date),
-    lastUpdateAt: optionalIso(s.last_update_at),
-    lastTrackingUpdateAt: optionalIso(s.last_tracking_update_at),
-    actualFulfillmentDate: optionalIso(s.actual_fulfillment_date),
+    createdDate: instant(s, 'created_date', prefix),
+    lastUpdateAt: instant(s, 'last_update_at', prefix),
+    lastTrackingUpdateAt: instant(s, 'last_tracking_update_at', prefix),
+    actualFulfillmentDate: instant(s, 'actual_fulfillment_date', prefix),
     deliveryDate,
     deliveredUs: deliveryDate ? (parseMicros(deliveryDate) ?? null) : deliveredTopic ? eventUs : null,
     dataPath,

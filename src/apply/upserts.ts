@@ -20,12 +20,22 @@ import { isoFromMicros } from '../time.js';
  *
  * Values travel as arrays cast per element (`::text[]` then `::jsonb`): a JS string bound as jsonb would be stored as
  * a JSON string.
+ *
+ * Ownership (docs/tenancy.md): the source that stored a row first owns it. On a conflict with a row another source
+ * owns, the statement refuses the incoming version and still "updates" the row to itself (every column keeps its
+ * value): that takes the row lock and re-reads the latest committed row, as any conflict does, and makes RETURNING
+ * report the row with its owner's `source_id`, so the caller sees every refusal exactly, concurrent chunks included.
+ * Such a no-op write happens only for refused rows (an attack or a misconfiguration). `source_id` never changes.
+ * Reads across entities (an order's channel for a shipment's client, a return's shipment, a charge's reference)
+ * follow the same rule: only the same source's rows are looked at.
  */
 const iso = (us: number | null) => (us === null ? null : isoFromMicros(us));
 
 export interface WrittenRow {
   id: string;
   newer: boolean;
+  /** The row's owner after the statement: another source than the incoming version's means refused (nothing changed). */
+  source_id: string;
 }
 
 export interface WrittenOrderOrShipment extends WrittenRow {
@@ -38,7 +48,6 @@ export interface WrittenOrderOrShipment extends WrittenRow {
 
 const SHIPMENT_VERSION_COLUMNS = [
   'order_id',
-  'source_id',
   'reference_id',
   'status',
   'tracking_carrier',
@@ -54,11 +63,27 @@ const SHIPMENT_VERSION_COLUMNS = [
   'event_inbox_id',
 ] as const;
 const SHIPMENT_NEWER = '(excluded.event_time, excluded.event_inbox_id) > (s.event_time, s.event_inbox_id)';
+const SHIPMENT_OWN = 's.source_id = excluded.source_id';
 // Static text (no input): the versioned columns take the incoming value only when its version is newer, because a
 // row may also be written for its delivery or its client alone.
 const SHIPMENT_SET_VERSIONED = SHIPMENT_VERSION_COLUMNS.map(
-  (col) => `${col} = case when ${SHIPMENT_NEWER} then excluded.${col} else s.${col} end`,
+  (col) => `${col} = case when ${SHIPMENT_OWN} and ${SHIPMENT_NEWER} then excluded.${col} else s.${col} end`,
 ).join(', ');
+
+/**
+ * `SET` of a table whose update happens only when the incoming version is newer *or* the row belongs to another
+ * source: each column takes the incoming value only when the row is the incoming source's (static text, no input).
+ */
+function setOwned(alias: string, columns: readonly string[]): string {
+  return columns.map((col) => `${col} = case when ${alias}.source_id = excluded.source_id then excluded.${col} else ${alias}.${col} end`).join(', ');
+}
+const ORDER_COLUMNS = ['client_id', 'reference_id', 'order_number', 'status', 'channel_id', 'channel_name', 'created_date',
+  'purchase_date', 'last_update_at', 'data', 'event_time', 'event_inbox_id'] as const;
+const ORDER_SET = setOwned('o', ORDER_COLUMNS);
+const RETURN_SET = setOwned('r', ['reference_id', 'status', 'original_shipment_id', 'order_id', 'data', 'event_time', 'event_inbox_id']);
+const TRANSACTION_SET = setOwned('t', ['amount', 'currency_code', 'charge_date', 'invoice_id', 'invoice_date', 'invoice_type',
+  'invoiced_status', 'reference_id', 'reference_type', 'transaction_fee', 'transaction_type', 'fulfillment_center', 'taxes',
+  'additional_details', 'event_time', 'event_inbox_id']);
 
 /**
  * Orders and shipments in one statement, so that each claimed body is parsed once (an order's body holds its
@@ -129,13 +154,11 @@ export function upsertOrdersAndShipments(sql: Queryable, orders: readonly OrderR
         left join channel_clients cc on cc.source_id = xo.source_id and cc.channel_id = xo.channel_id
        order by xo.id
       on conflict (id) do update set
-        source_id = excluded.source_id, client_id = excluded.client_id, reference_id = excluded.reference_id,
-        order_number = excluded.order_number, status = excluded.status, channel_id = excluded.channel_id,
-        channel_name = excluded.channel_name, created_date = excluded.created_date,
-        purchase_date = excluded.purchase_date, last_update_at = excluded.last_update_at, data = excluded.data,
-        event_time = excluded.event_time, event_inbox_id = excluded.event_inbox_id, updated_at = now()
-      where (excluded.event_time, excluded.event_inbox_id) > (o.event_time, o.event_inbox_id)
-      returning o.id, o.event_time
+        ${sql.unsafe(ORDER_SET)},
+        updated_at = case when o.source_id = excluded.source_id then now() else o.updated_at end
+      where o.source_id <> excluded.source_id
+         or (excluded.event_time, excluded.event_inbox_id) > (o.event_time, o.event_inbox_id)
+      returning o.id, o.event_time, o.source_id
     ), us as (
       insert into shipments as s (id, order_id, source_id, client_id, reference_id, status, tracking_carrier,
                                   tracking_number, tracking_url, created_date, last_update_at, last_tracking_update_at,
@@ -147,7 +170,7 @@ export function upsertOrdersAndShipments(sql: Queryable, orders: readonly OrderR
              b.j #> xs.data_path::text[], xs.event_time, xs.event_inbox_id
         from xs
         left join bodies b on b.id = xs.event_inbox_id
-        left join orders so on so.id = xs.order_id
+        left join orders so on so.id = xs.order_id and so.source_id = xs.source_id
         left join sources src on src.id = xs.source_id
         left join channel_clients cc on cc.source_id = xs.source_id and cc.channel_id = coalesce(
           xs.channel_id,
@@ -158,44 +181,66 @@ export function upsertOrdersAndShipments(sql: Queryable, orders: readonly OrderR
        order by xs.id
       on conflict (id) do update set
         ${sql.unsafe(SHIPMENT_SET_VERSIONED)},
-        client_id = coalesce(case when ${sql.unsafe(SHIPMENT_NEWER)} then excluded.client_id end, s.client_id, excluded.client_id),
-        delivered_at = coalesce(s.delivered_at, excluded.delivered_at),
-        updated_at = now()
-      where ${sql.unsafe(SHIPMENT_NEWER)}
+        client_id = case when ${sql.unsafe(SHIPMENT_OWN)}
+                         then coalesce(case when ${sql.unsafe(SHIPMENT_NEWER)} then excluded.client_id end, s.client_id, excluded.client_id)
+                         else s.client_id end,
+        delivered_at = case when ${sql.unsafe(SHIPMENT_OWN)} then coalesce(s.delivered_at, excluded.delivered_at) else s.delivered_at end,
+        updated_at = case when ${sql.unsafe(SHIPMENT_OWN)} then now() else s.updated_at end
+      where s.source_id <> excluded.source_id
+         or ${sql.unsafe(SHIPMENT_NEWER)}
          or (s.client_id is null and excluded.client_id is not null)
          or (s.delivered_at is null and excluded.delivered_at is not null)
-      returning s.id, s.event_time, s.client_id, s.delivered_at
+      returning s.id, s.event_time, s.client_id, s.delivered_at, s.source_id
     )
     select 'order' as kind, uo.id::text, (p.id is null or uo.event_time > p.event_time) as newer,
-           false as attributable, false as delivered
+           false as attributable, false as delivered, uo.source_id
       from uo left join orders p on p.id = uo.id
     union all
     select 'shipment', us.id::text,
            (p.id is null or us.event_time > p.event_time),
            (us.client_id is not null and (p.id is null or p.client_id is null)),
-           (us.delivered_at is not null and (p.id is null or p.delivered_at is null))
+           (us.delivered_at is not null and (p.id is null or p.delivered_at is null)),
+           us.source_id
       from us left join shipments p on p.id = us.id`;
 }
 
-/** Timeline entries are facts keyed by (shipment, log type, timestamp): inserted once, never changed. */
+/**
+ * Timeline entries are facts keyed by (shipment, log type, timestamp): inserted once, never changed. An entry for a
+ * shipment another source owns is refused; the statement's rows are those refusals (shipment and incoming source),
+ * as the shipments table stood when it began (the chunk's own shipments statement included). Entries of a shipment
+ * not stored yet are kept (the poller only asks for stored shipments; webhooks carry no timelines).
+ */
 export function insertTimelineEntries(sql: Queryable, rows: readonly TimelineRow[]) {
   const c = <T>(f: (r: TimelineRow) => T) => rows.map(f);
-  return sql`
-    insert into shipment_timeline (shipment_id, log_type_id, timestamp, log_type_name, log_type_text, metadata)
-    select x.shipment_id, x.log_type_id, x.ts, x.log_type_name, x.log_type_text, x.metadata::jsonb
-      from unnest(${c((r) => r.shipmentId)}::bigint[], ${c((r) => r.logTypeId)}::int[],
-                  ${c((r) => r.timestamp)}::text[]::timestamptz[], ${c((r) => r.logTypeName)}::text[],
-                  ${c((r) => r.logTypeText)}::text[], ${c((r) => r.metadata)}::text[])
-           as x(shipment_id, log_type_id, ts, log_type_name, log_type_text, metadata)
-     order by 1, 2, 3
-    on conflict do nothing`;
+  return sql<{ shipment_id: string; source_id: string }[]>`
+    with x as (
+      select x.*, sh.source_id as owner
+        from unnest(${c((r) => r.shipmentId)}::bigint[], ${c((r) => r.sourceId)}::text[], ${c((r) => r.logTypeId)}::int[],
+                    ${c((r) => r.timestamp)}::text[]::timestamptz[], ${c((r) => r.logTypeName)}::text[],
+                    ${c((r) => r.logTypeText)}::text[], ${c((r) => r.metadata)}::text[])
+             as x(shipment_id, source_id, log_type_id, ts, log_type_name, log_type_text, metadata)
+        left join shipments sh on sh.id = x.shipment_id
+    ), ins as (
+      insert into shipment_timeline (shipment_id, log_type_id, timestamp, log_type_name, log_type_text, metadata)
+      select x.shipment_id, x.log_type_id, x.ts, x.log_type_name, x.log_type_text, x.metadata::jsonb
+        from x
+       where x.owner is null or x.owner = x.source_id
+       order by 1, 2, 3
+      on conflict do nothing
+    )
+    select distinct shipment_id::text, source_id from x where x.owner <> x.source_id`;
 }
 
 export interface WrittenReturn extends WrittenRow {
   attributable: boolean;
 }
 
-/** Returns; the client is the original shipment's, else the source's. */
+/**
+ * Returns; the client is the return's channel mapped through channel_clients, else the original shipment's, else the
+ * source's; the order, when the return does not say (OA's return has no order_id), is the original shipment's. A
+ * version replaces the stored one only when it is not earlier in the life cycle (wharf_return_status_rank: OA gives a
+ * return no update time, so a late delivery of an older status must not win on its time alone), then when newer.
+ */
 export function upsertReturns(sql: Queryable, rows: readonly ReturnRow[]) {
   const c = <T>(f: (r: ReturnRow) => T) => rows.map(f);
   return sql<WrittenReturn[]>`
@@ -203,28 +248,32 @@ export function upsertReturns(sql: Queryable, rows: readonly ReturnRow[]) {
       select * from unnest(${c((r) => r.id)}::bigint[], ${c((r) => r.sourceId)}::text[],
         ${c((r) => r.referenceId)}::text[], ${c((r) => r.status)}::text[], ${c((r) => r.originalShipmentId)}::bigint[],
         ${c((r) => r.orderId)}::bigint[], ${c((r) => r.dataPath)}::text[], ${c((r) => iso(r.eventUs))}::text[]::timestamptz[],
-        ${c((r) => r.inboxId)}::bigint[])
-        as x(id, source_id, reference_id, status, original_shipment_id, order_id, data_path, event_time, event_inbox_id)
+        ${c((r) => r.inboxId)}::bigint[], ${c((r) => r.channelId)}::bigint[])
+        as x(id, source_id, reference_id, status, original_shipment_id, order_id, data_path, event_time, event_inbox_id,
+             channel_id)
     ), up as (
       insert into returns as r (id, source_id, client_id, reference_id, status, original_shipment_id, order_id, data,
                                 event_time, event_inbox_id)
-      select x.id, x.source_id, coalesce(sh.client_id, src.client_id), x.reference_id, x.status,
-             x.original_shipment_id, x.order_id, ie.body::jsonb #> x.data_path::text[], x.event_time, x.event_inbox_id
+      select x.id, x.source_id, coalesce(cc.client_id, sh.client_id, src.client_id), x.reference_id, x.status,
+             x.original_shipment_id, coalesce(x.order_id, sh.order_id), ie.body::jsonb #> x.data_path::text[],
+             x.event_time, x.event_inbox_id
         from x
         join inbox_events ie on ie.id = x.event_inbox_id
-        left join shipments sh on sh.id = x.original_shipment_id
+        left join shipments sh on sh.id = x.original_shipment_id and sh.source_id = x.source_id
         left join sources src on src.id = x.source_id
+        left join channel_clients cc on cc.source_id = x.source_id and cc.channel_id = x.channel_id
        order by x.id
       on conflict (id) do update set
-        source_id = excluded.source_id, client_id = coalesce(excluded.client_id, r.client_id),
-        reference_id = excluded.reference_id, status = excluded.status,
-        original_shipment_id = excluded.original_shipment_id, order_id = excluded.order_id, data = excluded.data,
-        event_time = excluded.event_time, event_inbox_id = excluded.event_inbox_id, updated_at = now()
-      where (excluded.event_time, excluded.event_inbox_id) > (r.event_time, r.event_inbox_id)
-      returning r.id, r.event_time, r.client_id
+        ${sql.unsafe(RETURN_SET)},
+        client_id = case when r.source_id = excluded.source_id then coalesce(excluded.client_id, r.client_id) else r.client_id end,
+        updated_at = case when r.source_id = excluded.source_id then now() else r.updated_at end
+      where r.source_id <> excluded.source_id
+         or (wharf_return_status_rank(excluded.status), excluded.event_time, excluded.event_inbox_id)
+          > (wharf_return_status_rank(r.status), r.event_time, r.event_inbox_id)
+      returning r.id, r.event_time, r.client_id, r.source_id
     )
     select up.id::text, (p.id is null or up.event_time > p.event_time) as newer,
-           (up.client_id is not null and (p.id is null or p.client_id is null)) as attributable
+           (up.client_id is not null and (p.id is null or p.client_id is null)) as attributable, up.source_id
       from up left join returns p on p.id = up.id`;
 }
 
@@ -245,7 +294,8 @@ export function upsertTransactions(sql: Queryable, rows: readonly TransactionRow
       select * from unnest(${c((r) => r.transactionId)}::text[], ${c((r) => r.sourceId)}::text[],
         ${c((r) => r.amount)}::text[]::numeric[], ${c((r) => r.currencyCode)}::text[], ${c((r) => r.chargeDate)}::text[]::timestamptz[],
         ${c((r) => r.invoiceId)}::bigint[], ${c((r) => r.invoiceDate)}::text[]::timestamptz[],
-        ${c((r) => r.invoiceType)}::text[], ${c((r) => r.invoicedStatus)}::text[], ${c((r) => r.referenceId)}::text[],
+        ${c((r) => r.invoiceType)}::text[], ${c((r) => (r.invoicedStatus === null ? null : String(r.invoicedStatus)))}::text[]::bool[],
+        ${c((r) => r.referenceId)}::text[],
         ${c((r) => r.referenceType)}::text[], ${c((r) => r.transactionFee)}::text[],
         ${c((r) => r.transactionType)}::text[], ${c((r) => r.fulfillmentCenter)}::text[], ${c((r) => r.taxes)}::text[],
         ${c((r) => r.additionalDetails)}::text[], ${c((r) => r.refKind)}::text[], ${c((r) => r.refKey)}::bigint[],
@@ -266,9 +316,9 @@ export function upsertTransactions(sql: Queryable, rows: readonly TransactionRow
                   when coalesce(sh.id, rt.id) is null then x.ref_kind || '_not_yet_known'
                   else x.ref_kind || '_without_client' end as attribution_reason
         from x
-        left join shipments sh on x.ref_kind = 'shipment' and sh.id = x.ref_key
-        left join returns rt on x.ref_kind = 'return' and rt.id = x.ref_key
-        left join inventory_items inv on x.ref_kind = 'fc' and inv.id = x.ref_key
+        left join shipments sh on x.ref_kind = 'shipment' and sh.id = x.ref_key and sh.source_id = x.source_id
+        left join returns rt on x.ref_kind = 'return' and rt.id = x.ref_key and rt.source_id = x.source_id
+        left join inventory_items inv on x.ref_kind = 'fc' and inv.id = x.ref_key and inv.source_id = x.source_id
     ), up as (
       insert into transactions as t (transaction_id, source_id, amount, currency_code, charge_date, invoice_id,
                                      invoice_date, invoice_type, invoiced_status, reference_id, reference_type,
@@ -281,23 +331,20 @@ export function upsertTransactions(sql: Queryable, rows: readonly TransactionRow
         from attributed a
        order by a.transaction_id
       on conflict (transaction_id) do update set
-        source_id = excluded.source_id, amount = excluded.amount, currency_code = excluded.currency_code,
-        charge_date = excluded.charge_date, invoice_id = excluded.invoice_id, invoice_date = excluded.invoice_date,
-        invoice_type = excluded.invoice_type, invoiced_status = excluded.invoiced_status,
-        reference_id = excluded.reference_id, reference_type = excluded.reference_type,
-        transaction_fee = excluded.transaction_fee, transaction_type = excluded.transaction_type,
-        fulfillment_center = excluded.fulfillment_center, taxes = excluded.taxes,
-        additional_details = excluded.additional_details,
-        client_id = coalesce(excluded.client_id, t.client_id),
-        attribution_status = case when t.attribution_status = 'attributed' and excluded.attribution_status = 'pending'
+        ${sql.unsafe(TRANSACTION_SET)},
+        client_id = case when t.source_id = excluded.source_id then coalesce(excluded.client_id, t.client_id) else t.client_id end,
+        attribution_status = case when t.source_id <> excluded.source_id
+                                    or (t.attribution_status = 'attributed' and excluded.attribution_status = 'pending')
                                   then t.attribution_status else excluded.attribution_status end,
-        attribution_reason = case when t.attribution_status = 'attributed' and excluded.attribution_status = 'pending'
+        attribution_reason = case when t.source_id <> excluded.source_id
+                                    or (t.attribution_status = 'attributed' and excluded.attribution_status = 'pending')
                                   then t.attribution_reason else excluded.attribution_reason end,
-        event_time = excluded.event_time, event_inbox_id = excluded.event_inbox_id, updated_at = now()
-      where (excluded.event_time, excluded.event_inbox_id) > (t.event_time, t.event_inbox_id)
-      returning t.transaction_id, t.event_time, t.attribution_status
+        updated_at = case when t.source_id = excluded.source_id then now() else t.updated_at end
+      where t.source_id <> excluded.source_id
+         or (excluded.event_time, excluded.event_inbox_id) > (t.event_time, t.event_inbox_id)
+      returning t.transaction_id, t.event_time, t.attribution_status, t.source_id
     )
     select up.transaction_id as id, (p.transaction_id is null or up.event_time > p.event_time) as newer,
-           up.attribution_status
+           up.attribution_status, up.source_id
       from up left join transactions p on p.transaction_id = up.transaction_id`;
 }

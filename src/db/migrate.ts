@@ -13,14 +13,16 @@ const quietLogger = new Logger(() => () => {});
 
 /**
  * Applies our migrations (drizzle-kit output in migrations/) and graphile-worker's, under an advisory lock.
- * Idempotent: a second run applies nothing.
+ * Idempotent: a second run applies nothing. `afterMigrate` runs under the same lock, after them: the data steps a SQL
+ * migration cannot do (encrypting the values it marked, with the key only the process holds); it must be idempotent.
  */
-export async function runMigrations(url: string): Promise<void> {
+export async function runMigrations(url: string, opts: { afterMigrate?: (sql: Sql) => Promise<void> } = {}): Promise<void> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
     await sql`select pg_advisory_lock(${MIGRATION_LOCK})`;
     await migrate(drizzle(sql), { migrationsFolder: migrationsDir });
     await runWorkerMigrations({ connectionString: url, logger: quietLogger });
+    await opts.afterMigrate?.(sql as unknown as Sql);
     await sql`select pg_advisory_unlock(${MIGRATION_LOCK})`;
   } finally {
     await sql.end();

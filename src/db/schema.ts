@@ -29,8 +29,13 @@ export const sources = pgTable('sources', {
   name: text('name').notNull().unique(),
   /** The client (merchant) its shipments belong to, unless an order's channel maps elsewhere. */
   clientId: text('client_id'),
-  /** Bearer token for polling; null = webhook only. */
+  /**
+   * Bearer token for polling, encrypted (`v1:<key id>:…`, src/secrets/cipher.ts; `plain:…` only between the 0003
+   * migration and the next start); null = webhook only.
+   */
   apiToken: text('api_token'),
+  /** SHA-256 (hex) of the token: the key of its rate budget (rate_budgets.key), readable without the key ring. */
+  apiTokenHash: text('api_token_hash'),
   enabled: boolean('enabled').notNull().default(true),
   createdAt: createdAt(),
 });
@@ -43,6 +48,7 @@ export const sourceSecrets = pgTable(
     sourceId: text('source_id')
       .notNull()
       .references(() => sources.id, { onDelete: 'cascade' }),
+    /** Encrypted as sources.api_token is. */
     secret: text('secret').notNull(),
     createdAt: createdAt(),
     expiresAt: tz('expires_at'),
@@ -108,7 +114,10 @@ export const inboxEvents = pgTable(
   ],
 );
 
-/** Rejected requests: kept for diagnosis (a spike after a secret rotation shows here). Never a body or a secret. */
+/**
+ * Samples of refused requests of known sources (a few per source, reason and hour: src/intake/quarantine.ts), kept for
+ * diagnosis (a spike after a secret rotation shows here). Never a body or a secret.
+ */
 export const quarantine = pgTable(
   'quarantine',
   {
@@ -123,6 +132,25 @@ export const quarantine = pgTable(
     receivedAt: tz('received_at').notNull().defaultNow(),
   },
   (t) => [index('quarantine_received_idx').on(t.receivedAt)],
+);
+
+/** Refusals of known sources counted per (source, reason, hour): the quarantine's bounded figures. */
+export const quarantineCounts = pgTable(
+  'quarantine_counts',
+  {
+    sourceId: text('source_id').notNull(),
+    reason: text('reason').notNull(),
+    /** Start of the hour. */
+    bucket: tz('bucket').notNull(),
+    statusCode: integer('status_code').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+    /** Body bytes of those requests (declared size when unread). */
+    bytes: bigint('bytes', { mode: 'number' }).notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'quarantine_counts_pk', columns: [t.sourceId, t.reason, t.bucket] }),
+    index('quarantine_counts_bucket_idx').on(t.bucket),
+  ],
 );
 
 // ─── the operations database: what the provider tells us, keyed by its ids ───
@@ -220,12 +248,19 @@ export const returns = pgTable(
 );
 
 /** Inventory items whose client is known, for attributing storage (`FC`) charges. */
-export const inventoryItems = pgTable('inventory_items', {
-  id: bigint('id', { mode: 'number' }).primaryKey(),
-  sourceId: text('source_id').notNull(),
-  clientId: text('client_id'),
-  updatedAt: tz('updated_at').notNull().defaultNow(),
-});
+/** Inventory items (for FC storage charges): owned by the source that stored them first (docs/tenancy.md). */
+export const inventoryItems = pgTable(
+  'inventory_items',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey(),
+    sourceId: text('source_id').notNull(),
+    clientId: text('client_id'),
+    name: text('name'),
+    sku: text('sku'),
+    updatedAt: tz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [index('inventory_items_source_idx').on(t.sourceId)],
+);
 
 export const AttributionStatus = {
   attributed: 'attributed',
@@ -246,7 +281,8 @@ export const transactions = pgTable(
     invoiceId: bigint('invoice_id', { mode: 'number' }),
     invoiceDate: tz('invoice_date'),
     invoiceType: text('invoice_type'),
-    invoicedStatus: text('invoiced_status'),
+    /** OA: boolean (true: billed). */
+    invoicedStatus: boolean('invoiced_status'),
     referenceId: text('reference_id'),
     referenceType: text('reference_type'),
     transactionFee: text('transaction_fee'),
@@ -335,6 +371,55 @@ export const rateBudgets = pgTable('rate_budgets', {
   blockedUntil: tz('blocked_until'),
   calls: bigint('calls', { mode: 'number' }).notNull().default(0),
   throttled: bigint('throttled', { mode: 'number' }).notNull().default(0),
+});
+
+/** Resources a delivery named but could not stand for, to fetch by id (src/poll/resolve.ts). */
+export const resolveRequests = pgTable(
+  'resolve_requests',
+  {
+    sourceId: text('source_id')
+      .notNull()
+      .references(() => sources.id, { onDelete: 'cascade' }),
+    kind: text('kind').notNull(),
+    resourceId: bigint('resource_id', { mode: 'number' }).notNull(),
+    inboxIds: bigint('inbox_ids', { mode: 'number' }).array().notNull(),
+    reason: text('reason').notNull(),
+    /** Deliveries coalesced into this request (a new one after the fetch makes a new request). */
+    requests: integer('requests').notNull().default(1),
+    requestedAt: tz('requested_at').notNull().defaultNow(),
+    dueAt: tz('due_at').notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    lastError: text('last_error'),
+  },
+  (t) => [primaryKey({ columns: [t.sourceId, t.kind, t.resourceId] }), index('resolve_requests_due_idx').on(t.sourceId, t.dueAt)],
+);
+
+/** Payload fields the normaliser does not know or cannot read, per topic and field (a drift detector). */
+export const payloadDrift = pgTable(
+  'payload_drift',
+  {
+    topic: text('topic').notNull(),
+    field: text('field').notNull(),
+    /** `unknown` (not in the OpenAPI schema) or `unreadable` (not of the type it gives). */
+    problem: text('problem').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull().default(0),
+    firstSeenAt: tz('first_seen_at').notNull().defaultNow(),
+    lastSeenAt: tz('last_seen_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.topic, t.field, t.problem] })],
+);
+
+/** Each source's webhook subscription at the provider, as the last check found it. */
+export const webhookSubscriptions = pgTable('webhook_subscriptions', {
+  sourceId: text('source_id')
+    .primaryKey()
+    .references(() => sources.id, { onDelete: 'cascade' }),
+  /** `ok`, `missing`, `disabled`, `topics_missing`, or `error` (the check failed: see last_error). */
+  state: text('state').notNull(),
+  subscriptionIds: text('subscription_ids').array().notNull().default(sql`'{}'`),
+  missingTopics: text('missing_topics').array().notNull().default(sql`'{}'`),
+  checkedAt: tz('checked_at').notNull().defaultNow(),
+  lastError: text('last_error'),
 });
 
 // ─── operations ───

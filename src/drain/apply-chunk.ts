@@ -1,6 +1,6 @@
 import { attributePendingTransactions, lockAttributionKeys, referenceKey } from '../apply/attribution.js';
 import { type CollapsedChunk, collapseChunk, entityKey } from '../apply/collapse.js';
-import { type Normalised, normaliseEvent } from '../apply/normalise.js';
+import { type Entities, type Normalised, normaliseEvent } from '../apply/normalise.js';
 import {
   insertTimelineEntries,
   upsertOrdersAndShipments,
@@ -13,26 +13,48 @@ import {
 import type { Queryable } from '../db/client.js';
 import { pipeline } from '../db/pipeline.js';
 import type { InboxRow } from '../inbox/claim.js';
-import { type InboxMark, markInboxEvents } from '../inbox/mark.js';
+import { type InboxMark, markInboxEvents, remarkInboxEvents } from '../inbox/mark.js';
+import { DEFAULT_WEBHOOK_TOLERANCE_MS } from '../config.js';
+import { parseMicros } from '../time.js';
 import { addPollCatches, type PollCatch } from '../poll/catches.js';
 import { streamOfPollTopic } from '../poll/streams.js';
+import { queueResolves } from '../poll/resolve-queue.js';
+import { recordPayloadDrift } from '../apply/drift.js';
 
 /**
  * The one owner of a chunk's statements and their order, inside the caller's transaction (which claimed `rows`):
  *
  *   pipeline 1: mark → orders+shipments → timeline → returns → transactions
- *   pipeline 2: attribution locks → attribution catch-up → poll catches (only when there are some)
+ *   pipeline 2: attribution locks → attribution catch-up → poll catches, resolve requests, payload drift, re-mark of
+ *               the rows refused for ownership as dead (each only when there are some)
  *
- * Six or seven statements whatever the number of rows (the caller adds begin, claim and commit). Table order is fixed
+ * Six to eight statements whatever the number of rows (the caller adds begin, claim and commit). Table order is fixed
  * and each statement locks its rows in key order, so two chunks over the same entities wait for each other but never
  * deadlock. The mark goes first: from the first upsert on, a concurrent chunk sharing an entity waits for our commit,
  * so work that locks nothing shared is done before it. Charges read the shipments and returns just written, and the
  * catch-up needs the upserts' results in JavaScript (which keys to lock), hence two pipelines.
  * Throws what PostgreSQL throws; the caller decides between retry (transient) and bisection (data).
+ *
+ * Ownership (docs/tenancy.md): the upserts refuse a version of an entity another source owns and report it; the
+ * rows that carried it are re-marked dead with the reason, counted (`refused`). Within one chunk, an entity that
+ * rows of several sources touch is applied for the source of its first row only; the others' rows stay pending
+ * (`deferred`: no mark) and the next chunk decides them against the stored owner: the chunk's first row is never
+ * deferred, so each chunk settles at least one row.
+ *
+ * No version from the future: an event time later than its row's received_at plus `futureToleranceMs` is clamped
+ * there before anything compares versions, so no event can pin a row.
  */
 
+export interface ApplyOptions {
+  /** How far an event time may lead its arrival (WEBHOOK_TOLERANCE_MS). */
+  futureToleranceMs?: number;
+}
+
 export interface AppliedChunk {
-  /** One per claimed row: processed, dead (with its reason) or ignored (unknown topic); known before any write. */
+  /**
+   * One per claimed row except the deferred ones: processed, dead (with its reason) or ignored (unknown topic), as
+   * known before any write, then the refused rows turned dead.
+   */
   marks: InboxMark[];
   /** Poll events that brought something newer than the database held, and that no webhook of the chunk carried. */
   catches: PollCatch[];
@@ -40,29 +62,78 @@ export interface AppliedChunk {
   attributed: number;
   /** Milliseconds by phase (metrics): normalise (JS: normalise and collapse), upsert (pipeline 1), attribution (2). */
   timings: { normalise: number; upsert: number; attribution: number };
+  /** Rows now dead because an entity they carry belongs to another source. */
+  refused: number;
+  /** Rows left pending (no mark): another source's row of this chunk touched one of their entities first. */
+  deferred: number;
+  /** Versions whose event time was clamped to received_at + tolerance. */
+  clamped: number;
 }
 
 interface Prepared {
-  normalised: { row: InboxRow; n: Normalised }[];
+  /** The rows this chunk applies or marks (deferred ones excluded). */
+  normalised: { row: InboxRow; n: Normalised; keys: string[] }[];
   chunk: CollapsedChunk;
   marks: InboxMark[];
+  deferred: number;
+  clamped: number;
 }
 
-/** Normalises each claimed row by topic and collapses each entity to its newest version: JavaScript only. */
-function prepare(rows: readonly InboxRow[]): Prepared {
-  const normalised = rows.map((row) => ({ row, n: normaliseEvent(row) }));
+/** The entity keys an event touches (a timeline or a delivery touches its shipment). */
+function keysOf(e: Entities): string[] {
+  const keys = new Set<string>();
+  for (const o of e.orders) keys.add(entityKey('order', o.id));
+  for (const s of e.shipments) keys.add(entityKey('shipment', s.id));
+  for (const d of e.deliveries) keys.add(entityKey('shipment', d.shipmentId));
+  for (const t of e.timeline) keys.add(entityKey('shipment', t.shipmentId));
+  for (const r of e.returns) keys.add(entityKey('return', r.id));
+  for (const t of e.transactions) keys.add(entityKey('transaction', t.transactionId));
+  return [...keys];
+}
+
+/** Clamps every version time of `e` to `limitUs`; returns how many it changed. */
+function clampVersions(e: Entities, limitUs: number): number {
+  let n = 0;
+  for (const list of [e.orders, e.shipments, e.returns, e.transactions] as { eventUs: number }[][]) {
+    for (const v of list) {
+      if (v.eventUs > limitUs) {
+        v.eventUs = limitUs;
+        n++;
+      }
+    }
+  }
+  return n;
+}
+
+/**
+ * Normalises each claimed row by topic, clamps future versions, sets aside the rows that contest an entity with an
+ * earlier row of another source, and collapses each entity to its newest version: JavaScript only.
+ */
+function prepare(rows: readonly InboxRow[], futureToleranceMs: number): Prepared {
+  let clamped = 0;
+  const all = rows.map((row) => {
+    const n = normaliseEvent(row);
+    if (n.outcome !== 'apply') return { row, n, keys: [] as string[] };
+    const receivedUs = parseMicros(row.receivedAt);
+    if (receivedUs !== undefined) clamped += clampVersions(n.entities, receivedUs + futureToleranceMs * 1000);
+    return { row, n, keys: keysOf(n.entities) };
+  });
+  // Rows come in id order: the first source to touch a key in this chunk is its candidate owner here.
+  const firstSource = new Map<string, string>();
+  for (const { row, keys } of all) for (const k of keys) if (!firstSource.has(k)) firstSource.set(k, row.sourceId);
+  const normalised = all.filter(({ row, keys }) => keys.every((k) => firstSource.get(k) === row.sourceId));
   const chunk = collapseChunk(normalised.flatMap(({ n }) => (n.outcome === 'apply' ? [n.entities] : [])));
   const marks = normalised.map(({ row, n }): InboxMark =>
     n.outcome === 'apply'
       ? { id: row.id, status: 'processed', error: null }
       : { id: row.id, status: n.outcome, error: n.reason },
   );
-  return { normalised, chunk, marks };
+  return { normalised, chunk, marks, deferred: all.length - normalised.length, clamped };
 }
 
-export async function applyChunk(sql: Queryable, rows: readonly InboxRow[]): Promise<AppliedChunk> {
+export async function applyChunk(sql: Queryable, rows: readonly InboxRow[], opts: ApplyOptions = {}): Promise<AppliedChunk> {
   const t0 = performance.now();
-  const { normalised, chunk, marks } = prepare(rows);
+  const { normalised, chunk, marks, deferred, clamped } = prepare(rows, opts.futureToleranceMs ?? DEFAULT_WEBHOOK_TOLERANCE_MS);
   const t1 = performance.now();
   const written = await pipeline({
     mark: markInboxEvents(sql, marks),
@@ -72,17 +143,47 @@ export async function applyChunk(sql: Queryable, rows: readonly InboxRow[]): Pro
     transactions: upsertTransactions(sql, chunk.transactions),
   });
   const t2 = performance.now();
-  const orders = written.ordersAndShipments.filter((w) => w.kind === 'order');
-  const shipments = written.ordersAndShipments.filter((w) => w.kind === 'shipment');
+  // Refusals: a written row whose owner is not the incoming version's source (each key has one source per chunk).
+  const refusedKeys = new Set<string>();
+  const sourceOf = {
+    order: new Map(chunk.orders.map((o) => [String(o.id), o.sourceId])),
+    shipment: new Map(chunk.shipments.map((x) => [String(x.id), x.sourceId])),
+    return: new Map(chunk.returns.map((r) => [String(r.id), r.sourceId])),
+    transaction: new Map(chunk.transactions.map((t) => [t.transactionId, t.sourceId])),
+  };
+  const owned = <W extends { id: string; source_id: string }>(kind: keyof typeof sourceOf, list: W[]): W[] =>
+    list.filter((w) => {
+      if (w.source_id === sourceOf[kind].get(w.id)) return true;
+      refusedKeys.add(entityKey(kind, w.id));
+      return false;
+    });
+  const orders = owned('order', written.ordersAndShipments.filter((w) => w.kind === 'order'));
+  const shipments = owned('shipment', written.ordersAndShipments.filter((w) => w.kind === 'shipment'));
+  const returns = owned('return', written.returns);
+  const transactions = owned('transaction', written.transactions);
+  for (const t of written.timeline) refusedKeys.add(entityKey('shipment', t.shipment_id));
+  const refusals: InboxMark[] = [];
+  if (refusedKeys.size > 0) {
+    for (const { row, keys } of normalised) {
+      const key = keys.find((k) => refusedKeys.has(k));
+      if (key === undefined) continue;
+      refusals.push({ id: row.id, status: 'dead', error: `refused: ${key} belongs to another source` });
+    }
+  }
 
   const txById = new Map(chunk.transactions.map((t) => [t.transactionId, t]));
-  const pending = written.transactions.filter((t) => t.attribution_status === 'pending').map((t) => txById.get(t.id)!);
+  const pending = transactions.filter((t) => t.attribution_status === 'pending').map((t) => txById.get(t.id)!);
   const keys = [
     ...shipments.filter((s) => s.attributable).map((s) => referenceKey('shipment', s.id)),
-    ...written.returns.filter((r) => r.attributable).map((r) => referenceKey('return', r.id)),
+    ...returns.filter((r) => r.attributable).map((r) => referenceKey('return', r.id)),
     ...pending.map((t) => referenceKey(t.refKind!, t.refKey!)),
   ];
-  const catches = pollCatches(normalised, chunk, { orders, shipments, returns: written.returns, transactions: written.transactions });
+  const refusedIds = new Set(refusals.map((m) => m.id));
+  const catches = pollCatches(
+    normalised.filter(({ row }) => !refusedIds.has(row.id)),
+    chunk,
+    { orders, shipments, returns, transactions },
+  );
   // The catch-up is a statement of its own (a fresh snapshot), which PostgreSQL runs once the locks are held.
   const after = await pipeline({
     locks: lockAttributionKeys(sql, keys),
@@ -92,9 +193,15 @@ export async function applyChunk(sql: Queryable, rows: readonly InboxRow[]): Pro
       transactionIds: pending.map((t) => t.transactionId),
     }),
     ...(catches.length > 0 ? { catches: addPollCatches(sql, catches) } : {}),
+    ...(refusals.length > 0 ? { refused: remarkInboxEvents(sql, refusals) } : {}),
+    // Resources to fetch by id (order-centric or incomplete bodies) and payload drift: only when there are some.
+    ...(chunk.resolves.length > 0 ? { resolves: queueResolves(sql, chunk.resolves) } : {}),
+    ...(chunk.drift.length > 0 ? { drift: recordPayloadDrift(sql, chunk.drift) } : {}),
   });
+  const byId = new Map(refusals.map((m) => [m.id, m]));
+  const finalMarks = byId.size === 0 ? marks : marks.map((m) => byId.get(m.id) ?? m);
   const timings = { normalise: t1 - t0, upsert: t2 - t1, attribution: performance.now() - t2 };
-  return { marks, catches, attributed: after.attributed.length, timings };
+  return { marks: finalMarks, catches, attributed: after.attributed.length, refused: refusals.length, deferred, clamped, timings };
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Queryable, Sql } from '../db/client.js';
 import { type ClaimedChunk, claimInboxChunk, claimInboxEventsById, type InboxRow } from '../inbox/claim.js';
 import { type InboxMark, markInboxEvents } from '../inbox/mark.js';
-import { type AppliedChunk, applyChunk } from './apply-chunk.js';
+import { type AppliedChunk, type ApplyOptions, applyChunk } from './apply-chunk.js';
 
 /**
  * The drain's loop: claim a chunk of pending inbox rows and apply it (apply-chunk.ts), one transaction per chunk.
@@ -21,6 +21,12 @@ export interface ChunkResult {
   ignored: number;
   /** Pending charges attributed through a shipment or return of the chunk. */
   attributed: number;
+  /** Rows dead because an entity they carry belongs to another source (counted in `dead` too). */
+  refused: number;
+  /** Rows left pending for the next chunk (another source's row touched the same entity first). */
+  deferred: number;
+  /** Versions whose event time was clamped to received_at + the tolerance (docs/tenancy.md). */
+  clamped: number;
   /** Poll catches by stream (orders, transactions, timelines). */
   pollCatches: Record<string, number>;
   /** Per topic (null topic: ''), for metrics. */
@@ -44,6 +50,9 @@ const emptyResult = (): ChunkResult => ({
   dead: 0,
   ignored: 0,
   attributed: 0,
+  refused: 0,
+  deferred: 0,
+  clamped: 0,
   pollCatches: {},
   byTopic: {},
   transactions: 0,
@@ -58,6 +67,9 @@ function add(into: ChunkResult, from: ChunkResult): ChunkResult {
   into.dead += from.dead;
   into.ignored += from.ignored;
   into.attributed += from.attributed;
+  into.refused += from.refused;
+  into.deferred += from.deferred;
+  into.clamped += from.clamped;
   into.transactions += from.transactions;
   for (const p of DrainPhases) into.phases[p] += from.phases[p];
   into.applied.push(...from.applied);
@@ -77,6 +89,9 @@ function summarise(rows: readonly InboxRow[], marks: readonly InboxMark[], appli
   r.claimed = rows.length;
   r.transactions = 1;
   r.attributed = applied?.attributed ?? 0;
+  r.refused = applied?.refused ?? 0;
+  r.deferred = applied?.deferred ?? 0;
+  r.clamped = applied?.clamped ?? 0;
   const topics = new Map(rows.map((row) => [row.id, row.topic ?? '']));
   for (const m of marks) {
     r[m.status]++;
@@ -95,7 +110,12 @@ export function isDataError(err: unknown): boolean {
 
 /** One transaction: claim (by `claim`), then the chunk's statements (apply-chunk.ts). Throws whatever fails; nothing
  * is marked then. */
-async function applyInTransaction(sql: Sql, claim: (tx: Queryable) => Promise<ClaimedChunk>, claimed: InboxRow[]) {
+async function applyInTransaction(
+  sql: Sql,
+  claim: (tx: Queryable) => Promise<ClaimedChunk>,
+  claimed: InboxRow[],
+  opts: ApplyOptions,
+) {
   const started = performance.now();
   let applied = started;
   const result = await sql.begin(async (tx) => {
@@ -103,7 +123,7 @@ async function applyInTransaction(sql: Sql, claim: (tx: Queryable) => Promise<Cl
     claimed.push(...rows);
     if (rows.length === 0) return emptyResult();
     const claimedAt = performance.now();
-    const chunk = await applyChunk(tx, rows);
+    const chunk = await applyChunk(tx, rows, opts);
     const r = { ...summarise(rows, chunk.marks, chunk), cutByBytes };
     applied = performance.now();
     r.phases.claim = claimedAt - started;
@@ -129,16 +149,17 @@ const byIds = (ids: readonly number[]) => async (tx: Queryable): Promise<Claimed
  * larger than that alone). Safe to run from several processes at once. Resolves with what it did; rejects on a
  * transient error (nothing marked: retry later).
  */
-export async function drainChunk(sql: Sql, size: number, maxBytes?: number): Promise<ChunkResult> {
+export async function drainChunk(sql: Sql, size: number, opts: ApplyOptions & { maxBytes?: number } = {}): Promise<ChunkResult> {
   const claimed: InboxRow[] = [];
   try {
-    return await applyInTransaction(sql, (tx) => claimInboxChunk(tx, size, maxBytes), claimed);
+    return await applyInTransaction(sql, (tx) => claimInboxChunk(tx, size, opts.maxBytes), claimed, opts);
   } catch (err) {
     if (!isDataError(err) || claimed.length === 0) throw err;
     const result = await bisect(
       sql,
       claimed.map((r) => r.id),
       err,
+      opts,
     );
     result.transactions++; // the failed one
     return result;
@@ -147,7 +168,7 @@ export async function drainChunk(sql: Sql, size: number, maxBytes?: number): Pro
 
 /** Applies `ids` in two halves, each in its own transaction, recursing into a half that fails; a single event that
  * fails is marked dead with PostgreSQL's message. Rows another drain took meanwhile are simply not claimed here. */
-async function bisect(sql: Sql, ids: readonly number[], cause: unknown): Promise<ChunkResult> {
+async function bisect(sql: Sql, ids: readonly number[], cause: unknown, opts: ApplyOptions): Promise<ChunkResult> {
   if (ids.length === 0) return emptyResult();
   if (ids.length === 1) {
     const result = emptyResult();
@@ -166,11 +187,11 @@ async function bisect(sql: Sql, ids: readonly number[], cause: unknown): Promise
   for (const part of [ids.slice(0, half), ids.slice(half)]) {
     const claimed: InboxRow[] = [];
     try {
-      add(result, await applyInTransaction(sql, byIds(part), claimed));
+      add(result, await applyInTransaction(sql, byIds(part), claimed, opts));
     } catch (err) {
       if (!isDataError(err)) throw err;
       result.transactions++;
-      add(result, await bisect(sql, claimed.map((r) => r.id), err));
+      add(result, await bisect(sql, claimed.map((r) => r.id), err, opts));
     }
   }
   return result;
@@ -197,6 +218,8 @@ export async function drainInbox(
     budgetMs: number;
     concurrency?: number;
     onChunk?: (r: ChunkResult, ms: number) => void;
+    /** WEBHOOK_TOLERANCE_MS: how far an event time may lead its arrival (apply-chunk.ts). */
+    futureToleranceMs?: number;
   },
 ): Promise<DrainResult> {
   const deadline = performance.now() + opts.budgetMs;
@@ -207,11 +230,12 @@ export async function drainInbox(
     try {
       while (!failed) {
         const started = performance.now();
-        const r = await drainChunk(sql, opts.chunkSize, opts.chunkMaxBytes);
+        const r = await drainChunk(sql, opts.chunkSize, { futureToleranceMs: opts.futureToleranceMs, maxBytes: opts.chunkMaxBytes });
         opts.onChunk?.(r, performance.now() - started);
         add(total, r);
         total.chunks++;
-        if (r.claimed < opts.chunkSize && !r.cutByBytes) {
+        // A short chunk emptied the inbox, unless the byte bound cut it or it left deferred rows (claimable again at once).
+        if (r.claimed < opts.chunkSize && !r.cutByBytes && r.deferred === 0) {
           emptiedLoops++;
           return;
         }

@@ -23,3 +23,16 @@ export function markInboxEvents(sql: Queryable, marks: readonly InboxMark[]) {
                   ${marks.map((m) => m.error)}::text[]) as x(id, status, error)
      where e.id = x.id`;
 }
+
+/**
+ * Changes the final status of rows this transaction already marked (the drain's refusals for ownership: processed
+ * → dead, with the reason), without counting another attempt. One statement; rows must be locked by the caller.
+ */
+export function remarkInboxEvents(sql: Queryable, marks: readonly InboxMark[]) {
+  return sql`
+    update inbox_events e
+       set status = x.status, last_error = x.error
+      from unnest(${marks.map((m) => m.id)}::bigint[], ${marks.map((m) => m.status)}::text[],
+                  ${marks.map((m) => m.error)}::text[]) as x(id, status, error)
+     where e.id = x.id`;
+}

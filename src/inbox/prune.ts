@@ -3,7 +3,8 @@ import { DAY } from '../config.js';
 
 /**
  * Retention. Processed inbox rows go after `processedDays`, dead and ignored ones after `deadDays` (kept longer: they
- * are what replay works on), quarantine rows after `processedDays`. Pending rows are never pruned.
+ * are what replay works on), quarantine samples and counters after `quarantineDays` (QUARANTINE_RETENTION_DAYS,
+ * shorter: they are diagnostics). Pending rows are never pruned.
  *
  * Each batch is one autocommit DELETE of at most `batchSize` ids, so no lock is held for long and the drain and the
  * intake keep running. Processed rows are found in id order (ids grow with received_at), dead and ignored ones through
@@ -24,6 +25,7 @@ export async function pruneInbox(
   p: {
     processedDays: number;
     deadDays: number;
+    quarantineDays: number;
     batchSize: number;
     now: Date;
     shouldStop?: () => boolean;
@@ -33,10 +35,12 @@ export async function pruneInbox(
   const result: PruneResult = { processed: 0, deadOrIgnored: 0, quarantine: 0, batches: 0, complete: false };
   const processedCutoff = new Date(p.now.getTime() - p.processedDays * DAY);
   const deadCutoff = new Date(p.now.getTime() - p.deadDays * DAY);
+  const quarantineCutoff = new Date(p.now.getTime() - p.quarantineDays * DAY);
   const steps: { key: 'processed' | 'deadOrIgnored' | 'quarantine'; run: () => Promise<number> }[] = [
     { key: 'processed', run: () => deleteInboxBatch(sql, ['processed'], processedCutoff, p.batchSize) },
     { key: 'deadOrIgnored', run: () => deleteInboxBatch(sql, ['dead', 'ignored'], deadCutoff, p.batchSize) },
-    { key: 'quarantine', run: () => deleteQuarantineBatch(sql, processedCutoff, p.batchSize) },
+    { key: 'quarantine', run: () => deleteQuarantineBatch(sql, quarantineCutoff, p.batchSize) },
+    { key: 'quarantine', run: () => deleteQuarantineCountsBatch(sql, quarantineCutoff, p.batchSize) },
   ];
   for (const step of steps) {
     for (;;) {
@@ -79,6 +83,16 @@ export async function deleteQuarantineBatch(sql: Sql, before: Date, limit: numbe
   const rows = await sql`
     delete from quarantine where id in (
       select id from quarantine where received_at < ${before}::timestamptz order by received_at limit ${limit}::int)
+    returning 1`;
+  return rows.length;
+}
+
+/** Deletes at most `limit` quarantine counters of buckets that started before `before`. Returns how many. */
+export async function deleteQuarantineCountsBatch(sql: Sql, before: Date, limit: number): Promise<number> {
+  const rows = await sql`
+    delete from quarantine_counts where (source_id, reason, bucket) in (
+      select source_id, reason, bucket from quarantine_counts
+       where bucket < ${before}::timestamptz order by bucket limit ${limit}::int)
     returning 1`;
   return rows.length;
 }

@@ -1,6 +1,7 @@
 import { DatabaseUnavailableError } from '../errors.js';
 import { type InboxInsertResult, insertInboxEvents, type NewInboxEvent } from '../inbox/insert-events.js';
 import type { Queryable } from '../db/client.js';
+import { metrics } from '../metrics.js';
 
 /**
  * Group commit for the intake: the rows of concurrent requests go to the database in one statement (one commit, one
@@ -74,6 +75,7 @@ export function createGroupCommitter(opts: GroupCommitOptions): GroupCommitter {
       if (batch.length === 0) continue;
       inFlight++;
       inFlightRows += batch.length;
+      metrics.intakeCommitBatches.inc();
       insertInboxEvents(
         opts.sql,
         batch.map((i) => i.row),

@@ -1,15 +1,18 @@
 import { createHash } from 'node:crypto';
-import rateLimit from '@fastify/rate-limit';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { type Config, SECOND } from '../config.js';
+import { type Config, keyRingOf, SECOND } from '../config.js';
 import type { Sql } from '../db/client.js';
 import { InboxVia } from '../db/schema.js';
 import { DatabaseUnavailableError, WharfError } from '../errors.js';
 import type { NewInboxEvent } from '../inbox/insert-events.js';
 import { metrics, RequestOutcome } from '../metrics.js';
+import rateLimit from '@fastify/rate-limit';
+import { type ByteBudget, clientAddress, createByteBudget } from './budgets.js';
 import {
-  IntakeRejection,
+  classifyError,
   rejectBadWebhookId,
+  rejectBodyBudget,
+  rejectClientRateLimited,
   rejectMalformedJson,
   rejectRateLimited,
   rejectSignature,
@@ -17,14 +20,16 @@ import {
 } from './errors.js';
 import { eventTimeOf, isKey, isStorable, MAX_KEY_CHARS, topicOf } from './event-fields.js';
 import { createGroupCommitter, type GroupCommitter } from './group-commit.js';
-import { createQuarantineWriter, QuarantineReason, type QuarantineWriter } from './quarantine.js';
+import { createQuarantine, type Quarantine, QuarantineReason, UNRECORDED_REASONS } from './quarantine.js';
 import { createSourceCache, type IntakeSource, type SourceCache } from './source-cache.js';
-import { verify, VerifyFailure } from './signature.js';
+import { VerifyFailure, verify } from './signature.js';
 
 /**
- * `POST /webhooks/shipbob/:sourceId`: look up the source, verify the raw bytes, parse, store idempotently (group
- * commit), reply 200 only after the commit. Nothing else happens in the request path; the drain is woken afterwards
- * through a debounced kicker, never by touching a shared row.
+ * `POST /webhooks/shipbob/:sourceId`. Before the body is read (onRequest, preParsing): the client's budget of
+ * unverified requests, the source (from memory: see source-cache.ts), the process-wide bound on body bytes in flight.
+ * Then the route's four steps: verify the raw bytes, parse, store idempotently (group commit), reply 200 only after the
+ * commit. The drain is woken afterwards through a debounced kicker, never by touching a shared row.
+ * Costs and bounds of each kind of request: docs/intake.md (threat model).
  */
 
 export interface IntakeDeps {
@@ -38,8 +43,9 @@ export interface IntakeDeps {
 
 export interface Intake {
   committer: GroupCommitter;
-  quarantine: QuarantineWriter;
+  quarantine: Quarantine;
   sources: SourceCache;
+  bodyBytes: ByteBudget;
   close(): Promise<void>;
 }
 
@@ -56,6 +62,9 @@ const STORED = '{"status":"stored"}';
 const DUPLICATE = '{"status":"duplicate"}';
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/** Keys of the per-address budget held at once (≈100 bytes each). */
+const MAX_CLIENT_KEYS = 50_000;
+
 export function createIntake(deps: IntakeDeps): Intake {
   const { config, sql } = deps;
   const committer = createGroupCommitter({
@@ -65,23 +74,36 @@ export function createIntake(deps: IntakeDeps): Intake {
     maxBatchBytes: 8 * config.webhookBodyLimitBytes,
     maxQueuedRows: config.intakeQueueMaxRows,
   });
-  const quarantine = createQuarantineWriter({
+  const quarantine = createQuarantine({
     sql,
-    maxBuffered: 10_000,
-    maxBatch: 500,
-    delayMs: 50,
-    onError: (err) => deps.onBackgroundError(err, 'quarantine write failed; rows dropped'),
+    now: deps.now,
+    maxKeys: 10_000,
+    flushMs: SECOND,
+    onError: (err) => deps.onBackgroundError(err, 'quarantine write failed; counts dropped'),
   });
-  const sources = createSourceCache({ sql, ttlMs: config.sourceCacheTtlMs, maxEntries: 10_000, now: deps.now });
+  const sources = createSourceCache({ sql, keys: keyRingOf(config), ttlMs: config.sourceCacheTtlMs, maxEntries: 10_000, now: deps.now });
   return {
     committer,
     quarantine,
     sources,
+    bodyBytes: createByteBudget(config.intakeBodyBytesInFlight),
     async close() {
       await committer.close();
       await quarantine.close();
     },
   };
+}
+
+/** What the hooks learn about a request before the handler runs. */
+interface RequestState {
+  address: string;
+  /** Null: unknown or disabled (or an id no source can have). */
+  source: IntakeSource | null;
+  /** The per-address budget's key: the address and the source (an unknown one shares the key ''). */
+  budgetKey: string;
+  /** The signature matched: nothing this request does is charged to the address's unverified budget. */
+  verified: boolean;
+  reason?: QuarantineReason;
 }
 
 const header = (req: FastifyRequest, name: string): string | undefined => {
@@ -106,23 +128,31 @@ function bounded<T>(p: Promise<T>, deadline: number): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
-/** The reason code a rejection is quarantined under. */
-function reasonOf(err: FastifyError | Error): string {
-  if (err instanceof IntakeRejection) return err.reason;
-  if (err instanceof DatabaseUnavailableError) return QuarantineReason.dbUnavailable;
-  const status = (err as FastifyError).statusCode;
-  if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) return QuarantineReason.bodyTooLarge;
-  // A content-type header that is not a media type at all (no `type/subtype`): Fastify refuses it before our parser.
-  if ((err as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return QuarantineReason.unsupportedMediaType;
-  return status ? `http_${status}` : 'internal_error';
-}
-
-/** The intake plugin: register with `app.register(intakeRoutes, { deps, intake })`. Scoped: its raw-body parser applies here only. */
+/** The intake plugin: register with `app.register(intakeRoutes, { deps, intake })`. Scoped: its hooks and raw-body parser apply here only. */
 export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDeps; intake: Intake }) {
   const { config, now } = opts.deps;
-  const { committer, quarantine, sources } = opts.intake;
-  const reasons = new WeakMap<FastifyRequest, string>();
+  const { committer, quarantine, sources, bodyBytes } = opts.intake;
+  const states = new WeakMap<FastifyRequest, RequestState>();
   const outcomes = new WeakMap<FastifyRequest, (typeof RequestOutcome)[keyof typeof RequestOutcome]>();
+
+  // The two budgets are @fastify/rate-limit limiters (its in-memory LRU store, bounded in keys) that the hooks call
+  // where the request's state decides, rather than the plugin's own hook, which would count every request:
+  // - verified deliveries per source (RATE_LIMIT_*), counted once the signature matched: nobody without the secret
+  //   can spend a source's budget;
+  // - refused requests per (client address, source) (UNVERIFIED_LIMIT_*), read before the body (a read does not
+  //   count) and charged once a request is refused, so genuine traffic from the same address never spends it.
+  // One store for both (keys cannot collide: a budget key holds a NUL, a source id never does), bounded in keys.
+  await app.register(rateLimit, { global: false, cache: MAX_CLIENT_KEYS });
+  const sourceBudget = app.createRateLimit({
+    max: config.rateLimitMax,
+    timeWindow: config.rateLimitWindowMs,
+    keyGenerator: (req) => states.get(req)?.source?.id ?? '',
+  });
+  const unverifiedBudget = app.createRateLimit({
+    max: config.unverifiedLimitMax,
+    timeWindow: config.unverifiedLimitWindowMs,
+    keyGenerator: (req) => states.get(req)?.budgetKey ?? '',
+  });
 
   // Any content type: the provider says application/json, but verification is on bytes and parsing is ours.
   app.removeAllContentTypeParsers();
@@ -130,62 +160,88 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
     done(null, body),
   );
 
-  await app.register(rateLimit, {
-    global: false,
-    errorResponseBuilder: (_req, ctx) => rejectRateLimited(ctx.after),
+  // 1. Before the body: the address's unverified budget, then the source. A refusal here reads nothing and writes
+  // nothing; the source comes from memory (at most one directory query a second for ids never seen).
+  app.addHook('onRequest', async (request) => {
+    const deadline = Date.now() + config.intakeTimeoutMs;
+    const sourceId = (request.params as { sourceId: string }).sourceId;
+    const address = clientAddress(request.raw, config.trustProxy);
+    const state: RequestState = { address, source: null, budgetKey: `${address}\u0000`, verified: false };
+    states.set(request, state); // before the look-up, so a failed one is still counted under its reason
+    // An id no source can have (a NUL would make PostgreSQL refuse the look-up) is unknown without asking.
+    const source = isKey(sourceId) ? await bounded(sources.get(sourceId), deadline) : null;
+    if (source?.enabled) {
+      state.source = source;
+      state.budgetKey = `${address}\u0000${source.id}`;
+    }
+    const spent = await unverifiedBudget(request, { increment: false });
+    if (!spent.isAllowed && spent.remaining === 0) throw rejectClientRateLimited(Math.max(1, spent.ttlInSeconds));
+    if (!state.source) throw rejectUnknownSource();
+  });
+
+  // 2. Bytes in flight, process-wide: reserved from content-length (a chunked body reserves the whole limit) before
+  // anything is read, released when the response is done or the connection dies.
+  app.addHook('preParsing', async (request, reply, payload) => {
+    const declared = header(request, 'content-length');
+    const length = declared === undefined ? undefined : Number(declared);
+    if (length !== undefined && !(length >= 0 && length <= config.webhookBodyLimitBytes)) return payload; // the parser answers 413 unread
+    const n = length ?? config.webhookBodyLimitBytes;
+    if (n === 0) return payload;
+    if (!bodyBytes.tryReserve(n)) throw rejectBodyBudget();
+    reply.raw.once('close', () => bodyBytes.release(n));
+    return payload;
   });
 
   app.addHook('onError', async (request, _reply, error) => {
-    reasons.set(request, reasonOf(error));
+    const state = states.get(request);
+    if (state) state.reason = classifyError(error).reason;
   });
 
-  // Every refused request leaves a trace, after the answer is sent (the writer buffers; it never delays a reply).
+  // A refusal before the body was read closes the connection, so an unread body is never drained.
+  app.addHook('onSend', async (request, reply) => {
+    if (reply.statusCode >= 400 && request.body === undefined) reply.header('connection', 'close');
+  });
+
+  // Every refusal is counted in the process's metrics; those of a known source also in the quarantine (bounded
+  // counters and a few samples, written after the answer is sent). Unverified refusals charge the address's budget.
   app.addHook('onResponse', async (request, reply) => {
     const outcome =
       reply.statusCode >= 500 ? RequestOutcome.error : reply.statusCode >= 400 ? RequestOutcome.rejected : (outcomes.get(request) ?? RequestOutcome.stored);
     metrics.webhookRequestSeconds.observe({ outcome }, reply.elapsedTime / 1000);
     if (reply.statusCode < 400) return;
-    const body = Buffer.isBuffer(request.body) ? request.body : undefined;
-    const reason = reasons.get(request) ?? `http_${reply.statusCode}`;
+    const state = states.get(request);
+    const reason = state?.reason ?? QuarantineReason.badRequest;
     metrics.webhookRequests.inc({
       outcome: reply.statusCode >= 500 ? RequestOutcome.error : RequestOutcome.rejected,
       reason,
     });
+    if (!state) return;
+    if (!state.verified && reply.statusCode < 500 && reason !== QuarantineReason.clientRateLimited)
+      await unverifiedBudget(request);
+    if (!state.source || UNRECORDED_REASONS.has(reason)) return;
+    const body = Buffer.isBuffer(request.body) ? request.body : null;
     quarantine.record({
-      // One unstorable value would fail the writer's whole batch, other requests' rows included.
-      sourceId: forQuarantine((request.params as { sourceId?: string }).sourceId),
+      sourceId: state.source.id,
       reason,
       statusCode: reply.statusCode,
+      // One unstorable value would fail the writer's whole statement, other requests' counts included.
       eventId: forQuarantine(header(request, 'webhook-id')),
       sizeBytes: body ? body.length : Number(header(request, 'content-length')) || 0,
-      bodySha256: body ? createHash('sha256').update(body).digest('hex') : null,
-      remoteAddr: request.ip ?? null,
+      body,
+      remoteAddr: state.address,
     });
   });
 
   app.post<{ Params: { sourceId: string } }>(
     '/webhooks/shipbob/:sourceId',
-    {
-      bodyLimit: config.webhookBodyLimitBytes,
-      config: {
-        rateLimit: {
-          max: config.rateLimitMax,
-          timeWindow: config.rateLimitWindowMs,
-          keyGenerator: (req: FastifyRequest) => (req.params as { sourceId: string }).sourceId,
-        },
-      },
-    },
+    { bodyLimit: config.webhookBodyLimitBytes },
     async (request, reply: FastifyReply) => {
       const deadline = Date.now() + config.intakeTimeoutMs;
-      const { sourceId } = request.params;
+      const state = states.get(request)!;
+      let source = state.source!;
+      const sourceId = source.id;
 
-      // 1. The source (cached): unknown and disabled look the same from outside. An id no source can have (a NUL
-      // would make PostgreSQL refuse the look-up) is unknown without asking.
-      if (!isKey(sourceId)) throw rejectUnknownSource();
-      let source = await bounded(sources.get(sourceId), deadline);
-      if (!source?.enabled) throw rejectUnknownSource();
-
-      // 2. The signature, on the raw bytes.
+      // 3. The signature, on the raw bytes.
       const body = Buffer.isBuffer(request.body) ? request.body : EMPTY;
       const id = header(request, 'webhook-id');
       const verifyWith = (s: IntakeSource) =>
@@ -203,17 +259,23 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
         // Maybe the secret was rotated since we cached it: reload once (at most once a second per source).
         const fresh = sources.refresh(sourceId, SECOND);
         if (fresh) {
-          source = await bounded(fresh, deadline);
-          if (!source?.enabled) throw rejectUnknownSource();
+          const reloaded = await bounded(fresh, deadline);
+          if (!reloaded?.enabled) throw rejectUnknownSource();
+          source = reloaded;
           failure = verifyWith(source);
         }
       }
       if (failure) throw rejectSignature(failure);
+      state.verified = true;
+
+      // 4. The source's budget counts verified deliveries only: nobody without the secret can spend it.
+      const budget = await sourceBudget(request);
+      if (!budget.isAllowed && budget.isExceeded) throw rejectRateLimited(Math.max(1, budget.ttlInSeconds));
       // Genuine but unstorable: too long for the inbox's unique index, or characters PostgreSQL refuses. Stored, it
       // would fail the whole group-commit batch (503 for every request in it, again on every retry).
       if (!isKey(id as string)) throw rejectBadWebhookId();
 
-      // 3. Parse (only to validate and to read the topic and event time; the stored body is the text as received).
+      // 5. Parse (only to validate and to read the topic and event time; the stored body is the text as received).
       let text: string;
       let parsed: unknown;
       try {
@@ -223,7 +285,7 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
         throw rejectMalformedJson();
       }
 
-      // 4. Store: resolves only after the commit of this request's batch.
+      // 6. Store: resolves only after the commit of this request's batch.
       const headers: Record<string, string> = {};
       for (const name of KEPT_HEADERS) {
         const v = header(request, name);
@@ -240,14 +302,27 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
       };
       const result = await committer.submit(row, Math.max(0, deadline - Date.now()));
 
-      // 5. Acknowledge.
+      // 7. Acknowledge. The provider never changes a delivery's body: a stored id with another body is not applied
+      // again (the first body stays), only acknowledged, counted and kept as quarantine evidence.
       if (result.inserted) {
         opts.deps.onStored();
         metrics.webhookRequests.inc({ outcome: RequestOutcome.stored, reason: 'ok' });
       } else {
         outcomes.set(request, RequestOutcome.duplicate);
         metrics.webhookDuplicates.inc();
-        metrics.webhookRequests.inc({ outcome: RequestOutcome.duplicate, reason: 'ok' });
+        metrics.webhookRequests.inc({ outcome: RequestOutcome.duplicate, reason: result.sameBody ? 'ok' : QuarantineReason.changedBody });
+        if (!result.sameBody) {
+          metrics.webhookChangedBodies.inc();
+          quarantine.record({
+            sourceId,
+            reason: QuarantineReason.changedBody,
+            statusCode: 200,
+            eventId: row.eventId,
+            sizeBytes: body.length,
+            body,
+            remoteAddr: state.address,
+          });
+        }
       }
       return reply
         .code(200)
@@ -256,3 +331,4 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
     },
   );
 }
+

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * Standard Webhooks (https://www.standardwebhooks.com) signing and verification, HMAC-SHA256.
@@ -13,6 +13,33 @@ export const SIGNATURE_BYTES = 32;
 export function secretKey(secret: string): Buffer {
   const b64 = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
   return Buffer.from(b64, 'base64');
+}
+
+/** Standard Webhooks: a secret's key is 24 to 64 bytes once decoded. Shorter keys are guessable (an empty one signs for anyone). */
+export const SECRET_MIN_BYTES = 24;
+export const SECRET_MAX_BYTES = 64;
+/** What `sources add` generates: 32 bytes, the middle of the range. */
+const GENERATED_SECRET_BYTES = 32;
+
+const SECRET_FORMAT = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
+
+/** A key the intake may verify with (keys stored before the rule existed are skipped, never used). */
+export const isUsableKey = (key: Buffer): boolean => key.length >= SECRET_MIN_BYTES && key.length <= SECRET_MAX_BYTES;
+
+/**
+ * Why a `whsec_…` secret cannot be used, or null when it can. The message names the rule, never the secret.
+ */
+export function secretProblem(secret: string): string | null {
+  if (!SECRET_FORMAT.test(secret)) return 'a secret must look like whsec_<base64>';
+  const n = secretKey(secret).length;
+  if (n < SECRET_MIN_BYTES || n > SECRET_MAX_BYTES)
+    return `a secret must decode to ${SECRET_MIN_BYTES}..${SECRET_MAX_BYTES} bytes (this one has ${n})`;
+  return null;
+}
+
+/** A new random secret, `whsec_` + base64 of 32 bytes. */
+export function generateSecret(): string {
+  return `whsec_${randomBytes(GENERATED_SECRET_BYTES).toString('base64')}`;
 }
 
 /** base64(HMAC_SHA256(key, "${id}.${timestamp}.${rawBody}")), with padding, as the provider sends it. */

@@ -1,11 +1,32 @@
+import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { type Config, DAY, loadConfig } from '../config.js';
+import { type Config, DAY, keyRingOf, loadConfig } from '../config.js';
 import { createDb, type Sql } from '../db/client.js';
 import { findRunningDatabase } from '../db/resolve.js';
 import { UsageError } from '../errors.js';
 import { pruneInbox } from '../inbox/prune.js';
-import { insertSource, listSources, rotateSourceSecret, setSourceEnabled } from '../intake/sources.js';
+import { countSecretsByKey, reencryptSecrets } from '../intake/secrets-at-rest.js';
+import { generateSecret, secretProblem } from '../intake/signature.js';
+import {
+  insertSource,
+  listSources,
+  rotateSourceSecret,
+  type SourceChanges,
+  setSourceEnabled,
+  updateSource,
+} from '../intake/sources.js';
+import type { KeyRing } from '../key-ring.js';
 import { prunePollRuns } from '../poll/poll-runs.js';
+import { findPollToken, providerClientFor } from '../poll/run-stream.js';
+import {
+  ensureSubscription,
+  listSubscribableSources,
+  saveSubscriptionState,
+  WHARF_TOPICS,
+  webhookUrlFor,
+} from '../poll/subscriptions.js';
+import { openApiToken, openWebhookSecret } from '../secrets/cipher.js';
+import { withKeyRing } from '../secrets/key-file.js';
 import { PollRunOutcomes } from '../poll/poll-runs.js';
 import { PollStreams, type PollStream } from '../poll/streams.js';
 import { findStaleLocks, releaseStaleLocks } from '../worker/stale-locks.js';
@@ -15,6 +36,16 @@ import { DATE_FORMS, DURATION_FORMS, formatAge, mask, parseDuration, parseSince,
 import { pollRunsTable, readPollRuns } from './polls.js';
 import { countReplayable, type ReplayFilter, replay } from './replay.js';
 import { readStatus } from './status.js';
+import {
+  attributeStorageCharges,
+  fetchInventory,
+  listChannelClients,
+  listInventoryItems,
+  removeChannelClient,
+  removeInventoryItem,
+  setChannelClient,
+  upsertInventoryItems,
+} from './tenancy.js';
 
 /**
  * The ops CLI (`npx wharf <command>`, `npm run ops -- <command>`, in the image `node dist/scripts/ops.js <command>`),
@@ -41,16 +72,24 @@ export interface OpsIo {
   err(text: string): void;
   /** A progress line (overwritten in place on a terminal). */
   progress(text: string): void;
+  /** Everything on standard input (secrets and tokens come this way, or from a file or a variable: never argv). */
+  readStdin(): Promise<string>;
 }
 
 export const consoleIo: OpsIo = {
   out: (t) => process.stdout.write(`${t}\n`),
   err: (t) => process.stderr.write(`${t}\n`),
   progress: (t) => process.stderr.write(process.stderr.isTTY ? `\r${t}` : `${t}\n`),
+  async readStdin() {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  },
 };
 
 interface Session {
   config: Config;
+  keys: KeyRing;
   sql: Sql;
   io: OpsIo;
   now: Date;
@@ -77,11 +116,91 @@ const integer = (min: number, max: number) => (v: string) =>
     if (!/^\d+$/.test(v.trim()) || n < min || n > max) throw new Error(`must be an integer in [${min}, ${max}]`);
     return n;
   });
-/** Checked in the action, not by commander, whose message would echo the value: a secret never reaches the terminal. */
-function checkSecret(v: string): string {
-  if (!/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(v)) throw new UsageError('--secret must look like whsec_<base64> (value not shown)');
-  return v;
+// ─── secrets and tokens: never from argv (every user of the machine sees it) ───
+
+const DEFAULT_SECRET_ENV = { secret: 'WHARF_SOURCE_SECRET', apiToken: 'WHARF_API_TOKEN' } as const;
+type SecretName = keyof typeof DEFAULT_SECRET_ENV;
+const flag = (name: SecretName) => (name === 'secret' ? 'secret' : 'api-token');
+
+/** The options that carry a secret: `--x-stdin`, `--x-file <path|->`, `--x-env <VAR>`; `--x <value>` only to refuse it. */
+function secretOptions(cmd: Command, name: SecretName, what: string): Command {
+  const f = flag(name);
+  return cmd
+    .addOption(new Option(`--${f} <value>`, 'refused: argv is visible to every user of the machine').hideHelp())
+    .option(`--${f}-stdin`, `read ${what} from standard input`)
+    .option(`--${f}-file <path>`, `read ${what} from a file (- for standard input)`)
+    .option(`--${f}-env <VAR>`, `read ${what} from an environment variable (default ${DEFAULT_SECRET_ENV[name]})`);
 }
+
+/**
+ * A secret or token from exactly one of its options, else from its default environment variable (undefined when none
+ * is given). Stdin and files lose one trailing newline; the value is never echoed, in errors either.
+ */
+async function secretInput(
+  io: OpsIo,
+  env: Record<string, string | undefined>,
+  o: Record<string, unknown>,
+  name: SecretName,
+): Promise<string | undefined> {
+  const f = flag(name);
+  if (typeof o[name] === 'string')
+    throw new UsageError(
+      `--${f} <value> is not accepted (argv is visible to every user of the machine): use --${f}-stdin, ` +
+        `--${f}-file <path> or --${f}-env <VAR> (or ${DEFAULT_SECRET_ENV[name]})`,
+    );
+  const keys = { stdin: `${name}Stdin`, file: `${name}File`, env: `${name}Env` };
+  const given = (['stdin', 'file', 'env'] as const).filter((k) => o[keys[k]] !== undefined && o[keys[k]] !== false);
+  if (given.length > 1) throw new UsageError(`give the ${f} one way only (${given.map((g) => `--${f}-${g}`).join(', ')})`);
+  let value: string | undefined;
+  const file = o[keys.file] === undefined ? undefined : String(o[keys.file]);
+  if (o[keys.stdin] || file === '-') value = (await io.readStdin()).replace(/\r?\n$/, '');
+  else if (file !== undefined) {
+    value = (
+      await readFile(file, 'utf8').catch(() => {
+        throw new UsageError(`--${f}-file: cannot read ${file}`);
+      })
+    ).replace(/\r?\n$/, '');
+  } else if (o[keys.env] !== undefined) {
+    const variable = String(o[keys.env]);
+    value = env[variable];
+    if (value === undefined) throw new UsageError(`--${f}-env: ${variable} is not set`);
+  } else {
+    value = env[DEFAULT_SECRET_ENV[name]];
+    if (value === undefined || value === '') return undefined;
+  }
+  if (value === '' || /\s/.test(value)) throw new UsageError(`--${f}: empty, or contains white space`);
+  return value;
+}
+
+/** The given webhook secret, checked (Standard Webhooks: whsec_ + base64 of 24..64 bytes), or a generated one. */
+async function webhookSecretInput(
+  io: OpsIo,
+  env: Record<string, string | undefined>,
+  o: Record<string, unknown>,
+): Promise<{ secret: string; generated: boolean }> {
+  const given = await secretInput(io, env, o, 'secret');
+  if (given === undefined) return { secret: generateSecret(), generated: true };
+  const problem = secretProblem(given);
+  if (problem) throw new UsageError(`the secret is refused: ${problem}`);
+  return { secret: given, generated: false };
+}
+
+/** A stored secret or token, decrypted and masked; `(unreadable)` when it does not decrypt (no value either way). */
+function maskStored(open: () => string): string | null {
+  try {
+    return mask(open());
+  } catch {
+    return '(unreadable)';
+  }
+}
+
+const positiveId = (v: string) =>
+  usage(() => {
+    const n = Number(v);
+    if (!/^\d{1,16}$/.test(v) || !Number.isSafeInteger(n) || n <= 0) throw new Error('must be a positive integer');
+    return n;
+  });
+
 const explainId = (kind: (typeof ExplainKinds)[number]) => (v: string) =>
   usage(() => {
     const id = v.trim();
@@ -93,11 +212,57 @@ const jsonOption = () => new Option('--json', 'print exactly one JSON document o
 
 // ─── commands ───
 
-async function sourcesAdd(s: Session, o: { name: string; secret: string; apiToken?: string; client?: string }) {
-  const id = await insertSource(s.sql, { name: o.name, secret: checkSecret(o.secret), apiToken: o.apiToken ?? null, clientId: o.client ?? null });
-  const url = `${s.config.publicUrl}/webhooks/shipbob/${id}`;
-  s.io.out(s.json ? json({ id, url }) : `source ${id} added\nwebhook URL: ${url}`);
+async function sourcesAdd(
+  s: Session,
+  o: { name: string; client?: string; subscribe: boolean },
+  secret: { secret: string; generated: boolean },
+  apiToken: string | null,
+) {
+  const id = await insertSource(s.sql, s.keys, { name: o.name, secret: secret.secret, apiToken, clientId: o.client ?? null });
+  const url = webhookUrlFor(s.config.publicUrl, id);
+  // With a token, wharf creates the provider's subscription itself (a failure is reported; the source stays).
+  const subscription = apiToken && o.subscribe ? await subscribeSource(s, id) : null;
+  // A generated secret is printed this once (it is never shown again: the subscription carries it).
+  if (s.json) s.io.out(json({ id, url, ...(secret.generated ? { secret: secret.secret } : {}), subscription }));
+  else {
+    s.io.out(
+      `source ${id} added\nwebhook URL: ${url}${secret.generated ? `\nsecret (shown once; the provider's subscription must use it): ${secret.secret}` : ''}`,
+    );
+    if (subscription && 'error' in subscription) s.io.err(`${subscription.error}; retry with: sources subscribe --source ${id}`);
+    else if (subscription) s.io.out(describeSubscription(subscription));
+    else s.io.out('no subscription created: run sources subscribe --source <id> with a token, or use the dashboard (docs/intake.md)');
+  }
   return ExitCode.ok;
+}
+
+type SubscribeOutcome = { state: string; created: string | null; missingTopics: string[] } | { error: string };
+
+/** Creates the source's provider subscription unless one already covers every topic; stores the state. */
+async function subscribeSource(s: Session, sourceId: string): Promise<SubscribeOutcome> {
+  const [src] = await listSubscribableSources(s.sql, s.keys, { sourceId });
+  if (!src) return { error: `source ${sourceId} is unknown, disabled or has no API token` };
+  if (!src.secret) return { error: `source ${sourceId} has no valid secret` };
+  try {
+    const client = providerClientFor(s.config, s.sql, src.apiToken);
+    const r = await ensureSubscription(client, { url: webhookUrlFor(s.config.publicUrl, src.id), secret: src.secret, description: `wharf ${src.id}` });
+    await saveSubscriptionState(s.sql, { sourceId: src.id, check: r });
+    return { state: r.state, created: r.created, missingTopics: r.missingTopics };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    await saveSubscriptionState(s.sql, { sourceId: src.id, check: null, error: message });
+    return { error: `subscribing ${sourceId} failed: ${plain(message)}` };
+  }
+}
+
+function describeSubscription(r: SubscribeOutcome): string {
+  if ('error' in r) return r.error;
+  return r.created ? `provider subscription ${r.created} created (${WHARF_TOPICS.length} topics)` : 'provider subscription already covers every topic';
+}
+
+async function sourcesSubscribe(s: Session, o: { source: string }) {
+  const r = await subscribeSource(s, o.source);
+  s.io.out(s.json ? json(r) : describeSubscription(r));
+  return 'error' in r ? ExitCode.failed : ExitCode.ok;
 }
 
 async function sourcesList(s: Session) {
@@ -106,9 +271,9 @@ async function sourcesList(s: Session) {
     name: r.name,
     clientId: r.clientId,
     enabled: r.enabled,
-    apiToken: mask(r.apiToken),
-    secrets: r.secrets.map((k) => ({ secret: mask(k.secret), expiresAt: k.expiresAt })),
-    url: `${s.config.publicUrl}/webhooks/shipbob/${r.id}`,
+    apiToken: r.apiToken === null ? null : maskStored(() => openApiToken(s.keys, r.id, r.apiToken!)),
+    secrets: r.secrets.map((k) => ({ secret: maskStored(() => openWebhookSecret(s.keys, r.id, k.secret)), expiresAt: k.expiresAt })),
+    url: webhookUrlFor(s.config.publicUrl, r.id),
   }));
   if (s.json) s.io.out(json({ sources: rows }));
   else
@@ -129,15 +294,32 @@ async function sourcesList(s: Session) {
   return ExitCode.ok;
 }
 
-async function sourcesRotate(s: Session, o: { source: string; secret: string; overlap?: number }) {
-  checkSecret(o.secret);
+async function sourcesUpdate(s: Session, sourceId: string, changes: SourceChanges) {
+  if (!(await updateSource(s.sql, s.keys, sourceId, changes))) return notFound(s, sourceId);
+  const shown = {
+    ...changes,
+    ...(changes.apiToken !== undefined ? { apiToken: changes.apiToken === null ? null : mask(changes.apiToken) } : {}),
+  };
+  if (s.json) s.io.out(json({ id: sourceId, changed: shown }));
+  else
+    s.io.out(
+      `source ${sourceId} updated: ${Object.entries(shown)
+        .map(([k, v]) => `${k} = ${v === null ? '(none)' : String(v)}`)
+        .join(', ')} (the intake sees it within its cache TTL)`,
+    );
+  return ExitCode.ok;
+}
+
+async function sourcesRotate(s: Session, o: { source: string; overlap?: number }, secret: { secret: string; generated: boolean }) {
   const overlapMs = o.overlap ?? s.config.secretRotationOverlapMs;
-  if (!(await rotateSourceSecret(s.sql, { sourceId: o.source, secret: o.secret, overlapMs, now: s.now }))) return notFound(s, o.source);
+  if (!(await rotateSourceSecret(s.sql, s.keys, { sourceId: o.source, secret: secret.secret, overlapMs, now: s.now })))
+    return notFound(s, o.source);
   const until = new Date(s.now.getTime() + overlapMs).toISOString();
+  const shown = secret.generated ? secret.secret : mask(secret.secret);
   s.io.out(
     s.json
-      ? json({ sourceId: o.source, secret: mask(o.secret), previousValidUntil: until })
-      : `source ${o.source}: new secret ${mask(o.secret)} active; previous secrets valid until ${until}`,
+      ? json({ sourceId: o.source, secret: shown, generated: secret.generated, previousValidUntil: until })
+      : `source ${o.source}: new secret ${secret.generated ? `${shown} (generated, shown once)` : shown} active; previous secrets valid until ${until}`,
   );
   return ExitCode.ok;
 }
@@ -149,6 +331,144 @@ async function sourcesEnable(s: Session, o: { source: string }, enabled: boolean
       ? json({ sourceId: o.source, enabled })
       : `source ${o.source} ${enabled ? 'enabled' : 'disabled'} (the intake sees it within its cache TTL)`,
   );
+  return ExitCode.ok;
+}
+
+/** `keys status` (stored values per key id) and `keys rotate` (re-encrypt under the first key; dry run by default). */
+async function keysCommand(s: Session, sub: 'status' | 'rotate', o: { batch?: number; apply?: boolean }) {
+  const { sql, io, keys } = s;
+  const counts = await countSecretsByKey(sql);
+  const stale = counts.filter((c) => c.keyId !== keys.current.id).reduce((n, c) => n + c.count, 0);
+  const withState = counts.map((c) => ({
+    ...c,
+    state: c.keyId === keys.current.id ? 'current' : keys.byId.has(c.keyId) ? 'older key' : c.keyId === 'plain' ? 'not encrypted' : 'KEY MISSING',
+  }));
+  const apply = sub === 'rotate' && !!o.apply;
+  if (!s.json) {
+    io.out(`current key: ${keys.current.id}; keys held: ${[...keys.byId.keys()].join(', ')}`);
+    io.out(table(['table', 'key', 'values', 'state'], withState.map((c) => [c.table, c.keyId, c.count, c.state])));
+  }
+  if (sub === 'status' || !apply || stale === 0) {
+    if (s.json) io.out(json({ currentKey: keys.current.id, values: withState, toRotate: stale, applied: false }));
+    else if (sub === 'rotate')
+      io.out(stale === 0 ? 'every value is under the current key' : `dry run: ${stale} value(s) would be re-encrypted under ${keys.current.id} (add --apply)`);
+    return ExitCode.ok;
+  }
+  const r = await reencryptSecrets(sql, keys, {
+    which: 'not-current',
+    batchSize: o.batch ?? 500,
+    onProgress: (p) => io.progress(`re-encrypted ${progressBar(p.done, p.total)}`),
+  });
+  if (process.stderr.isTTY) io.err('');
+  if (s.json) io.out(json({ currentKey: keys.current.id, toRotate: stale, applied: true, written: r.written, unreadable: r.unreadable }));
+  else {
+    io.out(`re-encrypted ${r.written} value(s) under ${keys.current.id}`);
+    for (const u of r.unreadable) io.out(`unreadable: ${u.table} row ${u.id}: ${u.reason}`);
+    if (r.unreadable.length) io.out('add the key they were encrypted under to WHARF_ENCRYPTION_KEY (after the current one) and run again');
+  }
+  return r.unreadable.length === 0 ? ExitCode.ok : ExitCode.failed;
+}
+
+async function channelsList(s: Session, o: { source?: string }) {
+  const rows = await listChannelClients(s.sql, o.source);
+  s.io.out(s.json ? json({ channels: rows }) : table(['source', 'channel', 'client'], rows.map((r) => [r.sourceId, r.channelId, r.clientId])));
+  return ExitCode.ok;
+}
+
+async function channelsSet(s: Session, o: { source: string; channel: number; client: string }) {
+  const row = { sourceId: o.source, channelId: o.channel, clientId: o.client };
+  if (!(await setChannelClient(s.sql, row))) return notFound(s, o.source);
+  s.io.out(
+    s.json
+      ? json({ set: row })
+      : `source ${row.sourceId}: channel ${row.channelId} → client ${row.clientId} (orders and shipments written from now on; stored rows keep their client)`,
+  );
+  return ExitCode.ok;
+}
+
+async function channelsRemove(s: Session, o: { source: string; channel: number }) {
+  const p = { sourceId: o.source, channelId: o.channel };
+  if (!(await removeChannelClient(s.sql, p))) {
+    if (s.json) s.io.out(json({ error: 'not_found', ...p }));
+    s.io.err(`source ${p.sourceId} has no mapping for channel ${p.channelId}`);
+    return ExitCode.failed;
+  }
+  s.io.out(s.json ? json({ removed: p }) : `source ${p.sourceId}: channel ${p.channelId} mapping removed`);
+  return ExitCode.ok;
+}
+
+async function inventoryList(s: Session, o: { source?: string }) {
+  const rows = await listInventoryItems(s.sql, o.source);
+  s.io.out(
+    s.json ? json({ items: rows }) : table(['source', 'item', 'client', 'sku', 'name'], rows.map((r) => [r.sourceId, r.id, r.clientId, r.sku, r.name])),
+  );
+  return ExitCode.ok;
+}
+
+async function inventorySet(s: Session, o: { source: string; item: number; client: string; name?: string; sku?: string }) {
+  const [known] = await s.sql`select 1 from sources where id = ${o.source}`;
+  if (!known) return notFound(s, o.source);
+  const w = await upsertInventoryItems(s.sql, {
+    sourceId: o.source,
+    apply: true,
+    items: [{ id: o.item, clientId: o.client, name: o.name ?? null, sku: o.sku ?? null }],
+  });
+  if (w.refused.length) {
+    if (s.json) s.io.out(json({ error: 'owned_by_another_source', item: o.item }));
+    s.io.err(`inventory item ${o.item} belongs to another source: left alone`);
+    return ExitCode.failed;
+  }
+  const attributed = await attributeStorageCharges(s.sql, o.source);
+  s.io.out(
+    s.json
+      ? json({ sourceId: o.source, item: o.item, clientId: o.client, unchanged: w.unchanged > 0, attributed })
+      : `source ${o.source}: item ${o.item} → client ${o.client}${w.unchanged ? ' (unchanged)' : ''}; ${attributed} storage charge(s) attributed`,
+  );
+  return ExitCode.ok;
+}
+
+async function inventoryRemove(s: Session, o: { source: string; item: number }) {
+  const p = { sourceId: o.source, id: o.item };
+  if (!(await removeInventoryItem(s.sql, p))) {
+    if (s.json) s.io.out(json({ error: 'not_found', ...p }));
+    s.io.err(`source ${p.sourceId} has no inventory item ${p.id}`);
+    return ExitCode.failed;
+  }
+  s.io.out(s.json ? json({ removed: p }) : `source ${p.sourceId}: inventory item ${p.id} removed (charges already attributed keep their client)`);
+  return ExitCode.ok;
+}
+
+async function inventoryLoad(s: Session, o: { source: string; client?: string; apply?: boolean }) {
+  const { sql, io } = s;
+  const [src] = await sql<{ clientId: string | null }[]>`select client_id as "clientId" from sources where id = ${o.source}`;
+  if (!src) return notFound(s, o.source);
+  const clientId = o.client ?? src.clientId;
+  if (!clientId) throw new UsageError(`source ${o.source} has no client: give --client`);
+  const token = await findPollToken(sql, s.keys, o.source);
+  if (token === null) {
+    if (s.json) io.out(json({ error: 'no_api_token', sourceId: o.source }));
+    io.err(`source ${o.source} has no API token (or is disabled): sources update --source ${o.source} --api-token-stdin`);
+    return ExitCode.failed;
+  }
+  const fetched = await fetchInventory(providerClientFor(s.config, sql, token), {
+    onPage: (p) => io.progress(`read ${p.items} item(s) in ${p.pages} page(s)`),
+  });
+  if (process.stderr.isTTY) io.err('');
+  const items = fetched.items.map((i) => ({ ...i, clientId }));
+  const w = await upsertInventoryItems(sql, { sourceId: o.source, items, apply: !!o.apply });
+  const attributed = o.apply ? await attributeStorageCharges(sql, o.source) : 0;
+  const report = { source: o.source, clientId, read: fetched.items.length, skipped: fetched.skipped, pages: fetched.pages, ...w, applied: !!o.apply, attributed };
+  if (s.json) io.out(json(report));
+  else {
+    io.out(
+      `${fetched.items.length} item(s) read from the provider in ${fetched.pages} page(s)${fetched.skipped ? `, ${fetched.skipped} without a valid id skipped` : ''}`,
+    );
+    io.out(
+      `${o.apply ? 'stored' : 'would store'} ${w.written} for client ${clientId}; ${w.unchanged} already as they are; ${w.refused.length} owned by another source (left alone${w.refused.length ? `: ${w.refused.slice(0, 10).join(', ')}${w.refused.length > 10 ? ', …' : ''}` : ''})`,
+    );
+    if (o.apply) io.out(`${attributed} storage charge(s) attributed`);
+    else io.out('dry run: nothing stored (add --apply)');
+  }
   return ExitCode.ok;
 }
 
@@ -203,8 +523,25 @@ async function status(s: Session) {
   );
   io.out('\njobs');
   io.out(table(['task', 'waiting', 'running', 'failed'], st.jobs.map((j) => [j.task, j.waiting, j.locked, j.failed])));
-  io.out('\nquarantine, last 24 h');
+  io.out('\nquarantine (refusals of known sources), last 24 h');
   io.out(table(['reason', 'count'], st.quarantine24h.map((q) => [q.reason, q.count])));
+  io.out(`duplicates with a changed body, last 24 h: ${st.changedBodies24h} (acknowledged, never applied: the first body stays)`);
+  io.out('\npayload drift (fields the normaliser does not know or cannot read; docs/provider.md)');
+  io.out(
+    table(
+      ['topic', 'field', 'problem', 'count', 'first seen', 'last seen'],
+      st.drift.map((d) => [d.topic, d.field, d.problem, d.count, d.firstSeenAt.toISOString(), d.lastSeenAt.toISOString()]),
+    ),
+  );
+  io.out('\nfetch by id (deliveries that named a resource without standing for it)');
+  io.out(table(['source', 'waiting', 'failing', 'oldest'], st.resolves.map((r) => [r.sourceId, r.waiting, r.failing, formatAge(r.oldestAgeSeconds)])));
+  io.out('\nwebhook subscriptions (checked against GET /webhook)');
+  io.out(
+    table(
+      ['source', 'state', 'missing topics', 'checked', 'last error'],
+      st.subscriptions.map((w) => [w.sourceName, w.state ?? 'never checked', w.missingTopics.join(', '), w.checkedAt?.toISOString(), w.lastError]),
+    ),
+  );
   io.out('\nconnections');
   io.out(table(['application', 'state', 'count'], st.connections.map((c) => [c.application, c.state, c.count])));
   return ExitCode.ok;
@@ -324,11 +661,11 @@ async function backfillCommand(s: Session, o: { source: string; since: Date; str
 }
 
 async function pruneCommand(s: Session, o: { apply?: boolean }) {
-  const { inboxRetentionDays, deadRetentionDays, pollRunRetentionDays } = s.config;
-  const retention = { processedDays: inboxRetentionDays, deadDays: deadRetentionDays, pollRunDays: pollRunRetentionDays };
+  const { inboxRetentionDays, deadRetentionDays, quarantineRetentionDays, pollRunRetentionDays } = s.config;
+  const retention = { processedDays: inboxRetentionDays, deadDays: deadRetentionDays, quarantineDays: quarantineRetentionDays, pollRunDays: pollRunRetentionDays };
   if (!s.json)
     s.io.out(
-      `retention: processed inbox rows and quarantine > ${inboxRetentionDays} d, dead/ignored > ${deadRetentionDays} d, poll runs > ${pollRunRetentionDays} d (INBOX_RETENTION_DAYS, DEAD_RETENTION_DAYS, POLL_RUN_RETENTION_DAYS)`,
+      `retention: processed inbox rows > ${inboxRetentionDays} d, dead/ignored > ${deadRetentionDays} d, quarantine > ${quarantineRetentionDays} d, poll runs > ${pollRunRetentionDays} d (INBOX_RETENTION_DAYS, DEAD_RETENTION_DAYS, QUARANTINE_RETENTION_DAYS, POLL_RUN_RETENTION_DAYS)`,
     );
   if (!o.apply) {
     if (s.json) s.io.out(json({ retention, applied: false }));
@@ -338,6 +675,7 @@ async function pruneCommand(s: Session, o: { apply?: boolean }) {
   const r = await pruneInbox(s.sql, {
     processedDays: inboxRetentionDays,
     deadDays: deadRetentionDays,
+    quarantineDays: quarantineRetentionDays,
     batchSize: 5000,
     now: s.now,
     onBatch: (p) => s.io.progress(`deleted ${p.processed + p.deadOrIgnored + p.quarantine} row(s) in ${p.batches} batch(es)`),
@@ -376,7 +714,7 @@ type Run = (cmd: Command, fn: (s: Session) => Promise<number>) => Promise<void>;
  * The command tree. `run` connects and runs an action (it is only reached once commander has parsed and validated
  * every option); `now` is what relative dates count back from.
  */
-export function buildProgram(io: OpsIo, run: Run, now: Date): Command {
+export function buildProgram(io: OpsIo, run: Run, now: Date, env: Record<string, string | undefined> = {}): Command {
   const program = new Command('wharf')
     .description('Operate wharf: sources, status, poll runs, explain an entity, stale locks, replay, backfill, prune')
     .showHelpAfterError('(add --help for usage)')
@@ -384,34 +722,64 @@ export function buildProgram(io: OpsIo, run: Run, now: Date): Command {
     .exitOverride()
     .addHelpText('after', EXIT_CODES_HELP);
 
-  const sources = program.command('sources').description('webhook sources (provider accounts): add, list, rotate a secret, enable, disable');
-  sources
-    .command('add')
-    .description('register a source; prints its id and webhook URL (PUBLIC_URL/webhooks/shipbob/<id>)')
+  const sources = program
+    .command('sources')
+    .description('webhook sources (provider accounts): add, subscribe, list, update, rotate a secret, enable, disable');
+  secretOptions(secretOptions(sources.command('add'), 'secret', 'the webhook secret'), 'apiToken', 'the API token')
+    .description('register a source; prints its id and webhook URL (PUBLIC_URL/webhooks/shipbob/<id>); without a secret one is generated and shown once')
     .requiredOption('--name <name>', 'a unique name')
-    .requiredOption('--secret <whsec>', 'its webhook signing secret, whsec_<base64>')
-    .option('--api-token <token>', 'the provider API token the poller uses (none: webhook-only, not polled)')
     .option('--client <id>', 'the client (merchant) its records belong to')
+    .option('--no-subscribe', 'do not create the provider’s webhook subscription (created when an API token is given)')
     .addOption(jsonOption())
-    .action((o, cmd) => {
-      checkSecret(o.secret);
-      return run(cmd, (s) => sourcesAdd(s, o));
+    .action(async (o, cmd) => {
+      // Secrets are read and checked before any connection (and never echoed).
+      const secret = await webhookSecretInput(io, env, o);
+      const token = (await secretInput(io, env, o, 'apiToken')) ?? null;
+      return run(cmd, (s) => sourcesAdd(s, o, secret, token));
     });
+  sources
+    .command('subscribe')
+    .description('create the provider’s webhook subscription unless one covers every topic')
+    .requiredOption('--source <id>', 'the source')
+    .addOption(jsonOption())
+    .action((o, cmd) => run(cmd, (s) => sourcesSubscribe(s, o)));
   sources
     .command('list')
     .description('sources with masked secrets (and when an overlapping old one ends), masked tokens, webhook URLs')
     .addOption(jsonOption())
     .action((_o, cmd) => run(cmd, (s) => sourcesList(s)));
-  sources
-    .command('rotate-secret')
-    .description('add a new secret; every previous one stays valid for the overlap')
+  secretOptions(sources.command('update'), 'apiToken', 'the new API token')
+    .description('change a source’s name, client, API token or state')
     .requiredOption('--source <id>', 'the source')
-    .requiredOption('--secret <whsec>', 'the new secret, whsec_<base64>')
+    .option('--name <name>', 'a new unique name')
+    .option('--client <id>', 'a new client')
+    .option('--no-client', 'remove its client')
+    .option('--no-api-token', 'remove its API token (webhook-only: not polled)')
+    .option('--enable', 'accept its webhooks')
+    .option('--disable', 'refuse its webhooks (404) and stop polling it')
+    .addOption(jsonOption())
+    .action(async (o, cmd) => {
+      if (o.enable && o.disable) throw new UsageError('--enable and --disable together');
+      const token = await secretInput(io, env, o, 'apiToken');
+      if (token !== undefined && o.apiToken === false) throw new UsageError('an --api-token-… and --no-api-token together');
+      if (o.name !== undefined && o.name.trim() === '') throw new UsageError('--name is empty');
+      const changes: SourceChanges = {
+        ...(o.name !== undefined ? { name: o.name } : {}),
+        ...(typeof o.client === 'string' ? { clientId: o.client } : o.client === false ? { clientId: null } : {}),
+        ...(token !== undefined ? { apiToken: token } : o.apiToken === false ? { apiToken: null } : {}),
+        ...(o.enable ? { enabled: true } : o.disable ? { enabled: false } : {}),
+      };
+      if (Object.keys(changes).length === 0) throw new UsageError('nothing to change (--name, --client, --api-token-…, --enable, …)');
+      return run(cmd, (s) => sourcesUpdate(s, o.source, changes));
+    });
+  secretOptions(sources.command('rotate-secret'), 'secret', 'the new webhook secret')
+    .description('add a new secret (generated and shown once when none is given); every previous one stays valid for the overlap')
+    .requiredOption('--source <id>', 'the source')
     .option('--overlap <duration>', 'how long previous secrets stay valid (default SECRET_ROTATION_OVERLAP_MS, 24h)', duration)
     .addOption(jsonOption())
-    .action((o, cmd) => {
-      checkSecret(o.secret);
-      return run(cmd, (s) => sourcesRotate(s, o));
+    .action(async (o, cmd) => {
+      const secret = await webhookSecretInput(io, env, o);
+      return run(cmd, (s) => sourcesRotate(s, o, secret));
     });
   for (const enabled of [true, false])
     sources
@@ -420,6 +788,76 @@ export function buildProgram(io: OpsIo, run: Run, now: Date): Command {
       .requiredOption('--source <id>', 'the source')
       .addOption(jsonOption())
       .action((o, cmd) => run(cmd, (s) => sourcesEnable(s, o, enabled)));
+
+  const keys = program.command('keys').description('the encryption keys of secrets at rest (WHARF_ENCRYPTION_KEY)');
+  keys
+    .command('status')
+    .description('stored secrets and tokens per key id')
+    .addOption(jsonOption())
+    .action((o, cmd) => run(cmd, (s) => keysCommand(s, 'status', o)));
+  keys
+    .command('rotate')
+    .description('re-encrypt every secret and token under the first key (dry run unless --apply)')
+    .option('--batch <n>', 'rows per statement', integer(1, 10_000), 500)
+    .option('--apply', 're-encrypt (default: dry run)')
+    .addOption(jsonOption())
+    .action((o, cmd) => run(cmd, (s) => keysCommand(s, 'rotate', o)));
+
+  const channels = program.command('channels').description('a source’s sales channels mapped to clients (multi-merchant accounts)');
+  channels
+    .command('list')
+    .description('channel → client mappings')
+    .option('--source <id>', 'one source')
+    .addOption(jsonOption())
+    .action((o, cmd) => run(cmd, (s) => channelsList(s, o)));
+  channels
+    .command('set')
+    .description('map a channel to a client (orders and shipments written from now on)')
+    .requiredOption('--source <id>', 'the source')
+    .requiredOption('--channel <id>', 'the provider’s channel id', positiveId)
+    .requiredOption('--client <client>', 'the client')
+    .addOption(jsonOption())
+    .action((o, cmd) => run(cmd, (s) => channelsSet(s, o)));
+  channels
+    .command('remove')
+    .description('remove a channel mapping')
+    .requiredOption('--source <id>', 'the source')
+    .requiredOption('--channel <id>', 'the provider’s channel id', positiveId)
+    .addOption(jsonOption())
+    .action((o, cmd) => run(cmd, (s) => channelsRemove(s, o)));
+
+  const inventory = program.command('inventory').description('inventory items mapped to clients (storage charges are attributed through them)');
+  inventory
+    .command('list')
+    .description('inventory items and their clients')
+    .option('--source <id>', 'one source')
+    .addOption(jsonOption())
+    .action((o, cmd) => run(cmd, (s) => inventoryList(s, o)));
+  inventory
+    .command('set')
+    .description('map an inventory item to a client, and attribute its storage charges')
+    .requiredOption('--source <id>', 'the source')
+    .requiredOption('--item <id>', 'the provider’s inventory id', positiveId)
+    .requiredOption('--client <client>', 'the client')
+    .option('--name <name>', 'its name')
+    .option('--sku <sku>', 'its SKU')
+    .addOption(jsonOption())
+    .action((o, cmd) => run(cmd, (s) => inventorySet(s, o)));
+  inventory
+    .command('remove')
+    .description('remove an inventory item (charges already attributed keep their client)')
+    .requiredOption('--source <id>', 'the source')
+    .requiredOption('--item <id>', 'the provider’s inventory id', positiveId)
+    .addOption(jsonOption())
+    .action((o, cmd) => run(cmd, (s) => inventoryRemove(s, o)));
+  inventory
+    .command('load')
+    .description('read the provider’s inventory (GET /inventory) and map every item to the source’s client (dry run unless --apply)')
+    .requiredOption('--source <id>', 'the source')
+    .option('--client <client>', 'the client (default: the source’s)')
+    .option('--apply', 'store them (default: dry run)')
+    .addOption(jsonOption())
+    .action((o, cmd) => run(cmd, (s) => inventoryLoad(s, o)));
 
   program
     .command('status')
@@ -501,7 +939,8 @@ export async function runOps(argv: string[], env: Record<string, string | undefi
     const wantsJson = cmd.opts().json === true;
     let config: Config;
     try {
-      config = loadConfig({ LOG_LEVEL: 'warn', ...env });
+      // WHARF_ENCRYPTION_KEY, else (not in production) the key file the service uses too.
+      config = withKeyRing(loadConfig({ LOG_LEVEL: 'warn', ...env }), (line) => io.err(line));
     } catch (err) {
       io.err((err as Error).message);
       code = ExitCode.failed;
@@ -517,7 +956,7 @@ export async function runOps(argv: string[], env: Record<string, string | undefi
     }
     const handle = createDb({ url: database.url, max: 2, applicationName: 'wharf-ops', connectTimeoutMs: config.dbConnectTimeoutMs });
     try {
-      code = await fn({ config, sql: handle.sql, io, now, json: wantsJson });
+      code = await fn({ config, keys: keyRingOf(config), sql: handle.sql, io, now, json: wantsJson });
     } catch (err) {
       if (err instanceof UsageError) {
         io.err(`error: ${err.message}\n(add --help for usage)`);
@@ -533,7 +972,7 @@ export async function runOps(argv: string[], env: Record<string, string | undefi
       await handle.close(2);
     }
   };
-  const program = buildProgram(io, run, now);
+  const program = buildProgram(io, run, now, env);
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {

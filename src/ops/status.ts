@@ -1,10 +1,11 @@
 import type { Sql } from '../db/client.js';
 import { PollStreams } from '../poll/streams.js';
+import { QuarantineReason } from '../intake/quarantine.js';
 
 /**
- * What `ops status` prints and `/metrics` exports from the database: every query here is bounded (counts are capped,
- * the oldest pending row is read through the pending index) and the whole read runs under a statement timeout, so a
- * scrape during a huge backlog stays cheap.
+ * What `ops status` prints and `/metrics` exports from the database: every query here is bounded (every count stops at
+ * COUNT_CAP rows, the oldest pending row is read through the pending index, quarantine figures are sums of hourly
+ * counters) and the whole read runs under a statement timeout, so a read during a huge backlog or a flood stays cheap.
  */
 
 /** Counts stop at this many rows (the figure is then "at least"). */
@@ -64,12 +65,40 @@ export interface Status {
   cursors: CursorStatus[];
   rateBudgets: BudgetStatus[];
   workers: WorkerStatus[];
+  /** Refusals of known sources in the last 24 hours (hourly buckets), by reason; each sum reads at most COUNT_CAP counters. */
   quarantine24h: { reason: string; count: number }[];
-  /** graphile-worker jobs by task: waiting (incl. retries), locked (running), permanently failed. */
+  /** Verified deliveries of a stored webhook-id with a different body, last 24 hours: acknowledged, never applied. */
+  changedBodies24h: number;
+  /** graphile-worker jobs by task: waiting (incl. retries), locked (running), permanently failed (COUNT_CAP jobs read at most). */
   jobs: { task: string; waiting: number; locked: number; failed: number }[];
   /** Open connections of wharf processes by application name (pool usage across processes). */
   connections: { application: string; state: string; count: number }[];
   sources: { enabled: number; disabled: number };
+  /** Payload fields the normaliser did not know or could not read, per topic and field (most recent first, ≤ 200). */
+  drift: DriftStatus[];
+  /** Resources waiting to be fetched by id, per source. */
+  resolves: { sourceId: string; waiting: number; failing: number; oldestAgeSeconds: number | null }[];
+  /** Each source with an API token: its webhook subscription as the last check found it (never checked: null). */
+  subscriptions: SubscriptionStatus[];
+}
+
+export interface DriftStatus {
+  topic: string;
+  field: string;
+  problem: string;
+  count: number;
+  firstSeenAt: Date;
+  lastSeenAt: Date;
+}
+
+export interface SubscriptionStatus {
+  sourceId: string;
+  sourceName: string;
+  /** `ok`, `missing`, `disabled`, `topics_missing`, `error`; null: never checked. */
+  state: string | null;
+  missingTopics: string[];
+  checkedAt: Date | null;
+  lastError: string | null;
 }
 
 /** Reads the whole status in one read-only transaction with a statement timeout of `timeoutMs`. */
@@ -105,14 +134,17 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
              last_seen_at > now() - ${p.staleAfterMs}::int * interval '1 millisecond' as alive
         from worker_heartbeats order by started_at, worker_id`;
     const quarantine24h = await tx<{ reason: string; count: number }[]>`
-      select reason, count(*)::int as count from quarantine
-       where received_at > now() - interval '24 hours' group by reason order by count desc, reason`;
+      select reason, sum(count)::float8 as count
+        from (select reason, count from quarantine_counts
+               where bucket > now() - interval '24 hours' limit ${COUNT_CAP}::int) q
+       group by reason order by count desc, reason`;
     const jobs = await tx<{ task: string; waiting: number; locked: number; failed: number }[]>`
       select t.identifier as task,
              count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts)::int as waiting,
              count(*) filter (where j.locked_at is not null)::int as locked,
              count(*) filter (where j.attempts >= j.max_attempts)::int as failed
-        from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
+        from (select task_id, locked_at, attempts, max_attempts from graphile_worker._private_jobs limit ${COUNT_CAP}::int) j
+        join graphile_worker._private_tasks t on t.id = j.task_id
        group by t.identifier order by t.identifier`;
     const connections = await tx<{ application: string; state: string; count: number }[]>`
       select application_name as application, coalesce(state, 'unknown') as state, count(*)::int as count
@@ -121,6 +153,19 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
        group by 1, 2 order by 1, 2`;
     const [sources] = await tx<{ enabled: number; disabled: number }[]>`
       select count(*) filter (where enabled)::int as enabled, count(*) filter (where not enabled)::int as disabled from sources`;
+    const drift = await tx<DriftStatus[]>`
+      select topic, field, problem, count::float8 as count, first_seen_at as "firstSeenAt", last_seen_at as "lastSeenAt"
+        from payload_drift order by last_seen_at desc, topic, field limit 200`;
+    const resolves = await tx<Status['resolves']>`
+      select source_id as "sourceId", count(*)::int as waiting, count(*) filter (where attempts > 0)::int as failing,
+             extract(epoch from now() - min(requested_at))::float8 as "oldestAgeSeconds"
+        from resolve_requests group by source_id order by source_id`;
+    const subscriptions = await tx<SubscriptionStatus[]>`
+      select s.id as "sourceId", s.name as "sourceName", w.state, coalesce(w.missing_topics, '{}') as "missingTopics",
+             w.checked_at as "checkedAt", w.last_error as "lastError"
+        from sources s left join webhook_subscriptions w on w.source_id = s.id
+       where s.api_token is not null and s.enabled
+       order by s.name`;
     const { at, ...figures } = inbox;
     return {
       at: at,
@@ -135,9 +180,13 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
       rateBudgets: rateBudgets.map((b) => ({ ...b, blockedUntil: b.blockedUntil })),
       workers: workers.map((w) => ({ ...w, startedAt: w.startedAt, lastSeenAt: w.lastSeenAt })),
       quarantine24h,
+      changedBodies24h: quarantine24h.find((q) => q.reason === QuarantineReason.changedBody)?.count ?? 0,
       jobs,
       connections,
       sources,
+      drift,
+      resolves,
+      subscriptions,
     };
   });
 }

@@ -1,5 +1,4 @@
 import type { Sql } from '../db/client.js';
-import { insertInboxEvents, type NewInboxEvent } from '../inbox/insert-events.js';
 import type { Queryable } from '../db/client.js';
 import { type PollStream, PollStreams } from './streams.js';
 
@@ -50,24 +49,11 @@ export async function openPollWindow(
 
 
 /**
- * Stores one page's events in the inbox and moves the cursor past that page, in one transaction: either both or
- * neither survive a crash. `next` is the position after this page, or null when it was the last: then `cursor_time`
- * becomes the window's end (never moving backwards), the window closes, and the run counts as a success.
- * Returns how many events were new to the inbox (repeats deduplicate on their deterministic ids).
+ * Moves the cursor past a committed page, inside that page's transaction (commitPollPage's `write`). `next` is the
+ * position after this page, or null when it was the last: then `cursor_time` becomes the window's end (never moving
+ * backwards), the window closes, and the run counts as a success.
  */
-export async function savePollPage(
-  sql: Sql,
-  p: { sourceId: string; stream: PollStream; events: readonly NewInboxEvent[]; next: string | null },
-): Promise<number> {
-  return sql.begin(async (tx) => {
-    const results = await insertInboxEvents(tx, p.events);
-    await advancePollCursor(tx, p);
-    return results.filter((r) => r.inserted).length;
-  });
-}
-
-/** The cursor half of savePollPage; only ever called inside the page's transaction. */
-async function advancePollCursor(
+export async function advancePollCursor(
   tx: Queryable,
   p: { sourceId: string; stream: PollStream; next: string | null },
 ): Promise<void> {
@@ -143,7 +129,8 @@ export interface PollStatusRow {
 
 /**
  * The poller's state for the ops status command: every polled source and stream, cursors, errors, poll catches
- * and the token's budget (matched by hashing the token in SQL; the token itself is not returned). One statement.
+ * and the token's budget (matched by the token's hash, stored beside the encrypted token: rate-budget.ts keys on the
+ * same SHA-256; the token itself is not read). One statement.
  */
 export async function getPollStatus(sql: Sql): Promise<PollStatusRow[]> {
   const rows = await sql<PollStatusRow[]>`
@@ -155,7 +142,7 @@ export async function getPollStatus(sql: Sql): Promise<PollStatusRow[]> {
       from sources s
      cross join unnest(${PollStreams as unknown as string[]}::text[]) as st(stream)
       left join poll_cursors c on c.source_id = s.id and c.stream = st.stream
-      left join rate_budgets b on b.key = encode(sha256(convert_to(s.api_token, 'UTF8')), 'hex')
+      left join rate_budgets b on b.key = s.api_token_hash
      where s.api_token is not null or c.source_id is not null
      order by s.name, st.stream`;
   return rows.map((r) => ({

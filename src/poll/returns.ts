@@ -1,24 +1,35 @@
 import { HOUR } from '../config.js';
-import type { Sql } from '../db/client.js';
 import { InboxVia } from '../db/schema.js';
-import { insertInboxEvents, type NewInboxEvent } from '../inbox/insert-events.js';
+import type { NewInboxEvent } from '../inbox/insert-events.js';
+import { commitPollPage } from './page.js';
 import type { Queryable } from '../db/client.js';
 import { parseInstant } from '../time.js';
-import { markPollSuccess } from './cursors.js';
-import { ProviderNotFoundError } from '../provider/errors.js';
-import type { PollContext, PollResult } from './context.js';
+import { advancePollCursor, openPollWindow } from './cursors.js';
+import { type PollContext, type PollResult, windowStart } from './context.js';
+import type { ReturnListRequest } from '../provider/client.js';
 import type { Return } from '../provider/shapes.js';
 import { PollTopics } from './streams.js';
 
 /**
- * The returns stream. The provider lists no returns, so a return whose webhooks were all lost would never arrive and
- * the charges on it would stay `pending` forever. This stream finds those charges (pending, `Return`, the return
- * unknown), fetches each return by id and stores it as a `poll.return` event, applied like a `return.*` webhook
- * (which then attributes the charges). A 404 is remembered on the charges (`attribution_reason = 'return_not_found'`,
- * the reason they stay unattributed) and not asked again for RETURN_NOT_FOUND_RECHECK_MS, so a return the provider
- * does not know does not cost a call every run. A run fetches at most `returnCallsPerRun` returns.
- * Returns never charged for stay out of reach: nothing names them.
+ * The returns stream. OA documents `GET /return` (filters on status, creation and completion dates; no last-update
+ * filter, and a return has no update time), so each run, in a window like the orders stream's:
+ *
+ * 1. lists, page by page (each page committed with its position, so a killed run resumes there):
+ *    - every open return (`Status=AwaitingArrival,Arrived,Processing`), whatever its age: the re-read on a schedule that
+ *      catches a lost last webhook (the one that would have moved it on);
+ *    - returns created since the window start (`StartDate`), and completed since then (`CompletedStartDate`): what
+ *      left the open list between runs;
+ *    - cancelled returns created within the backfill horizon (no cancellation-date filter is documented);
+ *    each as a `poll.return` event whose id is its status and latest life-cycle time, so an unchanged return
+ *    deduplicates;
+ * 2. then asks by id (`Ids=a,b,…`, one call per batch) for the returns that pending `Return` charges name and
+ *    `returns` lacks (older than the horizon, or never listed). Ids the provider does not return are remembered on the
+ *    charges (`attribution_reason = 'return_not_found'`) and not asked again for RETURN_NOT_FOUND_RECHECK_MS.
+ * The drain keeps a return from moving back in its life cycle (wharf_return_status_rank), whatever order the webhooks
+ * and polls arrive in.
  */
+
+export const OPEN_RETURN_STATUSES = ['AwaitingArrival', 'Arrived', 'Processing'] as const;
 
 export const RETURN_NOT_FOUND = 'return_not_found';
 /** How long a return the provider answered 404 for is left alone. A changed charge on it is asked about at once. */
@@ -68,67 +79,102 @@ export async function markReturnsNotFound(sql: Queryable, p: { sourceId: string;
      where t.transaction_id = l.transaction_id`;
 }
 
+interface ReturnPosition {
+  /** Index into the run's list queries. */
+  q: number;
+  cursor: number;
+}
+
 export async function pollReturns(ctx: PollContext): Promise<PollResult> {
   const { sql, client, sourceId, settings } = ctx;
-  const result: PollResult = { stream: 'returns', pages: 0, events: 0, inserted: 0, resumed: false };
-  let calls = 0;
-  // Keyset within the run: returns just fetched are not applied yet, so they would be listed again.
-  let afterId = '';
-
-  while (calls < settings.returnCallsPerRun) {
-    const ids = await listUnknownReturns(sql, { sourceId, afterId, limit: Math.min(BATCH, settings.returnCallsPerRun - calls) });
-    if (ids.length === 0) break;
-    afterId = ids[ids.length - 1];
-    const events: NewInboxEvent[] = [];
-    const missing: string[] = [];
-    let failure: unknown;
-    for (const id of ids) {
-      calls++;
-      try {
-        events.push(returnEvent(sourceId, await client.getReturn(Number(id), ctx.signal)));
-      } catch (err) {
-        if (err instanceof ProviderNotFoundError) {
-          missing.push(id);
-          continue;
-        }
-        failure = err; // keep what this batch already fetched, then fail the run
-        break;
-      }
-    }
-    const started = performance.now();
-    const inserted = await saveReturns(sql, { sourceId, events, missing });
-    result.pages++;
-    result.events += events.length;
-    result.inserted += inserted;
-    const wharfMs = performance.now() - started;
-    await ctx.onPage?.({ stream: 'returns', page: result.pages, events: events.length, inserted, wharfMs });
-    if (failure !== undefined) throw failure;
+  const now = ctx.now();
+  const w = await openPollWindow(sql, { sourceId, stream: 'returns', windowEnd: new Date(now.getTime() - settings.lagMs) });
+  const start = windowStart(w, now, settings, settings.overlapMs).toISOString();
+  const horizon = new Date(now.getTime() - settings.backfillMs).toISOString();
+  const queries: ReturnListRequest[] = [
+    { statuses: OPEN_RETURN_STATUSES },
+    { startDate: start },
+    { completedStartDate: start },
+    { statuses: ['Cancelled'], startDate: horizon },
+  ];
+  const result: PollResult = { stream: 'returns', pages: 0, events: 0, inserted: 0, resumed: w.resumed };
+  let pos: ReturnPosition = parseReturnPosition(w.token) ?? { q: 0, cursor: 1 };
+  const listed = new Set<string>();
+  while (pos.q < queries.length) {
+    const page = await client.listReturns({ ...queries[pos.q], cursor: pos.cursor }, ctx.signal);
+    for (const r of page.items) listed.add(String(r.id));
+    const startedAt = performance.now();
+    const next: ReturnPosition = page.nextCursor !== null ? { q: pos.q, cursor: page.nextCursor } : { q: pos.q + 1, cursor: 1 };
+    const last = next.q >= queries.length;
+    await commitPollPage(ctx, result, {
+      events: page.items.map((r) => returnEvent(sourceId, r)),
+      write: (tx) => advancePollCursor(tx, { sourceId, stream: 'returns', next: last ? null : JSON.stringify(next) }),
+      startedAt,
+    });
+    pos = next;
   }
-  await markPollSuccess(sql, { sourceId, stream: 'returns' });
+  await fetchUnknownReturns(ctx, result, listed);
   return result;
 }
 
-/** A batch's returns and its 404s, in one transaction. Returns how many events were new to the inbox. */
-async function saveReturns(
-  sql: Sql,
-  p: { sourceId: string; events: readonly NewInboxEvent[]; missing: readonly string[] },
-): Promise<number> {
-  return sql.begin(async (tx) => {
-    const results = await insertInboxEvents(tx, p.events);
-    await markReturnsNotFound(tx, { sourceId: p.sourceId, returnIds: p.missing });
-    return results.filter((r) => r.inserted).length;
-  });
+function parseReturnPosition(token: string | null): ReturnPosition | null {
+  if (!token) return null;
+  try {
+    const p = JSON.parse(token) as ReturnPosition;
+    if (Number.isInteger(p.q) && Number.isInteger(p.cursor) && p.cursor >= 1) return p;
+  } catch {
+    // not ours: start the window over (re-reads deduplicate)
+  }
+  return null;
+}
+
+/** Phase 2: returns pending charges name that `returns` lacks, asked by id in batches; a bounded number of calls. */
+async function fetchUnknownReturns(ctx: PollContext, result: PollResult, listed: ReadonlySet<string>): Promise<void> {
+  const { sql, client, sourceId, settings } = ctx;
+  let calls = 0;
+  // Keyset within the run: returns just fetched are not applied yet, so they would be listed again.
+  let afterId = '';
+  while (calls < settings.returnCallsPerRun) {
+    const unknown = await listUnknownReturns(sql, { sourceId, afterId, limit: BATCH });
+    if (unknown.length === 0) break;
+    afterId = unknown[unknown.length - 1];
+    // Listed by this run but not applied yet: not unknown.
+    const ids = unknown.filter((id) => !listed.has(id));
+    if (ids.length === 0) continue;
+    calls++;
+    const page = await client.listReturns({ ids: ids.map(Number), limit: BATCH }, ctx.signal);
+    const found = new Set(page.items.map((r) => String(r.id)));
+    const missing = ids.filter((id) => !found.has(id));
+    await commitPollPage(ctx, result, {
+      events: page.items.filter((r) => ids.includes(String(r.id))).map((r) => returnEvent(sourceId, r)),
+      write: (tx) => markReturnsNotFound(tx, { sourceId, returnIds: missing }),
+    });
+  }
+}
+
+/** A return's version: its status and the newest of its life-cycle times (OA gives a return no update time). */
+export function returnVersion(ret: Return): { status: string; at: string | null } {
+  let newest: number | undefined;
+  const take = (v: unknown) => {
+    const ms = typeof v === 'string' ? Date.parse(v) : Number.NaN;
+    if (Number.isFinite(ms) && (newest === undefined || ms > newest)) newest = ms;
+  };
+  for (const v of [ret.insert_date, ret.awaiting_arrival_date, ret.arrived_date, ret.processing_date, ret.completed_date, ret.cancelled_date])
+    take(v);
+  for (const h of Array.isArray(ret.status_history) ? ret.status_history : []) take(h?.timestamp);
+  return { status: String(ret.status ?? '').replace(/\s/g, ''), at: newest === undefined ? null : new Date(newest).toISOString() };
 }
 
 /** A fetched return as an inbox event; its id changes only when the return does, so re-reads deduplicate. */
 export function returnEvent(sourceId: string, ret: Return): NewInboxEvent {
+  const v = returnVersion(ret);
   return {
     sourceId,
-    eventId: `poll:return:${ret.id}:${ret.last_update_at ?? 'unversioned'}`,
+    eventId: `poll:return:${ret.id}:${v.status}:${v.at ?? 'undated'}`,
     topic: PollTopics.return,
     body: JSON.stringify(ret),
     headers: null,
-    eventTime: parseInstant(ret.last_update_at),
+    eventTime: parseInstant(v.at),
     via: InboxVia.poll,
   };
 }

@@ -1,4 +1,6 @@
-import type { Config } from '../config.js';
+import { type Config, keyRingOf } from '../config.js';
+import { openApiToken } from '../secrets/cipher.js';
+import type { KeyRing } from '../key-ring.js';
 import type { Sql } from '../db/client.js';
 import { createProviderClient, type ProviderClient } from '../provider/client.js';
 import { recordPollError } from './cursors.js';
@@ -84,10 +86,11 @@ export async function runPollStream(ctx: PollContext, stream: PollStream): Promi
 }
 
 /** The API token of an enabled source, or null (disabled, webhook-only, or gone): nothing to poll. */
-export async function findPollToken(sql: Sql, sourceId: string): Promise<string | null> {
+export async function findPollToken(sql: Sql, keys: KeyRing, sourceId: string): Promise<string | null> {
   const [row] = await sql<{ apiToken: string | null }[]>`
     select api_token as "apiToken" from sources where id = ${sourceId} and enabled`;
-  return row?.apiToken ?? null;
+  // Stored encrypted (src/secrets/cipher.ts); decrypted only here, for the client's header.
+  return row?.apiToken ? openApiToken(keys, sourceId, row.apiToken) : null;
 }
 
 /** A provider client for one token, spending from that token's shared budget. */
@@ -113,7 +116,7 @@ export async function pollSourceStream(p: {
   signal?: AbortSignal;
   onPage?: (page: PageReport) => void | Promise<void>;
 }): Promise<PollResult | null> {
-  const token = await findPollToken(p.sql, p.sourceId);
+  const token = await findPollToken(p.sql, keyRingOf(p.config), p.sourceId);
   if (token === null) return null;
   const client = providerClientFor(p.config, p.sql, token);
   const ctx: PollContext = {

@@ -12,6 +12,10 @@ export const PollTopics = {
   transaction: 'poll.transaction',
   timeline: 'poll.shipment.timeline',
   return: 'poll.return',
+  /** Resources fetched by id because a delivery named them without standing for them (src/poll/resolve.ts). */
+  resolvedOrder: 'poll.resolved.order',
+  resolvedShipment: 'poll.resolved.shipment',
+  resolvedReturn: 'poll.resolved.return',
 } as const satisfies Record<string, string>;
 
 const streamByTopic: Record<string, PollStream> = {

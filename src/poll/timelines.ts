@@ -1,7 +1,8 @@
 import { DAY, HOUR, MINUTE } from '../config.js';
 import type { Sql } from '../db/client.js';
 import { InboxVia } from '../db/schema.js';
-import { insertInboxEvents, type NewInboxEvent } from '../inbox/insert-events.js';
+import type { NewInboxEvent } from '../inbox/insert-events.js';
+import { commitPollPage } from './page.js';
 import type { Queryable } from '../db/client.js';
 import { parseInstant } from '../time.js';
 import { markPollSuccess } from './cursors.js';
@@ -109,18 +110,13 @@ export async function pollTimelines(ctx: PollContext): Promise<PollResult> {
         break;
       }
     }
-    const started = performance.now();
-    const inserted = await sql.begin(async (tx) => {
-      const results = await insertInboxEvents(tx, events);
-      await scheduleTimelineChecks(tx, { checkedAt: now, checks: checked });
-      await scheduleTimelineChecks(tx, { checkedAt: null, checks: unshipped });
-      return results.filter((r) => r.inserted).length;
+    await commitPollPage(ctx, result, {
+      events,
+      write: async (tx) => {
+        await scheduleTimelineChecks(tx, { checkedAt: now, checks: checked });
+        await scheduleTimelineChecks(tx, { checkedAt: null, checks: unshipped });
+      },
     });
-    result.pages++;
-    result.events += events.length;
-    result.inserted += inserted;
-    const wharfMs = performance.now() - started;
-    await ctx.onPage?.({ stream: 'timelines', page: result.pages, events: events.length, inserted, wharfMs });
     if (failure !== undefined) throw failure;
   }
   await markPollSuccess(sql, { sourceId, stream: 'timelines' });

@@ -3,7 +3,8 @@ import { InboxVia } from '../db/schema.js';
 import type { NewInboxEvent } from '../inbox/insert-events.js';
 import { parseInstant } from '../time.js';
 import { TRANSACTION_PAGE_SIZE } from '../provider/client.js';
-import { openPollWindow, savePollPage } from './cursors.js';
+import { advancePollCursor, openPollWindow } from './cursors.js';
+import { commitPollPage } from './page.js';
 import { ProviderRequestError } from '../provider/errors.js';
 import { type PollContext, type PollResult, windowStart } from './context.js';
 import type { Transaction, TransactionPage } from '../provider/shapes.js';
@@ -42,14 +43,13 @@ export async function pollTransactions(ctx: PollContext): Promise<PollResult> {
       cursor = null; // the resumed cursor expired: restart this window
       continue;
     }
-    const started = performance.now();
-    const events = page.items.map((t) => transactionEvent(sourceId, t));
-    const inserted = await savePollPage(sql, { sourceId, stream: 'transactions', events, next: page.next });
-    result.pages++;
-    result.events += events.length;
-    result.inserted += inserted;
-    const wharfMs = performance.now() - started;
-    await ctx.onPage?.({ stream: 'transactions', page: result.pages, events: events.length, inserted, wharfMs });
+    const startedAt = performance.now();
+    const next = page.next;
+    await commitPollPage(ctx, result, {
+      events: page.items.map((t) => transactionEvent(sourceId, t)),
+      write: (tx) => advancePollCursor(tx, { sourceId, stream: 'transactions', next }),
+      startedAt,
+    });
     if (!page.next) return result;
     cursor = page.next;
   }

@@ -9,7 +9,18 @@ import {
   ProviderUnavailableError,
 } from './errors.js';
 import type { RateBudget } from './rate-budget.js';
-import type { Order, Return, TimelineEntry, TransactionPage, TransactionQuery } from './shapes.js';
+import type {
+  CreatedWebhookSubscription,
+  InventoryItem,
+  Order,
+  Return,
+  ReturnPage,
+  Shipment,
+  TimelineEntry,
+  TransactionPage,
+  TransactionQuery,
+  WebhookSubscription,
+} from './shapes.js';
 
 /**
  * The provider's REST API as the poller uses it. Every HTTP attempt (retries included: the provider counts them)
@@ -52,6 +63,21 @@ export interface OrderPageRequest {
   limit?: number;
 }
 
+export const RETURN_PAGE_LIMIT = 250;
+
+/** GET /return filters (OA): comma lists, inclusive dates on creation and completion, `Cursor` a page number. */
+export interface ReturnListRequest {
+  ids?: readonly number[];
+  statuses?: readonly string[];
+  /** Created on or after. */
+  startDate?: string;
+  /** Completed on or after. */
+  completedStartDate?: string;
+  /** 1-based page. */
+  cursor?: number;
+  limit?: number;
+}
+
 export interface OrderPage {
   orders: Order[];
   /** The page `next-page` points to (its `Page`), or null when this is the last page. */
@@ -73,15 +99,33 @@ export interface ProviderClientStats {
 export interface ProviderClient {
   listOrders(req: OrderPageRequest, signal?: AbortSignal): Promise<OrderPage>;
   getTimeline(shipmentId: number, signal?: AbortSignal): Promise<TimelineEntry[]>;
-  /** One return (the provider lists none); ProviderNotFoundError when it does not know the id for this token. */
+  /** GET /order/{id} (with its shipments); ProviderNotFoundError when the token's account has no such order. */
+  getOrder(orderId: number, signal?: AbortSignal): Promise<Order>;
+  /** GET /shipment/{id}; ProviderNotFoundError when unknown. */
+  getShipment(shipmentId: number, signal?: AbortSignal): Promise<Shipment>;
+  /** One return; ProviderNotFoundError when it does not know the id for this token. */
   getReturn(returnId: number, signal?: AbortSignal): Promise<Return>;
+  /** A page of GET /return, oldest first; `nextCursor` is the page `next` points to, null on the last. */
+  listReturns(req: ReturnListRequest, signal?: AbortSignal): Promise<{ items: Return[]; nextCursor: number | null }>;
   /** The first page of a query, or the page a cursor token names (a cursor overrides the body, as the API says). */
   queryTransactions(req: { query: TransactionQuery } | { cursor: string }, signal?: AbortSignal): Promise<TransactionPage>;
+  /**
+   * One page of the account's inventory items (`GET /inventory`): the first page, or the one its previous page's
+   * `next` names. `next` must stay under the API's root (the bearer token never goes elsewhere).
+   */
+  listInventory(req: { pageSize?: number } | { next: string }, signal?: AbortSignal): Promise<InventoryPage>;
+  /** Every webhook subscription of the token's account (GET /webhook, following `next`). */
+  listWebhooks(signal?: AbortSignal): Promise<WebhookSubscription[]>;
+  /** POST /webhook: a subscription sending `topics` to `url`, signed with `secret`. */
+  createWebhook(
+    req: { topics: readonly string[]; url: string; secret: string; description?: string },
+    signal?: AbortSignal,
+  ): Promise<CreatedWebhookSubscription>;
   readonly stats: ProviderClientStats;
 }
 
 interface Call {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   /** Relative to the versioned root, e.g. `order?Page=2`. */
   path: string;
   body?: unknown;
@@ -190,6 +234,24 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
       if (!Array.isArray(body)) throw new ProviderResponseError(what, 'expected an array of timeline entries');
       return body as TimelineEntry[];
     },
+    async getOrder(orderId, signal) {
+      const what = 'GET /order/:id';
+      const { body } = await call({ method: 'GET', path: `order/${orderId}`, what }, signal);
+      const order = body as Order;
+      if (typeof order !== 'object' || order === null || Number(order.id) !== orderId) {
+        throw new ProviderResponseError(what, 'expected the order asked for');
+      }
+      return order;
+    },
+    async getShipment(shipmentId, signal) {
+      const what = 'GET /shipment/:id';
+      const { body } = await call({ method: 'GET', path: `shipment/${shipmentId}`, what }, signal);
+      const shipment = body as Shipment;
+      if (typeof shipment !== 'object' || shipment === null || Number(shipment.id) !== shipmentId) {
+        throw new ProviderResponseError(what, 'expected the shipment asked for');
+      }
+      return shipment;
+    },
     async getReturn(returnId, signal) {
       const what = 'GET /return/:id';
       const { body } = await call({ method: 'GET', path: `return/${returnId}`, what }, signal);
@@ -199,9 +261,66 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
       }
       return ret;
     },
+    async listReturns(req, signal) {
+      const q = new URLSearchParams();
+      if (req.ids?.length) q.set('Ids', req.ids.join(','));
+      if (req.statuses?.length) q.set('Status', req.statuses.join(','));
+      if (req.startDate) q.set('StartDate', req.startDate);
+      if (req.completedStartDate) q.set('CompletedStartDate', req.completedStartDate);
+      q.set('SortOrder', 'Asc');
+      q.set('Cursor', String(req.cursor ?? 1));
+      q.set('Limit', String(Math.min(req.limit ?? RETURN_PAGE_LIMIT, RETURN_PAGE_LIMIT)));
+      const what = 'GET /return';
+      const { body } = await call({ method: 'GET', path: `return?${q}`, what }, signal);
+      const page = body as ReturnPage;
+      if (typeof page !== 'object' || page === null || !Array.isArray(page.items)) {
+        throw new ProviderResponseError(what, 'expected { items[] }');
+      }
+      // `next` is a URL (OA format uri) whose Cursor is the next page number.
+      let nextCursor: number | null = null;
+      if (typeof page.next === 'string' && page.next !== '') {
+        const n = Number(new URL(page.next, root).searchParams.get('Cursor') ?? Number.NaN);
+        nextCursor = Number.isInteger(n) && n > (req.cursor ?? 1) ? n : null;
+      }
+      return { items: page.items, nextCursor };
+    },
+    async listWebhooks(signal) {
+      const what = 'GET /webhook';
+      const all: WebhookSubscription[] = [];
+      let cursor: string | null = null;
+      for (let pages = 0; pages < 100; pages++) {
+        const path = cursor ? `webhook?RecordsPerPage=100&Cursor=${encodeURIComponent(cursor)}` : 'webhook?RecordsPerPage=100';
+        const { body } = await call({ method: 'GET', path, what }, signal);
+        const page = body as { items?: unknown; next?: unknown };
+        if (typeof page !== 'object' || page === null || !Array.isArray(page.items)) {
+          throw new ProviderResponseError(what, 'expected { items[] }');
+        }
+        all.push(...(page.items as WebhookSubscription[]));
+        // `next` is not described (token or URL): a URL's Cursor parameter, else the value itself.
+        const next = typeof page.next === 'string' && page.next !== '' ? page.next : null;
+        if (next === null) break;
+        cursor = URL.canParse(next) ? (new URL(next).searchParams.get('Cursor') ?? null) : next;
+        if (cursor === null) break;
+      }
+      return all;
+    },
+    async createWebhook(req, signal) {
+      const what = 'POST /webhook';
+      const { body } = await call(
+        { method: 'POST', path: 'webhook', body: { topics: req.topics, url: req.url, secret: req.secret, description: req.description ?? null }, what },
+        signal,
+      );
+      const created = body as CreatedWebhookSubscription;
+      if (typeof created !== 'object' || created === null || created.id === undefined) {
+        throw new ProviderResponseError(what, 'expected the created subscription');
+      }
+      return { ...created, id: String(created.id) };
+    },
     async queryTransactions(req, signal) {
       const what = 'POST /transactions:query';
-      const path = 'cursor' in req ? `transactions:query?Cursor=${encodeURIComponent(req.cursor)}` : 'transactions:query';
+      // OA types `next` as a string without saying token or URL: a URL's Cursor parameter, else the token itself.
+      const cursor = 'cursor' in req ? (URL.canParse(req.cursor) ? (new URL(req.cursor).searchParams.get('Cursor') ?? req.cursor) : req.cursor) : null;
+      const path = cursor !== null ? `transactions:query?Cursor=${encodeURIComponent(cursor)}` : 'transactions:query';
       const { body } = await call({ method: 'POST', path, body: 'cursor' in req ? {} : req.query, what }, signal);
       const page = body as TransactionPage;
       if (typeof page !== 'object' || page === null || !Array.isArray(page.items)) {
@@ -209,7 +328,33 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
       }
       return page;
     },
+    async listInventory(req, signal) {
+      const what = 'GET /inventory';
+      const path = 'next' in req ? pathUnderRoot(req.next, root, what) : `inventory?PageSize=${Math.min(req.pageSize ?? 250, 250)}`;
+      const { body } = await call({ method: 'GET', path, what }, signal);
+      const page = body as InventoryPage;
+      if (typeof page !== 'object' || page === null || !Array.isArray(page.items)) {
+        throw new ProviderResponseError(what, 'expected { items[] }');
+      }
+      return { items: page.items, next: typeof page.next === 'string' && page.next !== '' ? page.next : null };
+    },
   };
+}
+
+/** A `next` link (absolute, or a path with the version) as a path under the versioned root; refuses any other place. */
+function pathUnderRoot(next: string, root: string, what: string): string {
+  const url = new URL(next, `${root}/`);
+  const base = new URL(`${root}/`);
+  if (url.origin !== base.origin || !url.pathname.startsWith(base.pathname)) {
+    throw new ProviderResponseError(what, 'next link points outside the API');
+  }
+  return `${url.pathname.slice(base.pathname.length)}${url.search}`;
+}
+
+export interface InventoryPage {
+  items: InventoryItem[];
+  /** The next page's link, null on the last page. */
+  next: string | null;
 }
 
 /** `x-remaining-calls`, or `X-RateLimit-Remaining` (the provider's FAQ names both). */

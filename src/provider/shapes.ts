@@ -1,16 +1,53 @@
 /**
- * The provider's (ShipBob, API 2026-01) resource shapes and webhook topics, as docs/provider.md describes them (with sources).
+ * The provider's (ShipBob, API 2026-01) resource shapes and webhook topics, from its OpenAPI (docs/provider.md).
  * The simulator serves and sends exactly these; the drain reads them defensively (fields may be missing or moved).
  *
- * Webhook payloads the simulator sends (ShipBob publishes no per-topic schema, so this is our reading):
- * - `order.shipped`, `order.delivered`: the Order resource (with its shipments[]) plus `event_time`.
- * - `order.shipment.*`: the Shipment resource (with `order_id`) plus `event_time`.
+ * Webhook payloads (ShipBob publishes no per-topic schema; docs/provider.md §2 lists what each topic may carry):
+ * - `order.shipped`, `order.delivered`: the Order resource (with its shipments[]), or a Shipment ("fires per shipment"),
+ *   plus `event_time`.
+ * - `order.shipment.*`: the Shipment resource (with `order_id`), or an order-centric event (`order_id`, `status`,
+ *   `tracking{…tracking_id…}`, no shipment id: the shape of the one official example), plus `event_time`.
  * - `return.*`: the Return resource plus `event_time`.
  * - `billing.*`: the Transaction item plus `event_time`.
  * `event_time` is ISO-8601 UTC with 7 fractional digits, as in the provider's one official example.
  */
 
 export const API_VERSION = '2026-01';
+
+/** OA `Webhooks.Topics` for 2026-01: exactly what a 2026-01 subscription accepts (docs/provider.md §2). */
+export const SubscribableTopics = [
+  'order.shipped',
+  'order.shipment.delivered',
+  'order.shipment.exception',
+  'order.shipment.on_hold',
+  'order.shipment.cancelled',
+  'return.created',
+  'return.updated',
+  'return.completed',
+  'billing.charge.created',
+  'billing.refund.created',
+  'billing.credit.created',
+] as const;
+
+/** OA `Webhooks.V2.WebhookViewModelV2` (GET /webhook items; the secret is never listed). */
+export interface WebhookSubscription {
+  id: string;
+  created_at: string;
+  description: string | null;
+  enabled: boolean;
+  topics: string[];
+  url: string;
+}
+
+/** OA `Webhooks.V2.Create.WebhookViewModelV2` (POST /webhook, 200): the only answer that carries the secret. */
+export interface CreatedWebhookSubscription {
+  id: string;
+  created_at: string;
+  description: string | null;
+  secret: string;
+  topics: string[];
+  url: string;
+}
 
 export const ShipmentTopics = [
   'order.shipment.delivered',
@@ -34,7 +71,8 @@ export const BillingTopics = ['billing.charge.created', 'billing.refund.created'
  * - `poll.order`: an Order (with shipments[]) from GET /order.
  * - `poll.transaction`: a Transaction from POST /transactions:query.
  * - `poll.shipment.timeline`: `{ shipment_id, order_id?, fetched_at, timeline: TimelineEntry[] }`.
- * - `poll.return`: a Return from GET /return/{id} (the provider lists no returns: fetched by id for charges on them).
+ * - `poll.return`: a Return from GET /return (open and recently completed ones) or GET /return/{id}.
+ * - `poll.resolved.order|shipment|return`: a resource fetched by id because a delivery named it without standing for it.
  */
 export const OrderStatuses = [
   'Processing',
@@ -131,9 +169,10 @@ export interface Transaction {
   invoice_id: number | null;
   invoice_date: string | null;
   invoice_type: string | null;
-  invoiced_status: 'Invoiced' | 'NotInvoiced';
+  /** OA: boolean|null (true billed, false not yet). */
+  invoiced_status: boolean | null;
   reference_id: string;
-  /** Free text in practice: Shipment, Return, FC, WRO, URO, Default, TicketNumber, … */
+  /** OA enum: Shipment, Return, WRO, URO, Ticket Number, FC, LPN Reference, Transfer Plan (Default, TicketNumber seen in practice). */
   reference_type: string;
   transaction_fee: string;
   transaction_type: string;
@@ -144,15 +183,45 @@ export interface Transaction {
   last_update_at?: string;
 }
 
+/** OA `Returns.PublicReturnDto` (the fields wharf or the simulator use; the rest pass through in `data`). */
 export interface Return {
   id: number;
-  reference_id: string;
+  reference_id: string | null;
+  /** Free string in OA ("i.e. Awaiting Arrival"); the list filter spells AwaitingArrival, Arrived, Processing, Completed, Cancelled. */
   status: string;
   original_shipment_id: number | null;
-  order_id: number | null;
-  created_date: string;
-  last_update_at: string;
+  /** Creation. OA has no update time for a return: its dated fields and status_history are the only clock. */
+  insert_date: string;
+  awaiting_arrival_date: string | null;
+  arrived_date: string | null;
+  processing_date: string | null;
+  completed_date: string | null;
+  cancelled_date: string | null;
+  status_history: { status: string; timestamp: string }[];
+  channel: { id: number; name: string } | null;
+  fulfillment_center: { id: number; name: string } | null;
+  return_type: string | null;
+  tracking_number: string | null;
   inventory: { id: number; quantity: number }[];
+}
+
+/**
+ * An item of GET /2026-01/inventory (OA `Inventory.InventoryResponse`; only what wharf reads). No channel or client
+ * field: the client comes from the source (or an operator's choice), docs/provider.md 1.4.
+ */
+export interface InventoryItem {
+  inventory_id: number;
+  name?: string | null;
+  sku?: string | null;
+}
+
+/** GET /return: OA `Returns.PublicReturnDtoPagedUrlResultDto` (first/next/last/prev are URLs; `Cursor` is a page number). */
+export interface ReturnPage {
+  items: Return[];
+  first: string | null;
+  next: string | null;
+  last: string | null;
+  prev: string | null;
 }
 
 /** Body of POST /transactions:query. */
@@ -162,7 +231,7 @@ export interface TransactionQuery {
   page_size?: number;
   reference_types?: string[];
   transaction_types?: string[];
-  invoiced_status?: string;
+  invoiced_status?: boolean | null;
   sort_order?: 'Ascending' | 'Descending';
 }
 export interface TransactionPage {

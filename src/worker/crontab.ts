@@ -11,4 +11,8 @@ export const crontab = [
   '17 * * * * prune_inbox ?fill=2h&jobKey=prune_inbox',
   // Enqueues each source's due poll streams (POLL_INTERVAL_MS per stream); the polls themselves run as poll_stream.
   '* * * * * poll_schedule ?fill=1m&jobKey=poll_schedule&jobKeyMode=preserve_run_at',
+  // Resources to fetch by id are normally queued by the drain; this covers a lost or failed resolve job.
+  '* * * * * resolve_schedule ?fill=1m&jobKey=resolve_schedule&jobKeyMode=preserve_run_at',
+  // Each source's webhook subscription at the provider: missing, disabled (after repeated failures), topics missing.
+  '*/15 * * * * check_subscriptions ?jobKey=check_subscriptions',
 ].join('\n');

@@ -1,4 +1,7 @@
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { Logger, run, type Runner, type WorkerEvents } from 'graphile-worker';
 import pg from 'pg';
 import type { FastifyBaseLogger } from 'fastify';
@@ -34,7 +37,18 @@ export function workerConnectionBound(config: Config): { graphile: number; tasks
  * transaction-mode pooler) plus a small postgres.js pool for the tasks' set-based SQL, and a heartbeat so dead
  * workers' locks can be told from slow ones (src/ops/stale-locks.ts).
  */
+/**
+ * Throws unless graphile-worker carries patches/graphile-worker+0.17.3.patch: without it, a job completed or failed
+ * while the database restarts is released by an un-awaited call whose rejection crashes the process.
+ */
+function assertWorkerPatched(): void {
+  const dist = path.dirname(createRequire(import.meta.url).resolve('graphile-worker'));
+  const unpatched = ['lib.js', 'worker.js'].filter((f) => !readFileSync(path.join(dist, f), 'utf8').includes('wharf patch'));
+  if (unpatched.length > 0) throw new Error(`graphile-worker is not patched (${unpatched.join(', ')} in ${dist}): run \`npx patch-package\``);
+}
+
 export async function startWorker(config: Config, url: string, log: FastifyBaseLogger): Promise<WorkerHandle> {
+  assertWorkerPatched();
   const bound = workerConnectionBound(config);
   const db = createDb({ url, max: bound.tasks, prepare: true, applicationName: 'wharf-worker' });
   const logger = new Logger((scope) => (level, message, meta) => {

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { loadConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
+import { TEST_ENCRYPTION_KEY } from '../helper.js';
 
 t.test('defaults are complete and frozen', async (t) => {
   const c = loadConfig({});
@@ -34,7 +35,8 @@ t.test('production refuses to start without DATABASE_URL (never an embedded data
   const err = t.throws(() => loadConfig({ NODE_ENV: 'production' })) as ConfigError;
   t.type(err, ConfigError);
   t.match(err.message, /DATABASE_URL is required when NODE_ENV=production/);
-  t.equal(loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://u@db/wharf' }).databaseUrl, 'postgres://u@db/wharf');
+  const ok = loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://u@db/wharf', WHARF_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY });
+  t.equal(ok.databaseUrl, 'postgres://u@db/wharf');
   t.doesNotThrow(() => loadConfig({ NODE_ENV: 'development' }), 'development may use the embedded database');
 });
 
@@ -44,4 +46,11 @@ t.test('WEB_DATABASE_URL is the web pool’s URL and needs DATABASE_URL beside i
   t.equal(loadConfig({ DATABASE_URL: 'postgres://u@db/wharf' }).webDatabaseUrl, undefined, 'unset: the web uses DATABASE_URL');
   const err = t.throws(() => loadConfig({ WEB_DATABASE_URL: 'postgres://u@pooler:6432/wharf' })) as ConfigError;
   t.match(err.message, /WEB_DATABASE_URL needs DATABASE_URL/);
+});
+
+t.test('the sandbox is one setting away; an explicit PROVIDER_BASE_URL wins', async (t) => {
+  t.equal(loadConfig({}).providerBaseUrl, 'https://api.shipbob.com');
+  t.equal(loadConfig({ PROVIDER_ENVIRONMENT: 'sandbox' }).providerBaseUrl, 'https://sandbox-api.shipbob.com');
+  t.equal(loadConfig({ PROVIDER_ENVIRONMENT: 'sandbox', PROVIDER_BASE_URL: 'http://127.0.0.1:1' }).providerBaseUrl, 'http://127.0.0.1:1');
+  t.throws(() => loadConfig({ PROVIDER_ENVIRONMENT: 'staging' }), /PROVIDER_ENVIRONMENT/);
 });

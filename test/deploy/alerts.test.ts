@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { insertSource } from '../../src/intake/sources.js';
 import { freePort } from '../../src/net.js';
 import { projectRoot } from '../../src/paths.js';
-import { freshDatabase } from '../helper.js';
+import { freshDatabase, TEST_ENCRYPTION_KEY, testKeys } from '../helper.js';
 import { shipmentBody } from '../apply/factory.js';
 import { delivery, newSecret } from '../intake/factory.js';
 import { waitFor } from '../wait.js';
@@ -48,6 +48,7 @@ t.test('the alert rules parse, each alert with a runbook line', async (t) => {
     'WharfApplyLagP99',
     'WharfDeadLettersRising',
     'WharfPollCursorStale',
+    'WharfSubscriptionDisabled',
     'WharfSourceDisabled',
     'WharfProvider429',
     'WharfQuarantineSpike',
@@ -72,7 +73,7 @@ t.test('every metric the alert rules and the dashboard reference is exported by 
   const db = await freshDatabase(t);
   const secret = newSecret();
   // A source with an API token: its streams are polled, so each exports a cursor age although none has polled yet.
-  const sourceId = await insertSource(db.sql, { name: 'acme', secret, apiToken: 'token-never-used', clientId: null });
+  const sourceId = await insertSource(db.sql, testKeys, { name: 'acme', secret, apiToken: 'token-never-used', clientId: null });
   const [port, metricsPort, closed] = await Promise.all([freePort(), freePort(), freePort()]);
   let stderr = '';
   const service = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'main.ts'), 'all'], {
@@ -80,6 +81,7 @@ t.test('every metric the alert rules and the dashboard reference is exported by 
     env: {
       PATH: process.env.PATH,
       DATABASE_URL: db.url,
+      WHARF_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
       PORT: String(port),
       METRICS_PORT: String(metricsPort),
       HOST: '127.0.0.1',

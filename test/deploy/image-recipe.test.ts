@@ -5,7 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import { freePort } from '../../src/net.js';
 import { projectRoot } from '../../src/paths.js';
-import { freshDatabase } from '../helper.js';
+import { freshDatabase, TEST_ENCRYPTION_KEY } from '../helper.js';
 import { runDockerfile } from './dockerfile.js';
 
 /** Polls a URL until it answers (the process is starting). */
@@ -61,7 +61,12 @@ t.test('the Dockerfile’s steps build from a clean checkout and the runtime sta
   const deps = Object.keys(JSON.parse(readFileSync(path.join(app, 'package.json'), 'utf8')).dependencies);
   t.ok(deps.every((d) => existsSync(path.join(app, 'node_modules', d))), 'every production dependency is installed');
 
-  const env = { PATH: process.env.PATH, ...runtime.env, DATABASE_URL: url, LOG_LEVEL: 'warn' };
+  // The image runs with NODE_ENV=production: without WHARF_ENCRYPTION_KEY (a Fly secret) it refuses to start.
+  const keyless = { PATH: process.env.PATH, ...runtime.env, DATABASE_URL: url, LOG_LEVEL: 'warn' };
+  const refused = spawnSync(runtime.entrypoint[0], [...runtime.entrypoint.slice(1), 'migrate'], { cwd: app, env: keyless, encoding: 'utf8' });
+  t.not(refused.status, 0, 'without an encryption key the image refuses to start');
+  t.match(refused.stderr, /WHARF_ENCRYPTION_KEY is required when NODE_ENV=production/);
+  const env = { ...keyless, WHARF_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY };
   const migrate = spawnSync(runtime.entrypoint[0], [...runtime.entrypoint.slice(1), 'migrate'], { cwd: app, env, encoding: 'utf8' });
   t.equal(migrate.status, 0, `the release command (migrate) succeeds ${migrate.stderr}`);
 
@@ -73,14 +78,14 @@ t.test('the Dockerfile’s steps build from a clean checkout and the runtime sta
   t.equal(JSON.parse(bin.stdout).inbox.pending, 0, 'and prints one JSON document');
 
   const { DATABASE_URL: _unset, ...withoutDb } = env;
-  const refused = spawnSync(runtime.entrypoint[0], [...runtime.entrypoint.slice(1), 'web'], { cwd: app, env: withoutDb, encoding: 'utf8' });
-  t.equal(refused.status, 1, 'without DATABASE_URL the image refuses to start');
-  t.match(refused.stderr, /DATABASE_URL is required when NODE_ENV=production/, 'and says why');
+  const noDb = spawnSync(runtime.entrypoint[0], [...runtime.entrypoint.slice(1), 'web'], { cwd: app, env: withoutDb, encoding: 'utf8' });
+  t.equal(noDb.status, 1, 'without DATABASE_URL the image refuses to start');
+  t.match(noDb.stderr, /DATABASE_URL is required when NODE_ENV=production/, 'and says why');
 
   const port = await freePort();
   const web = spawn(runtime.entrypoint[0], [...runtime.entrypoint.slice(1), 'web'], {
     cwd: app,
-    env: { ...env, PORT: String(port) },
+    env: { ...env, PORT: String(port), METRICS_PORT: String(await freePort()) },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => web.once('exit', (code) => resolve(code)));

@@ -24,7 +24,7 @@ function mixedEvents(n: number, offset = 0): InboxEventInput[] {
     } else if (kind === 4) {
       events.push({
         topic: 'return.created',
-        body: { id: 300_000 + k, original_shipment_id: k, status: 'AwaitingArrival', last_update_at: at(i), event_time: at(i) },
+        body: { id: 300_000 + k, original_shipment_id: k, status: 'AwaitingArrival', insert_date: at(i), event_time: at(i) },
       });
     } else {
       events.push({
@@ -82,6 +82,36 @@ t.test('a chunk sends the same number of statements for 10 events as for 500, at
   t.ok(row.n > 0, 'timeline entries stored');
 });
 
+t.test("a chunk with events about another source's entities sends one statement more, last: their re-mark as dead", async (t) => {
+  let sent: string[] = [];
+  const { sql } = await freshDatabase(t, { onQuery: (q) => sent.push(statementLabel(q)) });
+  await insertSources(sql, 2);
+  await insertInbox(sql, mixedEvents(10));
+  await drainChunk(sql, 500);
+  // src-2 speaks about src-1's entities (refused), among events of its own.
+  await insertInbox(sql, [
+    ...mixedEvents(6).map((e) => ({ ...e, sourceId: 'src-2' })),
+    ...mixedEvents(6, 500).map((e) => ({ ...e, sourceId: 'src-2' })),
+  ]);
+  sent = [];
+  const r = await drainChunk(sql, 500);
+  // Six about src-1's entities; the timeline of shipment 2 is not refused: no source stored that shipment.
+  t.equal(r.refused, 5, 'five refused');
+  t.same(sent, [
+    'begin',
+    'claim',
+    'update inbox_events',
+    'insert orders',
+    'insert shipment_timeline',
+    'insert returns',
+    'insert transactions',
+    'lock',
+    'update transactions',
+    'update inbox_events', // the refused rows: processed → dead, with the reason
+    'commit',
+  ]);
+});
+
 t.test('out-of-order versions converge to the newest; duplicates and replays change nothing', async (t) => {
   const { sql } = await freshDatabase(t);
   await insertSources(sql, 1);
@@ -134,7 +164,7 @@ t.test('a charge that arrives before its shipment is pending, then attributed by
   const [txn] = await sql`select client_id, attribution_status, attribution_reason from transactions where transaction_id = 'T-early'`;
   t.same({ ...txn }, { client_id: 'client-2', attribution_status: 'attributed', attribution_reason: null });
   // A later version of the charge (invoiced) keeps its attribution.
-  await insertInbox(sql, [{ sourceId: 'src-2', topic: 'billing.charge.created', body: chargeBody('T-early', 55, 9, { invoice_id: 8000001, invoiced_status: 'Invoiced' }) }]);
+  await insertInbox(sql, [{ sourceId: 'src-2', topic: 'billing.charge.created', body: chargeBody('T-early', 55, 9, { invoice_id: 8000001, invoiced_status: true }) }]);
   await drainChunk(sql, 500);
   const [inv] = await sql`select invoice_id, client_id, attribution_status from transactions where transaction_id = 'T-early'`;
   t.same({ ...inv }, { invoice_id: '8000001', client_id: 'client-2', attribution_status: 'attributed' });

@@ -1,5 +1,6 @@
 import pino from 'pino';
-import { loadConfig, SECOND } from '../../src/config.js';
+import { keyRingOf, loadConfig, SECOND } from '../../src/config.js';
+import { withKeyRing } from '../../src/secrets/key-file.js';
 import { createDb, type Sql } from '../../src/db/client.js';
 import { throwawayDatabase } from '../../src/db/embedded.js';
 import { runMigrations } from '../../src/db/migrate.js';
@@ -95,7 +96,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const sim = await startSimulator({ worldOptions: { seed: 7, clients: opts.clients ?? 3, start: Date.now() } });
     stops.unshift(() => sim.close());
     const { world } = sim;
-    const config = loadConfig({
+    const config = withKeyRing(loadConfig({
       DATABASE_URL: pg.url,
       PORT: String(await freePort()),
       LOG_LEVEL: 'warn',
@@ -105,7 +106,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       POLL_LAG_MS: String(2 * SECOND),
       // The world's history reaches back 30 days, and charges may be back-dated by up to 3 more.
       POLL_BACKFILL_DAYS: '35',
-    });
+    }));
     const web = await startWeb(config, pg.url);
     stops.unshift(() => web.stop());
     const worker = await startWorker(config, pg.url, pino({ level: 'warn', name: 'wharf-demo' }));
@@ -114,7 +115,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     stops.unshift(() => sql.end({ timeout: 1 }));
 
     for (const c of world.clients) {
-      await insertSource(sql, {
+      await insertSource(sql, keyRingOf(config), {
         id: `client-${c.id}`,
         name: c.name,
         secret: c.secret,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import t from 'tap';
 import { freePort } from '../../src/net.js';
 import { projectRoot } from '../../src/paths.js';
-import { freshDatabase } from '../helper.js';
+import { freshDatabase, TEST_ENCRYPTION_KEY } from '../helper.js';
 import { waitFor } from '../wait.js';
 
 // `npm run simulator:local` against a running wharf: it registers its clients as sources and their webhooks land
@@ -27,7 +27,7 @@ async function stop(child: ChildProcess) {
 t.test('npm run simulator:local feeds a running wharf: sources registered, webhooks applied', async (t) => {
   const db = await freshDatabase(t);
   const [port, metricsPort, simPort] = await Promise.all([freePort(), freePort(), freePort()]);
-  const env = { DATABASE_URL: db.url, PORT: String(port), METRICS_PORT: String(metricsPort), HOST: '127.0.0.1', LOG_LEVEL: 'warn', PUBLIC_URL: `http://127.0.0.1:${port}` };
+  const env = { DATABASE_URL: db.url, WHARF_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY, PORT: String(port), METRICS_PORT: String(metricsPort), HOST: '127.0.0.1', LOG_LEVEL: 'warn', PUBLIC_URL: `http://127.0.0.1:${port}` };
   const wharf = start([path.join('src', 'main.ts'), 'all'], { ...env, PROVIDER_BASE_URL: `http://127.0.0.1:${simPort}` });
   t.teardown(() => stop(wharf.child));
   await waitFor(

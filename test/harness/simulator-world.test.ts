@@ -51,8 +51,8 @@ t.test('the history holds every stage of the lifecycle, consistently', async (t)
     if (delivered !== (s.delivery_date !== null)) t.fail(`delivery and timeline disagree on ${s.id}`);
     if (s.status === 'Processing' && (s.tracking !== null || timeline.length > 1)) t.fail(`${s.id} is not processing`);
   }
-  t.ok(truth.transactions.some((x) => x.invoiced_status === 'Invoiced'));
-  t.ok(truth.transactions.some((x) => x.invoiced_status === 'NotInvoiced'));
+  t.ok(truth.transactions.some((x) => x.invoiced_status === true));
+  t.ok(truth.transactions.some((x) => x.invoiced_status === false));
 });
 
 t.test('attributes each transaction through what it references', async (t) => {
@@ -64,7 +64,7 @@ t.test('attributes each transaction through what it references', async (t) => {
   const inventoryClient = new Map(truth.inventory.map((item) => [String(item.id), item.client_id]));
 
   const kinds = new Set(truth.transactions.map((x) => x.reference_type));
-  t.same([...kinds].sort(), ['Default', 'FC', 'Return', 'Shipment', 'TicketNumber', 'WRO']);
+  t.same([...kinds].sort(), ['Default', 'FC', 'Return', 'Shipment', 'Ticket Number', 'WRO']);
   for (const x of truth.transactions) {
     const expected =
       x.reference_type === 'Shipment'
@@ -139,10 +139,10 @@ t.test('shipments move forward, get delivered, and transactions get invoiced lat
   const versions = new Map<string, string[]>();
   for (const e of events) {
     if (!e.topic.startsWith('billing.')) continue;
-    const x = e.payload as { transaction_id: string; invoiced_status: string };
-    versions.set(x.transaction_id, [...(versions.get(x.transaction_id) ?? []), x.invoiced_status]);
+    const x = e.payload as unknown as { transaction_id: string; invoiced_status: boolean };
+    versions.set(x.transaction_id, [...(versions.get(x.transaction_id) ?? []), String(x.invoiced_status)]);
   }
-  const invoicedLater = [...versions.values()].filter((v) => v.join() === 'NotInvoiced,Invoiced');
+  const invoicedLater = [...versions.values()].filter((v) => v.join() === 'false,true');
   t.ok(invoicedLater.length > 0, 'a transaction announced twice: created, then invoiced');
   t.ok(events.some((e) => e.topic === 'billing.refund.created'));
   t.ok(events.some((e) => e.topic === 'billing.credit.created'));
@@ -151,4 +151,15 @@ t.test('shipments move forward, get delivered, and transactions get invoiced lat
 
 t.test('refuses an invalid start', async (t) => {
   t.throws(() => createWorld({ start: 'not a date' }), /invalid start/);
+});
+
+t.test('a 2026-01 world announces only the topics of the 2026-01 enum; the same changes happen', async (t) => {
+  const { SubscribableTopics } = await import('../../src/provider/shapes.js');
+  const newer = createWorld({ seed: 9, clients: 1, ordersPerClient: 20 });
+  const dated = createWorld({ seed: 9, clients: 1, ordersPerClient: 20, webhookVersion: '2026-01' });
+  const a = [1, 2, 3].flatMap(() => newer.step({ newOrders: 5, updates: 60, billing: 5, durationMs: 60_000 }));
+  const b = [1, 2, 3].flatMap(() => dated.step({ newOrders: 5, updates: 60, billing: 5, durationMs: 60_000 }));
+  t.ok(a.some((e) => !(SubscribableTopics as readonly string[]).includes(e.topic)), 'the 2026-07 world uses newer topics');
+  t.same(b.filter((e) => !(SubscribableTopics as readonly string[]).includes(e.topic)), [], 'the 2026-01 world never does');
+  t.same(dated.truth(), newer.truth(), 'the world itself is the same');
 });

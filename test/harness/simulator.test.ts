@@ -26,13 +26,13 @@ const byUpdate = (a: { last_update_at?: string; id: number }, b: { last_update_a
   (a.last_update_at ?? '').localeCompare(b.last_update_at ?? '') || a.id - b.id;
 
 t.test(
-  'pages through orders with next-page until the filtered set is complete, in (last_update_at, id) order',
+  'pages through orders with next-page until the filtered set is complete, newest first by default (not by update time)',
   async (t) => {
     const from = '2025-12-25T00:00:00.000Z';
     const to = '2026-01-10T00:00:00.000Z';
     const expected = truth.orders
-      .filter((o) => o.client_id === alice.id && o.last_update_at >= from && o.last_update_at <= to)
-      .sort(byUpdate)
+      .filter((o) => o.client_id === alice.id && o.last_update_at > from && o.last_update_at < to)
+      .sort((a, b) => b.id - a.id)
       .map((o) => o.id);
     t.ok(expected.length > 3 * 25, 'the window spans several pages');
 
@@ -52,13 +52,21 @@ t.test(
   },
 );
 
-t.test('LastUpdate bounds are inclusive, each optional, and parameter names ignore case', async (t) => {
+t.test('LastUpdate bounds are exclusive by default ("updated later than"), inclusive when set so; names ignore case', async (t) => {
   const one = truth.orders.find((o) => o.client_id === alice.id) as (typeof truth.orders)[number];
-  const exact = await api(`order?lastupdatestartdate=${one.last_update_at}&LASTUPDATEENDDATE=${one.last_update_at}`, {
-    token: alice.token,
-  });
+  const exactly = () => api(`order?lastupdatestartdate=${one.last_update_at}&LASTUPDATEENDDATE=${one.last_update_at}`, { token: alice.token });
+  t.same((await exactly()).body, [], 'exclusive: nothing is later than and earlier than one instant');
+  sim.orderListing.bounds = 'inclusive';
+  const exact = await exactly();
+  sim.orderListing.bounds = 'exclusive';
   t.ok((exact.body as Order[]).some((o) => o.id === one.id));
   t.ok((exact.body as Order[]).every((o) => o.last_update_at === one.last_update_at));
+  sim.orderListing.sort = 'last_update';
+  const sorted = (await api('order?Limit=250', { token: alice.token })).body as Order[];
+  sim.orderListing.sort = 'newest';
+  t.same(sorted.map((o) => o.id), sorted.slice().sort(byUpdate).map((o) => o.id), 'the last_update order, when asked for');
+  const oldest = (await api('order?Limit=250&SortOrder=Oldest', { token: alice.token })).body as Order[];
+  t.same(oldest.map((o) => o.id), oldest.map((o) => o.id).sort((a, b) => a - b), 'SortOrder=Oldest: by creation');
 
   const all = await api('order?Limit=1', { token: alice.token });
   t.equal(all.headers.get('total-count'), String(truth.orders.filter((o) => o.client_id === alice.id).length));
@@ -171,23 +179,30 @@ t.test('the transaction query defaults to the last 7 days and filters as asked',
   t.equal((await api('./transactions:query?Cursor=garbage', { token: alice.token, method: 'POST' })).status, 400);
 });
 
-t.test('creates and lists webhook subscriptions per client', async (t) => {
+t.test('creates (200, string id, secret shown once), lists ({items}, no secret) and deletes (204) subscriptions per client', async (t) => {
   const created = await api('webhook', {
     token: alice.token,
     method: 'POST',
-    body: { topics: ['order.shipped'], url: 'https://wharf.example/webhooks/1' },
+    body: { topics: ['order.shipped'], url: 'https://wharf.example/webhooks/1', secret: alice.secret },
   });
-  t.equal(created.status, 201);
-  t.match(created.body, {
-    id: Number,
-    secret: alice.secret,
-    topics: ['order.shipped'],
-    enabled: true,
-    created_at: String,
+  t.equal(created.status, 200);
+  t.match(created.body, { id: String, secret: alice.secret, topics: ['order.shipped'], created_at: String });
+  const id = (created.body as { id: string }).id;
+  const list = (await api('webhook', { token: alice.token })).body as { items: Record<string, unknown>[]; next: unknown };
+  t.same(list.items.map((x) => [x.id, x.enabled, 'secret' in x]), [[id, true, false]]);
+  t.same(((await api('webhook', { token: bob.token })).body as { items: unknown[] }).items, []);
+  t.equal((await api('webhook', { token: alice.token, method: 'POST', body: { url: 'x' } })).status, 422);
+  const unknownTopic = await api('webhook', {
+    token: alice.token,
+    method: 'POST',
+    body: { topics: ['order.delivered'], url: 'https://wharf.example/webhooks/1' },
   });
-  t.same((await api('webhook', { token: alice.token })).body, [created.body]);
-  t.same((await api('webhook', { token: bob.token })).body, []);
-  t.equal((await api('webhook', { token: alice.token, method: 'POST', body: { url: 'x' } })).status, 400);
+  t.equal(unknownTopic.status, 422, 'a 2026-07 topic on a 2026-01 subscription');
+  const plain = await api('webhook', { token: alice.token, method: 'POST', body: { topics: ['order.shipped'], url: 'http://wharf.example/x' } });
+  t.equal(plain.status, 422, 'HTTPS only (loopback excepted, for tests)');
+  const res = await fetch(`${sim.apiUrl}/webhook/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${alice.token}` } });
+  t.equal(res.status, 204);
+  t.same(((await api('webhook', { token: alice.token })).body as { items: unknown[] }).items, []);
 });
 
 t.test('serves the truth without auth and counts requests per endpoint', async (t) => {

@@ -7,7 +7,8 @@ import { createDb } from '../../src/db/client.js';
 import { signatureHeader } from '../../src/intake/signature.js';
 import { insertSource } from '../../src/intake/sources.js';
 import { createTestDatabase } from '../db.js';
-import { testConfig } from '../helper.js';
+import { startWeb } from '../../src/web.js';
+import { testConfig, testKeys } from '../helper.js';
 
 /** Factories for intake tests: a source with a secret, signed deliveries with overrides, an app on a fresh database. */
 
@@ -16,7 +17,7 @@ export const newMessageId = () => `msg_${randomBytes(14).toString('hex')}`;
 
 export async function addSource(sql: Sql, overrides: { id?: string; secret?: string } = {}) {
   const secret = overrides.secret ?? newSecret();
-  const id = await insertSource(sql, { id: overrides.id, name: `acme-${randomBytes(4).toString('hex')}`, secret });
+  const id = await insertSource(sql, testKeys, { id: overrides.id, name: `acme-${randomBytes(4).toString('hex')}`, secret });
   return { id, secret };
 }
 
@@ -73,4 +74,32 @@ export async function intakeApp(t: Test, env: Record<string, string> = {}) {
   const post = (d: Delivery, sourceId = source.id) =>
     app.inject({ method: 'POST', url: `/webhooks/shipbob/${sourceId}`, headers: d.headers, payload: d.body });
   return { app, config, url: database.url, sql, source, post, clock };
+}
+
+/**
+ * The web role on a real port (src/web.ts: its own pool, the server's timeouts) on a fresh database with one source,
+ * and a direct pool for the test's own queries. `post` goes over real HTTP (fetch).
+ */
+export async function listeningIntake(t: Test, env: Record<string, string> = {}) {
+  const database = await createTestDatabase(t.name);
+  const config = testConfig(database.url, env);
+  const direct = createDb({ url: database.url, max: 2 });
+  const source = await addSource(direct.sql);
+  const web = await startWeb(config, database.url);
+  t.teardown(async () => {
+    await web.stop(Date.now() + 2000);
+    await direct.close(1);
+    await database.drop();
+  });
+  const address = new URL(web.url);
+  const post = async (d: Delivery, o: { sourceId?: string; headers?: Record<string, string> } = {}) => {
+    const res = await fetch(`${web.url}/webhooks/shipbob/${o.sourceId ?? source.id}`, {
+      method: 'POST',
+      headers: { ...d.headers, ...o.headers },
+      body: d.body,
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: text, json: () => JSON.parse(text) };
+  };
+  return { web, config, sql: direct.sql, source, post, host: address.hostname, port: Number(address.port) };
 }

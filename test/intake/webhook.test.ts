@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import t from 'tap';
 import { rotateSourceSecret, setSourceEnabled } from '../../src/intake/sources.js';
 import { sign } from '../../src/intake/signature.js';
+import { testKeys } from '../helper.js';
 import { addSource, delivery, intakeApp, newSecret } from './factory.js';
 
 // The intake through HTTP (app.inject) on a real PostgreSQL: every answer the intake gives, and what each leaves behind.
@@ -68,7 +69,7 @@ t.test('a rotated secret: deliveries signed with the old or the new one are both
   const { post, sql, source, clock } = await intakeApp(t, { SOURCE_CACHE_TTL_MS: '60000' });
   t.equal((await post(delivery(source.secret))).statusCode, 200, 'cached with the old secret');
   const fresh = newSecret();
-  await rotateSourceSecret(sql, { sourceId: source.id, secret: fresh, overlapMs: 60_000, now: new Date() });
+  await rotateSourceSecret(sql, testKeys, { sourceId: source.id, secret: fresh, overlapMs: 60_000, now: new Date() });
   // The cache still holds only the old secret: a signature failure reloads it (at most once a second).
   t.equal((await post(delivery(fresh))).statusCode, 401, 'within a second of the last load, not reloaded yet');
   clock.advance(1100);
@@ -157,12 +158,17 @@ t.test('401 for every signature problem, with its reason, and nothing stored', a
   const [{ n }] = await sql`select count(*)::int as n from inbox_events`;
   t.equal(n, 0);
   await app.intake.quarantine.flush();
-  const reasons = await sql`select reason, status_code from quarantine order by id`;
+  // Counted per reason; each reason keeps at most a few samples.
+  const counts = await sql`select reason, count::int, status_code from quarantine_counts where source_id = ${source.id} order by reason`;
+  const expected = new Map<string, number>();
+  for (const c of cases) expected.set(c[2], (expected.get(c[2]) ?? 0) + 1);
   t.same(
-    reasons.map((r) => r.reason),
-    cases.map((c) => c[2]),
+    counts.map((r) => [r.reason, r.count]),
+    [...expected].sort((a, b) => (a[0] < b[0] ? -1 : 1)),
   );
-  t.ok(reasons.every((r) => r.status_code === 401));
+  t.ok(counts.every((r) => r.status_code === 401));
+  const samples = await sql`select reason, count(*)::int as n from quarantine group by reason`;
+  t.ok(samples.every((r) => r.n <= 3 && r.n === Math.min(3, expected.get(r.reason)!)), 'a few samples per reason');
 });
 
 t.test('400 for malformed JSON or invalid UTF-8, even correctly signed', async (t) => {
@@ -198,18 +204,19 @@ t.test('413 for a body over the limit, checked before anything is stored', async
 
 t.test('429 with Retry-After over the per-source limit; other sources unaffected', async (t) => {
   const { post, source, sql } = await intakeApp(t, { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '60000' });
+  const other = await addSource(sql);
   for (let i = 0; i < 3; i++) t.equal((await post(delivery(source.secret))).statusCode, 200);
   const limited = await post(delivery(source.secret));
   t.equal(limited.statusCode, 429);
   t.equal(limited.json().error, 'RATE_LIMITED');
   t.ok(Number(limited.headers['retry-after']) > 0, `Retry-After: ${limited.headers['retry-after']}`);
-  const other = await addSource(sql);
   t.equal((await post(delivery(other.secret), other.id)).statusCode, 200, 'keyed by source');
 });
 
-t.test('quarantine keeps reason, source, size and body hash of each refusal, never the secret or signature', async (t) => {
-  const { app, post, sql, source } = await intakeApp(t, { WEBHOOK_BODY_LIMIT_BYTES: '1024', RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000' });
-  // Five requests to the source pass the limiter (three refused later on, two stored); the sixth does not.
+t.test('quarantine counts each refusal of a known source with a sample (reason, size, body hash), never the secret or signature', async (t) => {
+  const { app, post, sql, source } = await intakeApp(t, { WEBHOOK_BODY_LIMIT_BYTES: '1024', RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '60000' });
+  // Three verified deliveries fit the source's budget (one malformed, two stored); the fourth does not. The 401 and
+  // the 413 are not verified: they never count against it. The 404 (unknown source) writes nothing.
   const bad = delivery(newSecret());
   const malformed = delivery(source.secret, { body: 'not json' });
   const big = delivery(source.secret, { payload: { pad: 'x'.repeat(2000) } });
@@ -222,15 +229,18 @@ t.test('quarantine keeps reason, source, size and body hash of each refusal, nev
   t.equal((await post(delivery(source.secret))).statusCode, 429);
   await app.intake.quarantine.flush();
   const rows = await sql`select * from quarantine order by id`;
+  const expected = [
+    ['bad_signature', 401, source.id],
+    ['malformed_json', 400, source.id],
+    ['body_too_large', 413, source.id],
+    ['rate_limited', 429, source.id],
+  ];
+  t.same(rows.map((r) => [r.reason, r.status_code, r.source_id]), expected, 'one sample each; nothing for the unknown source');
+  const counts = await sql`select reason, status_code, source_id, count::int from quarantine_counts order by reason`;
   t.same(
-    rows.map((r) => [r.reason, r.status_code, r.source_id]),
-    [
-      ['bad_signature', 401, source.id],
-      ['malformed_json', 400, source.id],
-      ['body_too_large', 413, source.id],
-      ['unknown_source', 404, 'src_unknown'],
-      ['rate_limited', 429, source.id],
-    ],
+    counts.map((r) => [r.reason, r.status_code, r.source_id, r.count]),
+    expected.map((e) => [...e, 1]).sort((a, b) => (a[0] < b[0] ? -1 : 1)),
+    'and one count each',
   );
   const sha = (s: string) => createHash('sha256').update(s).digest('hex');
   t.equal(rows[0].event_id, bad.id);

@@ -4,15 +4,22 @@ import t from 'tap';
 import { freePort } from '../../src/net.js';
 import { type OpsIo, runOps } from '../../src/ops/cli.js';
 import { projectRoot } from '../../src/paths.js';
-import { freshDatabase } from '../helper.js';
+import { freshDatabase, TEST_ENCRYPTION_KEY } from '../helper.js';
 
 // The ops CLI's parsing, help and output contract. Parsing and help run against a DATABASE_URL where nothing listens:
 // they must answer without ever connecting.
 
-function capture(): OpsIo & { stdout: string[]; stderr: string[] } {
+function capture(stdin = ''): OpsIo & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
   const stderr: string[] = [];
-  return { stdout, stderr, out: (x) => stdout.push(x), err: (x) => stderr.push(x), progress: (x) => stderr.push(x) };
+  return {
+    stdout,
+    stderr,
+    out: (x) => void stdout.push(x),
+    err: (x) => void stderr.push(x),
+    progress: (x) => void stderr.push(x),
+    readStdin: async () => stdin,
+  };
 }
 
 async function cli(args: string[], env: Record<string, string>) {
@@ -25,15 +32,26 @@ t.test('help for every command and option, without a database', async (t) => {
   const env = { DATABASE_URL: `postgres://nobody@127.0.0.1:${await freePort()}/none` };
   const top = await cli(['--help'], env);
   t.equal(top.code, 0);
-  for (const c of ['sources', 'status', 'polls', 'explain', 'clear-stale-locks', 'replay', 'backfill', 'prune']) t.match(top.stdout, new RegExp(`^  ${c}\\b`, 'm'), `lists ${c}`);
+  for (const c of ['sources', 'keys', 'channels', 'inventory', 'status', 'polls', 'explain', 'clear-stale-locks', 'replay', 'backfill', 'prune']) t.match(top.stdout, new RegExp(`^  ${c}\\b`, 'm'), `lists ${c}`);
   t.match(top.stdout, /Exit codes:\n {2}0 {2}done\n {2}1 {2}failed.*\n {2}2 {2}usage/, 'documents the exit codes');
   t.equal((await cli(['help', 'replay'], env)).code, 0, '`help <command>` too');
   const commands = [
     ['sources', 'add'],
+    ['sources', 'subscribe'],
     ['sources', 'list'],
+    ['sources', 'update'],
     ['sources', 'rotate-secret'],
     ['sources', 'enable'],
     ['sources', 'disable'],
+    ['keys', 'status'],
+    ['keys', 'rotate'],
+    ['channels', 'list'],
+    ['channels', 'set'],
+    ['channels', 'remove'],
+    ['inventory', 'list'],
+    ['inventory', 'set'],
+    ['inventory', 'remove'],
+    ['inventory', 'load'],
     ['status'],
     ['polls'],
     ['explain'],
@@ -56,7 +74,7 @@ t.test('help for every command and option, without a database', async (t) => {
 t.test('bad input exits 2 naming what is accepted, before any connection', async (t) => {
   const env = { DATABASE_URL: `postgres://nobody@127.0.0.1:${await freePort()}/none` };
   const cases: [string[], RegExp][] = [
-    [['sources', 'rotate-secret', '--source', 's', '--secret', 'whsec_abcd', '--overlap', '24'], /not a duration: "24" \(use a number with a unit: 1500ms, 90s, 5m, 24h, 7d\)/],
+    [['sources', 'rotate-secret', '--source', 's', '--overlap', '24'], /not a duration: "24" \(use a number with a unit: 1500ms, 90s, 5m, 24h, 7d\)/],
     [['replay', '--since', '1'], /not a date: "1" \(use an ISO 8601 date or date-time .* or a duration ago \(2h, 7d\)\)/],
     [['replay', '--since', 'Nov 1'], /not a date: "Nov 1"/],
     [['replay', '--wait', '120'], /not a duration/],
@@ -70,7 +88,9 @@ t.test('bad input exits 2 naming what is accepted, before any connection', async
     [['explain', '--order', 'abc'], /must be a positive integer id/],
     [['explain', '--order', '1', '--shipment', '2'], /exactly one of --order ID, --shipment ID, --transaction ID/],
     [['explain'], /exactly one of/],
-    [['sources', 'add', '--name', 'x', '--secret', 'whsec_no such'], /--secret must look like whsec_<base64> \(value not shown\)/],
+    [['sources', 'add', '--name', 'x', '--secret', 'whsec_in_argv'], /--secret <value> is not accepted \(argv is visible to every user of the machine\): use --secret-stdin/],
+    [['sources', 'add', '--name', 'x', '--secret-env', 'NOPE'], /--secret-env: NOPE is not set/],
+    [['sources', 'add', '--name', 'x', '--secret-stdin', '--secret-env', 'X'], /one way only/],
   ];
   for (const [args, message] of cases) {
     const r = await cli(args, env);
@@ -79,17 +99,21 @@ t.test('bad input exits 2 naming what is accepted, before any connection', async
     t.notMatch(r.stderr, /ECONNREFUSED/, 'without connecting');
     t.equal(r.stdout, '', 'nothing on stdout');
   }
-  t.notMatch((await cli(['sources', 'add', '--name', 'x', '--secret', 'whsec_no such'], env)).stderr, /no such/, 'a secret is never echoed');
+  t.notMatch((await cli(['sources', 'add', '--name', 'x', '--secret', 'whsec_in_argv'], env)).stderr, /whsec_in_argv/, 'a secret is never echoed');
   const iso = await cli(['replay', '--since', '2026-11-01', '--until', '2026-11-02T08:00:00+01:00', '--help'], env);
   t.equal(iso.code, 0, 'ISO dates and date-times parse');
 });
 
 t.test('every command with --json prints exactly one JSON document on stdout', async (t) => {
   const db = await freshDatabase(t);
-  const env = { DATABASE_URL: db.url };
+  const env = { DATABASE_URL: db.url, WHARF_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY, WHARF_SOURCE_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' };
   const commands = [
-    ['sources', 'add', '--name', 'acme', '--secret', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'],
+    ['sources', 'add', '--name', 'acme'],
     ['sources', 'list'],
+    ['keys', 'status'],
+    ['keys', 'rotate'],
+    ['channels', 'list'],
+    ['inventory', 'list'],
     ['status'],
     ['polls'],
     ['explain', '--shipment', '1'],
@@ -106,9 +130,12 @@ t.test('every command with --json prints exactly one JSON document on stdout', a
   }
   const { id } = JSON.parse((await cli(['sources', 'list', '--json'], env)).stdout).sources[0];
   for (const c of [
-    ['sources', 'rotate-secret', '--source', id, '--secret', 'whsec_NewSecretNewSecretNewSecret00', '--overlap', '90s'],
+    ['sources', 'rotate-secret', '--source', id, '--overlap', '90s'],
     ['sources', 'disable', '--source', id],
     ['sources', 'enable', '--source', id],
+    ['sources', 'update', '--source', id, '--client', 'acme-co'],
+    ['channels', 'set', '--source', id, '--channel', '7', '--client', 'acme-co'],
+    ['inventory', 'set', '--source', id, '--item', '9', '--client', 'acme-co'],
     ['backfill', '--source', id, '--since', '2h', '--apply'],
     ['prune', '--apply'],
   ]) {
@@ -127,7 +154,7 @@ t.test('every command with --json prints exactly one JSON document on stdout', a
   // Through the package's bin, as `npx wharf` runs it: stdout is the document alone (no npm banner).
   const bin = spawnSync(process.execPath, [path.join(projectRoot, 'bin', 'wharf.js'), 'status', '--json'], {
     cwd: projectRoot,
-    env: { PATH: process.env.PATH, DATABASE_URL: db.url },
+    env: { PATH: process.env.PATH, DATABASE_URL: db.url, WHARF_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY },
     encoding: 'utf8',
   });
   t.equal(bin.status, 0, bin.stderr);
@@ -136,8 +163,8 @@ t.test('every command with --json prints exactly one JSON document on stdout', a
 
 t.test('long work shows progress on stderr: replay’s wait for the drain, backfill --wait', async (t) => {
   const db = await freshDatabase(t);
-  const env = { DATABASE_URL: db.url };
-  const added = JSON.parse((await cli(['sources', 'add', '--name', 'acme', '--secret', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', '--json'], env)).stdout);
+  const env = { DATABASE_URL: db.url, WHARF_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY };
+  const added = JSON.parse((await cli(['sources', 'add', '--name', 'acme', '--json'], env)).stdout);
   await db.sql`insert into inbox_events (source_id, event_id, topic, body, status) values (${added.id}, 'e1', 'order.shipped', '{}', 'dead')`;
   // No worker runs here: nothing drains, nothing polls; both commands wait, show where they are, and exit 1.
   const r = await cli(['replay', '--apply', '--wait', '1s', '--json'], env);

@@ -3,7 +3,7 @@ import { drainInbox } from '../../src/drain/drain-inbox.js';
 import { insertSource } from '../../src/intake/sources.js';
 import { explainEntity } from '../../src/ops/explain.js';
 import { chargeBody, shipmentBody } from '../apply/factory.js';
-import { freshDatabase } from '../helper.js';
+import { freshDatabase, testKeys } from '../helper.js';
 import { runOpsCli } from './run-ops.js';
 
 // `ops explain`: every inbox event held for one entity, which one the stored row reflects, and the row.
@@ -11,7 +11,7 @@ import { runOpsCli } from './run-ops.js';
 t.test('explain --shipment lists its events oldest first and marks the one the row reflects', async (t) => {
   const db = await freshDatabase(t);
   const { sql } = db;
-  const sourceId = await insertSource(sql, { name: 'acme', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
+  const sourceId = await insertSource(sql, testKeys, { name: 'acme', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
   const event = (eventId: string, topic: string, body: unknown, via = 'webhook') =>
     sql`insert into inbox_events (source_id, event_id, topic, body, via) values (${sourceId}, ${eventId}, ${topic}, ${JSON.stringify(body)}, ${via})`;
   // The newest version (t=50) arrives first; an older webhook (t=10) and a poll (t=30) arrive after it.

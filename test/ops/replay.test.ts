@@ -5,12 +5,12 @@ import { insertSource } from '../../src/intake/sources.js';
 import { countReplayable } from '../../src/ops/replay.js';
 import { createWorld } from '../harness/simulator/index.js';
 import { startWorker } from '../../src/worker/runner.js';
-import { freshDatabase, testConfig } from '../helper.js';
+import { freshDatabase, testConfig, testKeys } from '../helper.js';
 import { runOpsCli } from './run-ops.js';
 
 t.test('dead letters replayed after a fix land; what still cannot apply stays dead', async (t) => {
   const { sql, url } = await freshDatabase(t);
-  const sourceId = await insertSource(sql, { name: 'acme', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
+  const sourceId = await insertSource(sql, testKeys, { name: 'acme', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
   const events = createWorld({ seed: 3, clients: 1 }).step({ newOrders: 3, updates: 3, billing: 0 });
   const charges = events.filter((e) => e.topic === 'billing.charge.created');
   t.ok(charges.length > 0, 'the scenario has charges');

@@ -6,7 +6,7 @@ import { insertSource } from '../../src/intake/sources.js';
 import { signatureHeader } from '../../src/intake/signature.js';
 import { freePort } from '../../src/net.js';
 import { projectRoot } from '../../src/paths.js';
-import { freshDatabase } from '../helper.js';
+import { freshDatabase, TEST_ENCRYPTION_KEY, testKeys } from '../helper.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
@@ -42,11 +42,11 @@ function send(agent: http.Agent, port: number, sourceId: string, id: string): Pr
 
 t.test('SIGTERM during a burst of webhooks loses none that were acknowledged', async (t) => {
   const { sql, url } = await freshDatabase(t);
-  const sourceId = await insertSource(sql, { name: 'acme', secret: SECRET });
+  const sourceId = await insertSource(sql, testKeys, { name: 'acme', secret: SECRET });
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'main.ts'), 'web'], {
     cwd: projectRoot,
-    env: { PATH: process.env.PATH, DATABASE_URL: url, PORT: String(port), LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '10000' },
+    env: { PATH: process.env.PATH, DATABASE_URL: url, PORT: String(port), METRICS_PORT: '0', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '10000', WHARF_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   t.teardown(() => {

@@ -1,25 +1,30 @@
 import t from 'tap';
-import { buildApp } from '../../src/app.js';
+import { createDb } from '../../src/db/client.js';
 import { insertSource } from '../../src/intake/sources.js';
 import { metrics } from '../../src/metrics.js';
+import { startGaugeRefresher } from '../../src/ops/metrics-gauges.js';
+import { buildMetricsApp } from '../../src/ops/metrics-server.js';
 import { readStatus } from '../../src/ops/status.js';
-import { freshDatabase, testConfig } from '../helper.js';
+import { freshDatabase, testConfig, testKeys } from '../helper.js';
 import { runOpsCli } from './run-ops.js';
 
 t.test('status and /metrics show the figures of a known scenario', async (t) => {
   const db = await freshDatabase(t);
   const { sql, url } = db;
-  const sourceId = await insertSource(sql, { name: 'acme', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
+  const sourceId = await insertSource(sql, testKeys, { name: 'acme', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
   // 3 pending (the oldest received 10 minutes ago), 2 dead, 1 ignored, 4 processed.
   await sql`
     insert into inbox_events (source_id, event_id, topic, body, status, received_at)
     select ${sourceId}, 'e' || i, 'order.shipped', '{}', s, now() - (i || ' minutes')::interval
       from unnest(array[10, 5, 1, 2, 3, 4, 6, 7, 8, 9], array['pending', 'pending', 'pending', 'dead', 'dead', 'ignored',
                   'processed', 'processed', 'processed', 'processed']) as u(i, s)`;
+  // Quarantine counters: 2 bad signatures an hour ago and this hour, 1 stale timestamp, 5 bad signatures 2 days ago.
   await sql`
-    insert into quarantine (source_id, reason, status_code, size_bytes, received_at)
-    values (${sourceId}, 'bad_signature', 401, 10, now()), (${sourceId}, 'bad_signature', 401, 10, now()),
-           (${sourceId}, 'stale_timestamp', 401, 10, now()), (${sourceId}, 'bad_signature', 401, 10, now() - interval '2 days')`;
+    insert into quarantine_counts (source_id, reason, bucket, status_code, count, bytes)
+    values (${sourceId}, 'bad_signature', date_trunc('hour', now()), 401, 1, 10),
+           (${sourceId}, 'bad_signature', date_trunc('hour', now()) - interval '1 hour', 401, 1, 10),
+           (${sourceId}, 'stale_timestamp', date_trunc('hour', now()), 401, 1, 10),
+           (${sourceId}, 'bad_signature', date_trunc('hour', now()) - interval '2 days', 401, 5, 50)`;
   await sql`
     insert into poll_cursors (source_id, stream, cursor_time, last_success_at, catches)
     values (${sourceId}, 'orders', now() - interval '1 hour', now() - interval '90 seconds', 7)`;
@@ -51,9 +56,23 @@ t.test('status and /metrics show the figures of a known scenario', async (t) => 
   t.match(human.stdout, /3 pending \(oldest 10m \d+s\), 2 dead, 1 ignored/, 'the human status line');
 
   metrics.eventsApplied.inc({ topic: 'order.shipped' }, 4);
-  const app = await buildApp({ config: testConfig(url), db });
-  t.teardown(() => app.close());
-  const res = await app.inject({ method: 'GET', url: '/metrics' });
+  // The private metrics server: gauges read by the refresher on its own one-connection pool, served from memory.
+  const config = testConfig(url, { METRICS_GAUGE_INTERVAL_MS: '3600000' });
+  let queries = 0;
+  const gaugeDb = createDb({ url, max: 1, onQuery: () => queries++ });
+  const gauges = startGaugeRefresher({ sql: gaugeDb.sql, config, pools: { web: 10 } });
+  const app = await buildMetricsApp(config);
+  t.teardown(async () => {
+    await app.close();
+    await gauges.stop();
+    await gaugeDb.close(1);
+  });
+  await gauges.refresh();
+  const afterRead = queries;
+  t.ok(afterRead > 0, 'the refresher read the database');
+  const scrapes = await Promise.all(Array.from({ length: 8 }, () => app.inject({ method: 'GET', url: '/metrics' })));
+  t.equal(queries, afterRead, '8 scrapes ran no query');
+  const res = scrapes[0];
   t.equal(res.statusCode, 200);
   t.match(res.headers['content-type'], /text\/plain/);
   const body = res.body;
@@ -66,10 +85,25 @@ t.test('status and /metrics show the figures of a known scenario', async (t) => 
   has('wharf_rate_budget_throttled{budget="budget-1"} 3');
   has('wharf_workers_alive 1');
   has('wharf_status_read_ok 1');
+  t.match(body, /^wharf_status_age_seconds 0\.\d+|^wharf_status_age_seconds 0$/m, 'gauges age');
   has('wharf_db_pool_max{pool="web"} 10');
   has('wharf_events_applied_total{topic="order.shipped"} 4');
   t.match(body, /^wharf_inbox_oldest_pending_age_seconds 6\d\d/m, 'oldest pending age gauge');
   for (const name of ['wharf_webhook_requests_total', 'wharf_webhook_duplicates_total', 'wharf_drain_chunk_duration_seconds',
     'wharf_dead_letters_total', 'wharf_poll_catches_total', 'wharf_provider_429_total', 'wharf_db_connections'])
     t.match(body, `# TYPE ${name} `, `${name} is exported`);
+});
+
+t.test('the metrics server asks for its bearer token when one is set, and serves health without it', async (t) => {
+  const app = await buildMetricsApp(testConfig('postgres://x@127.0.0.1/none', { METRICS_TOKEN: 'tok-0123456789abcdef' }), {
+    ready: async () => true,
+  });
+  t.teardown(() => app.close());
+  t.equal((await app.inject('/metrics')).statusCode, 401, 'no token');
+  t.equal((await app.inject({ url: '/metrics', headers: { authorization: 'Bearer wrong' } })).statusCode, 401, 'wrong token');
+  const ok = await app.inject({ url: '/metrics', headers: { authorization: 'Bearer tok-0123456789abcdef' } });
+  t.equal(ok.statusCode, 200, 'right token');
+  t.match(ok.body, /# TYPE wharf_webhook_requests_total counter/);
+  t.equal((await app.inject('/healthz')).statusCode, 200);
+  t.equal((await app.inject('/readyz')).statusCode, 200);
 });

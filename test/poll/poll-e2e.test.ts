@@ -5,13 +5,28 @@ import { drainInbox } from '../../src/drain/drain-inbox.js';
 import { getPollStatus } from '../../src/poll/cursors.js';
 import { createWebhookSender } from '../harness/simulator/index.js';
 import { pollSetup } from './poll-setup.js';
+import { reshape } from '../harness/simulator/shapes.js';
+import { resolveDue } from '../../src/poll/resolve.js';
+import { createProviderClient } from '../../src/provider/client.js';
+import { createRateBudget } from '../../src/provider/rate-budget.js';
+import { API_VERSION } from '../../src/provider/shapes.js';
 
 // End to end: the simulator sends webhooks (10% never sent) to a listening wharf; the drain applies them; one poll
 // cycle of every stream, drained through the same path, makes the database equal the provider's world.
 
-t.test('with 10% of webhooks dropped, one poll cycle makes the database equal the world', async (t) => {
-  const { world, sql, db, config, poll } = await pollSetup(t, {
-    worldOptions: { seed: 21, clients: 2, ordersPerClient: 60 },
+const VARIANTS = [
+  { name: 'resource bodies, 2026-07 topics, orders listed newest first', contract: false },
+  {
+    name: 'the documented contract: 2026-01 topics only, order-centric and per-shipment bodies, arbitrary order, exclusive bounds',
+    contract: true,
+  },
+] as const;
+
+for (const variant of VARIANTS)
+t.test(`with 10% of webhooks dropped, one poll cycle makes the database equal the world (${variant.name})`, async (t) => {
+  const { world, sql, db, config, poll, sim } = await pollSetup(t, {
+    worldOptions: { seed: 21, clients: 2, ordersPerClient: 60, webhookVersion: variant.contract ? '2026-01' : '2026-07' },
+    orderListing: variant.contract ? { sort: 'arbitrary', bounds: 'exclusive' } : undefined,
     rateLimit: false,
   });
   for (const c of world.clients) await sql`update sources set client_id = ${`client-${c.id}`} where id = ${`c${c.id}`}`;
@@ -32,11 +47,29 @@ t.test('with 10% of webhooks dropped, one poll cycle makes the database equal th
     reorderWindow: 16,
     seed: 3,
   });
-  for (let i = 0; i < 5; i++) sender.enqueue(world.step({ newOrders: 8, updates: 40, billing: 10, durationMs: 30_000 }));
+  for (let i = 0; i < 5; i++) {
+    const changes = world.step({ newOrders: 8, updates: 40, billing: 10, durationMs: 30_000 });
+    sender.enqueue(variant.contract ? reshape(reshape(changes, 'per_shipment'), 'order_centric') : changes);
+  }
   await sender.drain();
   t.ok(sender.stats.dropped > 10, `${sender.stats.dropped} webhooks never sent`);
   t.equal(sender.stats.failed, 0, 'every sent webhook was accepted');
   await drainInbox(sql, { chunkSize: 500, budgetMs: 60_000 });
+  if (variant.contract) {
+    // Order-centric deliveries named orders: fetched by id (GET /order/{id}), then applied like the rest.
+    const [{ n }] = await sql`select count(*)::int as n from resolve_requests`;
+    t.ok(n > 0, `${n} orders to fetch by id`);
+    for (const c of world.clients) {
+      const client = createProviderClient({
+        baseUrl: sim.url,
+        version: API_VERSION,
+        token: c.token,
+        budget: createRateBudget(sql, { token: c.token, callsPerMinute: 60_000 }),
+      });
+      await resolveDue({ sql, sourceId: `c${c.id}`, client, now: () => new Date(Date.now() + MINUTE) });
+    }
+    await drainInbox(sql, { chunkSize: 500, budgetMs: 60_000 });
+  }
   const before = await compare();
   t.ok(before.shipments.wrong > 0, `webhooks alone leave ${before.shipments.wrong} shipments wrong or missing`);
 

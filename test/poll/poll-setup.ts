@@ -7,7 +7,7 @@ import { runPollStream } from '../../src/poll/run-stream.js';
 import { createRateBudget } from '../../src/provider/rate-budget.js';
 import { API_VERSION } from '../../src/provider/shapes.js';
 import { type SimulatorOptions, startSimulator } from '../harness/simulator/index.js';
-import { freshDatabase, testConfig } from '../helper.js';
+import { freshDatabase, testConfig, testKeys } from '../helper.js';
 
 /**
  * A fresh database with one source per simulator client (`c1`, `c2`, …, token and secret from the simulator), and
@@ -25,7 +25,7 @@ export async function pollSetup(t: Test, sim: SimulatorOptions, env: Record<stri
     ...env,
   });
   for (const c of simulator.world.clients) {
-    await insertSource(db.sql, { id: `c${c.id}`, name: c.name, secret: c.secret, apiToken: c.token });
+    await insertSource(db.sql, testKeys, { id: `c${c.id}`, name: c.name, secret: c.secret, apiToken: c.token });
   }
   const now = () => new Date(simulator.world.now());
 
@@ -33,7 +33,7 @@ export async function pollSetup(t: Test, sim: SimulatorOptions, env: Record<stri
   async function poll(
     clientId: number,
     stream: PollStream,
-    extra: Partial<Pick<PollContext, 'signal' | 'onPage'>> & { settings?: Partial<PollSettings> } = {},
+    extra: Partial<Pick<PollContext, 'signal' | 'onPage'>> & { settings?: Partial<PollSettings>; sourceId?: string } = {},
   ) {
     const token = simulator.world.clients[clientId - 1].token;
     const client = createProviderClient({
@@ -46,7 +46,7 @@ export async function pollSetup(t: Test, sim: SimulatorOptions, env: Record<stri
     const ctx: PollContext = {
       sql: db.sql,
       client,
-      sourceId: `c${clientId}`,
+      sourceId: extra.sourceId ?? `c${clientId}`,
       now,
       settings: { ...pollSettings(config), ...extra.settings },
       signal: extra.signal,

@@ -57,7 +57,9 @@ t.test('lists orders with bearer auth, bounds and the page next-page points to',
   const last = await client().listOrders({ limit: 50, page: 3 });
   t.equal(last.nextPage, null, 'no next-page on the last page');
   const one = mine[0];
-  const exact = await client().listOrders({ from: one.last_update_at, to: one.last_update_at });
+  const before = new Date(Date.parse(one.last_update_at) - 1).toISOString();
+  const after = new Date(Date.parse(one.last_update_at) + 1).toISOString();
+  const exact = await client().listOrders({ from: before, to: after });
   t.ok(exact.orders.some((o) => o.id === one.id), 'bounds are sent as given');
 });
 
@@ -71,6 +73,8 @@ t.test('queries transactions by body, then by cursor', async (t) => {
   const second = await c.queryTransactions({ cursor: first.next as string });
   t.equal(second.items.length, 10);
   t.notSame(second.items[0].transaction_id, first.items[0].transaction_id, 'the cursor moved on');
+  const asUrl = await c.queryTransactions({ cursor: `${sim.apiUrl}/transactions:query?Cursor=${first.next}` });
+  t.same(asUrl.items.map((x) => x.transaction_id), second.items.map((x) => x.transaction_id), 'a next that is a URL: its Cursor');
 });
 
 t.test('fetches a timeline; an unknown shipment is a typed not-found', async (t) => {
@@ -145,4 +149,17 @@ t.test('a bad request carries the provider message', async (t) => {
     .catch((e: unknown) => e);
   t.type(err, ProviderRequestError);
   t.match((err as Error).message, /Invalid Cursor/);
+});
+
+t.test('inventory pages follow next under the API root only: the token never goes to another host', async (t) => {
+  const first = await client().listInventory({ pageSize: 5 });
+  t.equal(first.items.length, 5);
+  t.ok(first.next, 'a next link');
+  const second = await client().listInventory({ next: first.next! });
+  t.not(second.items[0].inventory_id, first.items[0].inventory_id, 'the next page');
+  const before = seen.length;
+  for (const next of ['https://evil.example/2026-01/inventory?Cursor=5', '/other-version/../../x', `${sim.url}/../inventory`]) {
+    await t.rejects(client().listInventory({ next }), /next link points outside the API/, next);
+  }
+  t.equal(seen.length, before, 'no request was sent for those');
 });

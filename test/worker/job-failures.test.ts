@@ -6,7 +6,7 @@ import { insertSource } from '../../src/intake/sources.js';
 import { metrics } from '../../src/metrics.js';
 import { listPollRuns } from '../../src/poll/poll-runs.js';
 import { startWorker } from '../../src/worker/runner.js';
-import { freshDatabase, testConfig } from '../helper.js';
+import { freshDatabase, testConfig, testKeys } from '../helper.js';
 import { waitFor } from '../wait.js';
 
 // A poll whose provider answers 503 to everything, run by the real worker (startWorker): the failed attempt feeds
@@ -27,7 +27,7 @@ t.test('a failing job is counted by task, and its poll run is logged with the er
     WORKER_CONCURRENCY: '1',
     HEARTBEAT_INTERVAL_MS: '1000',
   });
-  await insertSource(db.sql, { id: 'down', name: 'down', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', apiToken: 'pat_down' });
+  await insertSource(db.sql, testKeys, { id: 'down', name: 'down', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', apiToken: 'pat_down' });
   const failuresBefore = (await metrics.jobFailures.get()).values.find((v) => v.labels.task === 'poll_stream')?.value ?? 0;
 
   await db.sql`select graphile_worker.add_job('poll_stream', json_build_object('sourceId', 'down', 'stream', 'orders'), max_attempts => 1)`;

@@ -2,7 +2,7 @@ import type { Task } from 'graphile-worker';
 import { kindOfTopic } from '../../apply/normalise.js';
 import { DrainPhases, drainInbox } from '../../drain/drain-inbox.js';
 import { parseMicros } from '../../time.js';
-import { metrics } from '../../metrics.js';
+import { metrics, tenancyMetrics } from '../../metrics.js';
 import { DRAIN_JOB_KEY, DRAIN_TASK } from '../../drain/kick-drain.js';
 import type { TaskDeps } from '../task-deps.js';
 
@@ -29,7 +29,10 @@ export function drainTask(deps: TaskDeps): Task {
       chunkMaxBytes: deps.config.drainChunkMaxBytes,
       budgetMs: deps.config.drainTimeBudgetMs,
       concurrency: deps.config.drainConcurrency,
+      futureToleranceMs: deps.config.webhookToleranceMs,
       onChunk(r, ms) {
+        if (r.refused) tenancyMetrics.ownershipRefused.inc(r.refused);
+        if (r.clamped) tenancyMetrics.futureTimesClamped.inc(r.clamped);
         if (r.claimed > 0) {
           metrics.drainChunkSeconds.observe(ms / 1000);
           for (const phase of DrainPhases) metrics.drainPhaseSeconds.observe({ phase }, r.phases[phase] / 1000);
@@ -55,7 +58,8 @@ export function drainTask(deps: TaskDeps): Task {
     if (result.claimed > 0) {
       helpers.logger.debug(
         `drained ${result.claimed} events in ${result.chunks} chunks: ${result.processed} processed, ` +
-          `${result.dead} dead, ${result.ignored} ignored, ${result.attributed} charges caught up`,
+          `${result.dead} dead (${result.refused} refused: another source's entity), ${result.ignored} ignored, ` +
+          `${result.attributed} charges caught up`,
       );
     }
     if (!result.emptied) {

@@ -11,7 +11,9 @@ const PRUNE_BUDGET_MS = 60_000;
 
 /**
  * Cron (hourly): deletes processed inbox rows older than INBOX_RETENTION_DAYS, dead and ignored ones older than
- * DEAD_RETENTION_DAYS, poll_runs older than POLL_RUN_RETENTION_DAYS, in bounded batches (src/ops/prune.ts). Payload: none. Idempotent; stops early on shutdown.
+ * DEAD_RETENTION_DAYS, quarantine samples and counters older than QUARANTINE_RETENTION_DAYS, poll_runs older than
+ * POLL_RUN_RETENTION_DAYS, in bounded batches (src/inbox/prune.ts, src/poll/poll-runs.ts). Payload: none. Idempotent;
+ * stops early on shutdown.
  */
 export function pruneInboxTask(deps: TaskDeps): Task {
   return async (_payload, helpers) => {
@@ -19,6 +21,7 @@ export function pruneInboxTask(deps: TaskDeps): Task {
     const r = await pruneInbox(deps.db.sql, {
       processedDays: deps.config.inboxRetentionDays,
       deadDays: deps.config.deadRetentionDays,
+      quarantineDays: deps.config.quarantineRetentionDays,
       batchSize: PRUNE_BATCH_SIZE,
       now: deps.now(),
       shouldStop: () => Date.now() > deadline || helpers.abortSignal?.aborted === true,

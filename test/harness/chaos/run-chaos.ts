@@ -421,9 +421,10 @@ async function registerSources(sim: Simulator, databaseUrl: string): Promise<Map
       const clientId = `client-${c.id}`;
       const { stdout } = await run(
         process.execPath,
-        ['--import', 'tsx', path.join('scripts', 'ops.ts'), 'sources', 'add', '--name', c.name, '--secret', c.secret,
-          '--api-token', c.token, '--client', clientId, '--json'],
-        { cwd: projectRoot, env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' } },
+        ['--import', 'tsx', path.join('scripts', 'ops.ts'), 'sources', 'add', '--name', c.name, '--secret-env', 'CHAOS_SECRET',
+          '--api-token-env', 'CHAOS_TOKEN', '--client', clientId, '--json'],
+        // Secrets through the environment, not argv (docs/tenancy.md).
+        { cwd: projectRoot, env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn', CHAOS_SECRET: c.secret, CHAOS_TOKEN: c.token } },
       );
       const { id } = JSON.parse(stdout.trim().split('\n').at(-1)!) as { id: string };
       return [c.id, { id, clientId }] as const;

@@ -61,7 +61,7 @@ export interface WorldComparison {
   unattributedAttributable: number;
 }
 
-type Row = Record<string, string | number | null>;
+type Row = Record<string, string | number | boolean | null>;
 
 /**
  * Compares wharf's operations tables with the world: every order, shipment, return and transaction of the truth is
@@ -114,7 +114,8 @@ export async function compareWithWorld(
 
   const returns = await load(sql<Row[]>`select id::text, status, client_id, original_shipment_id::text from returns`);
   const charged = new Set(truth.transactions.filter((x) => x.reference_type === 'Return').map((x) => Number(x.reference_id)));
-  const knowable = (r: { id: number }) => announcedReturns.has(r.id) || charged.has(r.id);
+  // The returns stream lists returns too (GET /return), so a return wharf stored is compared even if nothing announced it.
+  const knowable = (r: { id: number }) => announcedReturns.has(r.id) || charged.has(r.id) || returns.has(String(r.id));
   const knowableReturns = truth.returns.filter(knowable);
   const unknowableReturns = truth.returns.length - knowableReturns.length;
   compare('return', knowableReturns, returns, (r) => ({

@@ -1,5 +1,6 @@
 import type { Sql } from '../../../src/db/client.js';
 import { insertSource } from '../../../src/intake/sources.js';
+import type { KeyRing } from '../../../src/key-ring.js';
 import type { World } from './world.js';
 
 /**
@@ -9,12 +10,12 @@ import type { World } from './world.js';
  */
 export const simulatorSourceId = (clientId: number) => `sim-c${clientId}`;
 
-export async function registerSimulatorSources(sql: Sql, world: World): Promise<{ id: string; created: boolean }[]> {
+export async function registerSimulatorSources(sql: Sql, keys: KeyRing, world: World): Promise<{ id: string; created: boolean }[]> {
   const out: { id: string; created: boolean }[] = [];
   for (const c of world.clients) {
     const id = simulatorSourceId(c.id);
     const [exists] = await sql`select 1 from sources where id = ${id}`;
-    if (!exists) await insertSource(sql, { id, name: `simulator ${c.name} (${id})`, secret: c.secret, apiToken: c.token, clientId: `sim-${c.id}` });
+    if (!exists) await insertSource(sql, keys, { id, name: `simulator ${c.name} (${id})`, secret: c.secret, apiToken: c.token, clientId: `sim-${c.id}` });
     out.push({ id, created: !exists });
   }
   return out;

@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { API_VERSION, type Order, type Transaction, type TransactionQuery } from '../../../src/provider/shapes.js';
+import { API_VERSION, type Order, SubscribableTopics, type Transaction, type TransactionQuery } from '../../../src/provider/shapes.js';
 import { createRandom } from './random.js';
 import { createRateLimiter, type RateLimitOptions } from './rate-limit.js';
-import { type Client, createWorld, type World, type WorldOptions } from './world.js';
+import { type Client, createWorld, type Subscription, type World, type WorldOptions } from './world.js';
 
 /**
  * The provider's REST API over a World, on loopback: orders (offset pages, paging in headers), shipments and their
@@ -25,7 +25,38 @@ export interface Faults {
   rate500?: number;
 }
 
+/**
+ * How `GET /order` answers, each a possibility the provider's contract allows (OA documents no sort by update time,
+ * no bound inclusivity and no paging headers). Mutable on the simulator: tests switch it between polls.
+ */
+export interface OrderListing {
+  /**
+   * Result order when the request sends no `SortOrder`: `newest` / `oldest` by creation (the 1.0 spec's `Newest` /
+   * `Oldest`), `arbitrary` (stable, by a hash of the id), or `last_update` ((last_update_at, id) ascending: what wharf
+   * once assumed). A request's `SortOrder=Newest|Oldest` wins. Default `newest`.
+   */
+  sort: 'newest' | 'oldest' | 'arbitrary' | 'last_update';
+  /** `LastUpdateStartDate` "updated later than": `exclusive` (default) or `inclusive`; the end bound likewise. */
+  bounds: 'exclusive' | 'inclusive';
+  /**
+   * The update time the filter compares is the order's last_update_at truncated to this many ms (1000: the provider
+   * keeps whole seconds for filtering), so many orders tie on it. Bodies still carry the precise time. Default 1.
+   */
+  updateGranularityMs: number;
+  /** Send `total-count` and the other paging headers (undocumented in OA). Default true. */
+  pagingHeaders: boolean;
+}
+
+export const DEFAULT_ORDER_LISTING: OrderListing = {
+  sort: 'newest',
+  bounds: 'exclusive',
+  updateGranularityMs: 1,
+  pagingHeaders: true,
+};
+
 export interface SimulatorOptions {
+  /** How GET /order sorts, bounds and pages (default DEFAULT_ORDER_LISTING). */
+  orderListing?: Partial<OrderListing>;
   /** Serve this world; otherwise one is created from worldOptions. */
   world?: World;
   worldOptions?: WorldOptions;
@@ -58,6 +89,10 @@ export interface Simulator {
   stats: SimulatorStats;
   /** Mutable: change it between requests to switch faults on or off. */
   faults: Faults;
+  /** Mutable: how GET /order sorts, bounds and pages. */
+  orderListing: OrderListing;
+  /** Called before each authenticated request is answered (tests change the world between page reads). */
+  onRequest?: (route: string) => void;
   close(): Promise<void>;
 }
 
@@ -77,6 +112,8 @@ interface Reply {
 }
 interface Request {
   client: Client;
+  /** This server's origin, for the absolute URLs some answers carry. */
+  origin: string;
   version: string;
   url: URL;
   /** Query parameters by lower-cased name: the provider's (ASP.NET) binding ignores case. */
@@ -88,7 +125,10 @@ interface Route {
   method: string;
   pattern: RegExp;
   name: string;
-  handle(world: World, req: Request): Reply;
+  handle(world: World, req: Request, sim: SimState): Reply;
+}
+interface SimState {
+  orderListing: OrderListing;
 }
 
 export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
@@ -96,10 +136,18 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const rateLimit = options.rateLimit === undefined ? DEFAULT_RATE_LIMIT : options.rateLimit;
   const limiter = rateLimit ? createRateLimiter(rateLimit) : null;
   const faults: Faults = { ...options.faults };
+  const state: SimState = { orderListing: { ...DEFAULT_ORDER_LISTING, ...options.orderListing } };
+  let self: Simulator | undefined;
   const faultRng = createRandom(options.seed ?? 1);
   const stats: SimulatorStats = { total: 0, byEndpoint: {}, byStatus: {} };
 
   function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    if (status === 204) {
+      stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
+      res.writeHead(204, headers);
+      res.end();
+      return;
+    }
     const json = JSON.stringify(body);
     stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
     res.writeHead(status, {
@@ -142,12 +190,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       return send(res, 500, error(500, 'An unexpected error occurred'), headers);
     }
     if (!route) return send(res, 404, error(404, `No route for ${req.method} ${path}`), headers);
+    self?.onRequest?.(route.name);
 
     try {
       const body = req.method === 'POST' ? await readJson(req) : undefined;
+      if (req.method === 'DELETE') req.resume();
       const query = new Map([...url.searchParams].map(([k, v]) => [k.toLowerCase(), v]));
       const params = (route.pattern.exec(path) ?? []).slice(1);
-      const reply = route.handle(world, { client, version, url, query, params, body });
+      const reply = route.handle(world, { client, origin: `http://${req.headers.host ?? 'simulator'}`, version, url, query, params, body }, state);
       send(res, reply.status ?? 200, reply.body, { ...headers, ...reply.headers });
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
@@ -177,13 +227,19 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   });
   const { port } = server.address() as AddressInfo;
   const origin = `http://${options.host ?? '127.0.0.1'}:${port}`;
-  return {
+  self = {
     url: origin,
     apiUrl: `${origin}/${API_VERSION}`,
     port,
     world,
     stats,
     faults,
+    get orderListing() {
+      return state.orderListing;
+    },
+    set orderListing(v: OrderListing) {
+      state.orderListing = v;
+    },
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
@@ -191,6 +247,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         server.closeAllConnections();
       }),
   };
+  return self;
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
@@ -248,32 +305,85 @@ function between<T>(list: readonly T[], key: (item: T) => string, from?: string,
 // --- routes ---------------------------------------------------------------------------------------------------
 
 /**
- * Orders whose last_update_at is in [LastUpdateStartDate, LastUpdateEndDate] (both inclusive, both optional),
- * sorted by (last_update_at, id) ascending so pages are stable while nothing changes. Pages are offsets into the
- * current result: an order updated mid-paging moves to the end (or out of range), shifting later pages, as the
- * provider's offset paging does. `next-page` is a path (with the version), relative to the origin.
+ * Orders whose update time (last_update_at truncated to `updateGranularityMs`) is within LastUpdateStartDate and
+ * LastUpdateEndDate (each optional; exclusive or inclusive per `bounds`), in the listing's sort order (or the
+ * request's `SortOrder=Newest|Oldest`, by creation). Pages are offsets into the current result: an order updated
+ * mid-paging moves (or leaves the range), shifting later pages, as an offset-paged API does. `next-page` is a path
+ * (with the version), relative to the origin.
  */
-function listOrders(world: World, req: Request): Reply {
+function listOrders(world: World, req: Request, sim: SimState): Reply {
+  const listing = sim.orderListing;
   const from = dateValue(req.query.get('lastupdatestartdate'), 'LastUpdateStartDate');
   const to = dateValue(req.query.get('lastupdateenddate'), 'LastUpdateEndDate');
   const page = integerParam(req.query, 'Page', 1);
   const limit = integerParam(req.query, 'Limit', ORDER_LIMIT.default);
   if (limit < 1 || limit > ORDER_LIMIT.max) throw new HttpError(400, `Limit must be between 1 and ${ORDER_LIMIT.max}`);
   if (page < 1) throw new HttpError(400, 'Page must be 1 or more');
+  const sortParam = req.query.get('sortorder');
+  if (sortParam !== undefined && sortParam !== '' && sortParam !== 'Newest' && sortParam !== 'Oldest') {
+    throw new HttpError(400, 'SortOrder must be Newest or Oldest');
+  }
+  const ids = req.query.get('ids');
+  const idSet = ids ? new Set(ids.split(',').map((x) => Number(x.trim()))) : null;
 
-  const matching = between(world.ordersByLastUpdate(req.client.id), (o: Order) => o.last_update_at ?? '', from, to);
-  const totalPages = Math.ceil(matching.length / limit);
-  const headers: Record<string, string> = {
-    'total-count': String(matching.length),
-    'total-pages': String(totalPages),
-    'page-number': String(page),
+  const g = Math.max(1, listing.updateGranularityMs);
+  const filterMs = (o: Order) => {
+    const ms = Date.parse(o.last_update_at ?? '');
+    return Math.floor(ms / g) * g;
   };
-  if (page < totalPages) {
-    const next = new URLSearchParams([...req.url.searchParams].filter(([k]) => k.toLowerCase() !== 'page'));
-    next.set('Page', String(page + 1));
-    headers['next-page'] = `/${req.version}/order?${next}`;
+  const fromMs = from === undefined ? undefined : Date.parse(from);
+  const toMs = to === undefined ? undefined : Date.parse(to);
+  const exclusive = listing.bounds === 'exclusive';
+  const sorted = world.ordersByLastUpdate(req.client.id);
+  // The list is sorted by last_update_at, so the truncated time is monotonic in it: bisect both ends.
+  const lo = fromMs === undefined ? 0 : bisectBy(sorted, filterMs, fromMs, exclusive);
+  const hi = toMs === undefined ? sorted.length : bisectBy(sorted, filterMs, toMs, !exclusive);
+  let matching = sorted.slice(lo, Math.max(lo, hi));
+  if (idSet) matching = matching.filter((o) => idSet.has(o.id));
+  const sort = sortParam === 'Newest' ? 'newest' : sortParam === 'Oldest' ? 'oldest' : listing.sort;
+  if (sort === 'newest') matching.sort((a, b) => b.id - a.id);
+  else if (sort === 'oldest') matching.sort((a, b) => a.id - b.id);
+  else if (sort === 'arbitrary') matching.sort((a, b) => scramble(a.id) - scramble(b.id) || a.id - b.id);
+
+  const totalPages = Math.ceil(matching.length / limit);
+  const headers: Record<string, string> = {};
+  if (listing.pagingHeaders) {
+    headers['total-count'] = String(matching.length);
+    headers['total-pages'] = String(totalPages);
+    headers['page-number'] = String(page);
+    if (page < totalPages) {
+      const next = new URLSearchParams([...req.url.searchParams].filter(([k]) => k.toLowerCase() !== 'page'));
+      next.set('Page', String(page + 1));
+      headers['next-page'] = `/${req.version}/order?${next}`;
+    }
   }
   return { body: matching.slice((page - 1) * limit, page * limit), headers };
+}
+
+/** First index whose key is >= bound (or > bound when `after`), in a list whose keys do not decrease. */
+function bisectBy<T>(list: readonly T[], key: (item: T) => number, bound: number, after: boolean): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const k = key(list[mid]);
+    if (k < bound || (after && k === bound)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** A stable pseudo-random rank of an id (an integer hash): the "arbitrary but stable" order. */
+function scramble(id: number): number {
+  let h = Math.imul(id ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+function getOrder(world: World, req: Request): Reply {
+  const order = world.order(req.client.id, Number(req.params[0]));
+  if (!order) throw new HttpError(404, 'Order not found');
+  return { body: order };
 }
 
 function getShipment(world: World, req: Request): Reply {
@@ -286,6 +396,58 @@ function getTimeline(world: World, req: Request): Reply {
   const timeline = world.timeline(req.client.id, Number(req.params[0]));
   if (!timeline) throw new HttpError(404, 'Shipment not found');
   return { body: timeline };
+}
+
+const RETURN_LIMIT = { default: 50, max: 250 };
+
+/**
+ * GET /return (OA `/2026-01/return`): filters `Ids`, `Status` (comma lists; status compared without spaces),
+ * `StartDate`/`EndDate` on insert_date and `CompletedStartDate`/`CompletedEndDate` on completed_date (all inclusive),
+ * `SortOrder` Asc|Desc by creation (Desc, newest first, is the default), `Cursor` = page number, `Limit`. Answers
+ * `{items, first, next, last, prev}` with absolute URLs. No last-update filter: the provider documents none.
+ */
+function listReturns(world: World, req: Request): Reply {
+  const q = req.query;
+  const list = (name: string) => q.get(name)?.split(',').map((v) => v.trim()).filter((v) => v !== '');
+  const ids = list('ids')?.map(Number);
+  const statuses = list('status')?.map((v) => v.replace(/\s/g, '').toLowerCase());
+  const from = dateValue(q.get('startdate'), 'StartDate');
+  const to = dateValue(q.get('enddate'), 'EndDate');
+  const completedFrom = dateValue(q.get('completedstartdate'), 'CompletedStartDate');
+  const completedTo = dateValue(q.get('completedenddate'), 'CompletedEndDate');
+  const sortOrder = q.get('sortorder') ?? 'Desc';
+  if (sortOrder !== 'Asc' && sortOrder !== 'Desc') throw new HttpError(400, 'SortOrder must be Asc or Desc');
+  const page = integerParam(q, 'Cursor', 1);
+  const limit = integerParam(q, 'Limit', RETURN_LIMIT.default);
+  if (limit < 1 || limit > RETURN_LIMIT.max) throw new HttpError(400, `Limit must be between 1 and ${RETURN_LIMIT.max}`);
+  if (page < 1) throw new HttpError(400, 'Cursor must be 1 or more');
+  const ms = (v: string | null) => (v === null ? Number.NaN : Date.parse(v));
+  let items = world.returnsOf(req.client.id).filter((r) => {
+    if (ids && !ids.includes(r.id)) return false;
+    if (statuses && !statuses.includes(r.status.replace(/\s/g, '').toLowerCase())) return false;
+    if (from && ms(r.insert_date) < Date.parse(from)) return false;
+    if (to && ms(r.insert_date) > Date.parse(to)) return false;
+    if (completedFrom && !(ms(r.completed_date) >= Date.parse(completedFrom))) return false;
+    if (completedTo && !(ms(r.completed_date) <= Date.parse(completedTo))) return false;
+    return true;
+  });
+  items = items.slice().sort((a, b) => a.id - b.id);
+  if (sortOrder === 'Desc') items.reverse();
+  const pages = Math.max(1, Math.ceil(items.length / limit));
+  const url = (n: number) => {
+    const u = new URL(req.url.toString());
+    u.searchParams.set('Cursor', String(n));
+    return `${req.origin}${u.pathname}?${u.searchParams}`;
+  };
+  return {
+    body: {
+      items: items.slice((page - 1) * limit, page * limit),
+      first: url(1),
+      next: page < pages ? url(page + 1) : null,
+      last: url(pages),
+      prev: page > 1 ? url(page - 1) : null,
+    },
+  };
 }
 
 function getReturn(world: World, req: Request): Reply {
@@ -301,7 +463,7 @@ interface TransactionCursor {
   pageSize: number;
   referenceTypes?: string[];
   transactionTypes?: string[];
-  invoicedStatus?: string;
+  invoicedStatus?: boolean;
   descending: boolean;
   offset: number;
 }
@@ -326,6 +488,13 @@ function stringList(value: unknown, name: string): string[] | undefined {
   return value.length > 0 ? value : undefined;
 }
 
+/** OA `invoiced_status`: boolean or null (both); anything else is a 400, as ASP.NET binding refuses it. */
+function booleanOrNull(v: unknown, name: string): boolean | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw new HttpError(400, `${name} must be a boolean`);
+  return v;
+}
+
 function parseTransactionQuery(body: unknown, nowMs: number): TransactionCursor {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new HttpError(400, 'Body must be an object');
@@ -344,7 +513,7 @@ function parseTransactionQuery(body: unknown, nowMs: number): TransactionCursor 
     pageSize,
     referenceTypes: stringList(q.reference_types, 'reference_types'),
     transactionTypes: stringList(q.transaction_types, 'transaction_types'),
-    invoicedStatus: q.invoiced_status,
+    invoicedStatus: booleanOrNull(q.invoiced_status, 'invoiced_status'),
     descending: q.sort_order === 'Descending',
     offset: 0,
   };
@@ -362,7 +531,7 @@ function queryTransactions(world: World, req: Request): Reply {
   let items = between(world.transactionsByChargeDate(req.client.id), (t: Transaction) => t.charge_date, c.from, c.to);
   if (c.referenceTypes) items = items.filter((t) => c.referenceTypes?.includes(t.reference_type));
   if (c.transactionTypes) items = items.filter((t) => c.transactionTypes?.includes(t.transaction_type));
-  if (c.invoicedStatus) items = items.filter((t) => t.invoiced_status === c.invoicedStatus);
+  if (typeof c.invoicedStatus === 'boolean') items = items.filter((t) => t.invoiced_status === c.invoicedStatus);
   if (c.descending) items = items.slice().reverse();
 
   const at = (offset: number): string => encodeCursor({ ...c, offset });
@@ -378,32 +547,117 @@ function queryTransactions(world: World, req: Request): Reply {
   };
 }
 
+/** OA `Webhooks.Topics` per version: 2026-07 adds topics a 2026-01 subscription refuses. */
+const TOPICS_BY_VERSION: Record<string, readonly string[]> = {
+  '2025-07': SubscribableTopics,
+  '2026-01': SubscribableTopics,
+  '2026-07': [
+    ...SubscribableTopics,
+    'order.delivered',
+    'order.shipment.tracking.updated',
+    'order.shipment.address.updated',
+    'order.shipment.line_item.added',
+    'order.shipment.line_item.removed',
+    'order.shipment.line_item.updated',
+    'order.shipment.shipping_service.updated',
+    'order.shipment.tracking_received',
+  ],
+};
+
+/** The list item (OA `Webhooks.V2.WebhookViewModelV2`): string id, `enabled`, never the secret. */
+const listed = (s: Subscription) => ({
+  id: String(s.id),
+  created_at: s.created_at,
+  description: s.description,
+  enabled: s.enabled,
+  topics: s.topics,
+  url: s.url,
+});
+
+/** GET /webhook: `{ items, next, prev }`, `RecordsPerPage` (default 50) and `Cursor` (an opaque offset here). */
 function listWebhooks(world: World, req: Request): Reply {
-  return { body: world.subscriptions(req.client.id) };
+  const per = integerParam(req.query, 'RecordsPerPage', 50);
+  const raw = req.query.get('cursor');
+  const offset = raw ? Number(Buffer.from(raw, 'base64url').toString('utf8')) : 0;
+  if (!Number.isInteger(offset) || offset < 0) throw new HttpError(400, 'Invalid Cursor');
+  const all = world.subscriptions(req.client.id);
+  const cursor = (n: number) => Buffer.from(String(n)).toString('base64url');
+  return {
+    body: {
+      items: all.slice(offset, offset + per).map(listed),
+      next: offset + per < all.length ? cursor(offset + per) : null,
+      prev: offset > 0 ? cursor(Math.max(0, offset - per)) : null,
+    },
+  };
 }
 
+/**
+ * POST /webhook (OA): `topics` (required, `Webhooks.Topics` of the version), `url` (required; HTTPS, except loopback
+ * for tests), `description`, `secret`. 200 with the created subscription, its secret included (the only time it is
+ * shown); 422 for input it cannot accept.
+ */
 function createWebhook(world: World, req: Request): Reply {
-  const b = req.body as { topics?: unknown; url?: unknown; description?: unknown; secret?: unknown };
-  const topics = stringList(b.topics, 'topics');
-  if (!topics) throw new HttpError(400, 'topics must be a non-empty array of strings');
-  if (typeof b.url !== 'string' || !URL.canParse(b.url)) throw new HttpError(400, 'url must be an absolute URL');
-  if (b.description !== undefined && typeof b.description !== 'string') {
-    throw new HttpError(400, 'description must be a string');
+  const b = (req.body ?? {}) as { topics?: unknown; url?: unknown; description?: unknown; secret?: unknown };
+  const invalid = (message: string) => new HttpError(422, message);
+  const topics = Array.isArray(b.topics) && b.topics.every((x) => typeof x === 'string') ? (b.topics as string[]) : null;
+  if (!topics || topics.length === 0) throw invalid('topics must be a non-empty array of strings');
+  const allowed = TOPICS_BY_VERSION[req.version] ?? SubscribableTopics;
+  const unknown = topics.filter((x) => !allowed.includes(x));
+  if (unknown.length > 0) throw invalid(`unknown topics for ${req.version}: ${unknown.join(', ')}`);
+  if (typeof b.url !== 'string' || !URL.canParse(b.url)) throw invalid('url must be an absolute URL');
+  const url = new URL(b.url);
+  const loopback = url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]';
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw invalid('url must use HTTPS');
+  if (b.description !== undefined && b.description !== null && typeof b.description !== 'string') {
+    throw invalid('description must be a string');
   }
-  if (b.secret !== undefined && (typeof b.secret !== 'string' || !b.secret.startsWith('whsec_'))) {
-    throw new HttpError(400, 'secret must be a whsec_ string');
+  if (b.secret !== undefined && b.secret !== null && (typeof b.secret !== 'string' || !b.secret.startsWith('whsec_'))) {
+    throw invalid('secret must be a whsec_ string');
   }
   const subscription = world.subscribe(req.client.id, {
     topics,
     url: b.url,
-    description: b.description,
-    secret: b.secret,
+    description: (b.description as string | null | undefined) ?? undefined,
+    secret: (b.secret as string | null | undefined) ?? undefined,
   });
-  return { status: 201, body: subscription };
+  const { enabled: _enabled, ...created } = subscription;
+  return { status: 200, body: { ...created, id: String(subscription.id) } };
 }
+
+/** DELETE /webhook/{id}: 204, no body; another account's or an unknown id: 404. */
+function deleteWebhook(world: World, req: Request): Reply {
+  if (!world.unsubscribe(req.client.id, Number(req.params[0]))) throw new HttpError(404, 'Webhook not found');
+  return { status: 204, body: undefined };
+}
+
+// --- inventory (issue #12: the inventory loader) ------------------------------------------------------------------
+
+/**
+ * `GET /inventory` (OA `Inventory.InventoryResponsePagedResponse`): the account's items, `PageSize` per page (default
+ * 50, at most 250), no page parameter in the contract: the next page is the response's `next` link (here an opaque
+ * `Cursor` the simulator reads back). Items carry what the loader reads: `inventory_id`, `name`, `sku`.
+ */
+function listInventory(world: World, req: Request): Reply {
+  const pageSize = integerParam(req.query, 'PageSize', 50);
+  if (pageSize < 1 || pageSize > 250) throw new HttpError(400, 'PageSize must be between 1 and 250');
+  const offset = integerParam(req.query, 'Cursor', 0);
+  const items = world
+    .truth()
+    .inventory.filter((i) => i.client_id === req.client.id)
+    .sort((a, b) => a.id - b.id);
+  const page = items.slice(offset, offset + pageSize).map((i) => ({ inventory_id: i.id, name: i.name, sku: i.sku }));
+  const nextOffset = offset + pageSize;
+  const link = (o: number) => `/${req.version}/inventory?PageSize=${pageSize}&Cursor=${o}`; // a path, as next-page is
+  return {
+    body: { items: page, first: link(0), last: null, next: nextOffset < items.length ? link(nextOffset) : null, prev: null },
+  };
+}
+
+const INVENTORY_ROUTES: Route[] = [{ method: 'GET', pattern: /^\/inventory$/, name: 'GET /inventory', handle: listInventory }];
 
 const ROUTES: Route[] = [
   { method: 'GET', pattern: /^\/order$/, name: 'GET /order', handle: listOrders },
+  { method: 'GET', pattern: /^\/order\/(\d+)$/, name: 'GET /order/:id', handle: getOrder },
   { method: 'GET', pattern: /^\/shipment\/(\d+)$/, name: 'GET /shipment/:id', handle: getShipment },
   {
     method: 'GET',
@@ -411,8 +665,11 @@ const ROUTES: Route[] = [
     name: 'GET /shipment/:id/timeline',
     handle: getTimeline,
   },
+  { method: 'GET', pattern: /^\/return$/, name: 'GET /return', handle: listReturns },
   { method: 'GET', pattern: /^\/return\/(\d+)$/, name: 'GET /return/:id', handle: getReturn },
   { method: 'POST', pattern: /^\/transactions:query$/, name: 'POST /transactions:query', handle: queryTransactions },
   { method: 'GET', pattern: /^\/webhook$/, name: 'GET /webhook', handle: listWebhooks },
   { method: 'POST', pattern: /^\/webhook$/, name: 'POST /webhook', handle: createWebhook },
+  ...INVENTORY_ROUTES,
+  { method: 'DELETE', pattern: /^\/webhook\/(\d+)$/, name: 'DELETE /webhook/:id', handle: deleteWebhook },
 ];

@@ -9,7 +9,7 @@ import type {
   TimelineEntry,
   Transaction,
 } from '../../../src/provider/shapes.js';
-import { TimelineLogTypes } from '../../../src/provider/shapes.js';
+import { SubscribableTopics, TimelineLogTypes } from '../../../src/provider/shapes.js';
 import {
   CARRIERS,
   CITIES,
@@ -56,6 +56,12 @@ export interface WorldOptions {
   historyDays?: number;
   /** The world's clock at creation. Default DEFAULT_WORLD_START, so a seed alone fixes every timestamp. */
   start?: Date | string | number;
+  /**
+   * The subscription's API version: `2026-01` announces only the topics of its enum (OA `Webhooks.Topics`: no
+   * `order.delivered`, no `order.shipment.tracking.updated`; those changes are found by polling). Default `2026-07`,
+   * which has them.
+   */
+  webhookVersion?: '2026-01' | '2026-07';
 }
 
 export interface StepOptions {
@@ -147,12 +153,18 @@ export interface World {
   shipment(clientId: number, id: number): Shipment | undefined;
   timeline(clientId: number, shipmentId: number): TimelineEntry[] | undefined;
   returnById(clientId: number, id: number): Return | undefined;
+  /** The client's returns, in creation order. Do not mutate. */
+  returnsOf(clientId: number): readonly Return[];
+  /** One order (with its shipments); undefined for unknown ids and for another client's. */
+  order(clientId: number, id: number): Order | undefined;
   subscriptions(clientId: number): Subscription[];
   subscribe(
     clientId: number,
     input: { topics: string[]; url: string; description?: string; secret?: string },
   ): Subscription;
   setSubscriptionEnabled(subscriptionId: number, enabled: boolean): void;
+  /** Removes one of the client's subscriptions; false when it has no such subscription. */
+  unsubscribe(clientId: number, subscriptionId: number): boolean;
 }
 
 type SimOrder = Order & { last_update_at: string };
@@ -230,6 +242,7 @@ export function createWorld(options: WorldOptions = {}): World {
   const states: ClientState[] = [];
   const byToken = new Map<string, ClientState>();
   const shipments = new Map<number, ShipmentRecord>();
+  const ordersById = new Map<number, { order: SimOrder; clientId: number }>();
   const returns = new Map<number, ReturnRecord>();
   const transactions = new Map<string, TransactionRecord>();
   const inventory = new Map<number, InventoryItem>();
@@ -243,9 +256,12 @@ export function createWorld(options: WorldOptions = {}): World {
 
   const stateOf = (clientId: number): ClientState => states[clientId - 1];
 
+  const announced: ReadonlySet<string> | null = options.webhookVersion === '2026-01' ? new Set(SubscribableTopics) : null;
   /** Takes a thunk so that building the history, which announces nothing, never pays for payloads. */
   function emit(event: () => ChangeEvent): void {
-    sink?.push(event());
+    if (!sink) return;
+    const e = event();
+    if (announced === null || announced.has(e.topic)) sink.push(e);
   }
   const orderSnapshot = (order: Order, t: number): Order & EventTime => ({
     ...order,
@@ -344,6 +360,7 @@ export function createWorld(options: WorldOptions = {}): World {
       active.push(record);
     }
     state.orders.push(order);
+    ordersById.set(order.id, { order, clientId: client.id });
     version++;
     emit(() => ({ topic: 'order.shipped', clientId: client.id, payload: orderSnapshot(order, t) }));
     return order;
@@ -471,7 +488,7 @@ export function createWorld(options: WorldOptions = {}): World {
         reference_id: String(s.id),
         reference_type: 'Shipment',
         transaction_fee: fee,
-        invoice_type: fee === 'Shipping' ? 'Shipping' : 'Additional Fee',
+        invoice_type: fee === 'Shipping' ? 'Shipping' : 'AdditionalFee',
         fulfillment_center: s.location?.name ?? null,
         additional_details: { TrackingId: trackingNumber },
       });
@@ -489,9 +506,17 @@ export function createWorld(options: WorldOptions = {}): World {
       reference_id: `RMA-${id}`,
       status: 'AwaitingArrival',
       original_shipment_id: record.shipment.id,
-      order_id: record.shipment.order_id,
-      created_date: iso(t),
-      last_update_at: iso(t),
+      insert_date: iso(t),
+      awaiting_arrival_date: iso(t),
+      arrived_date: null,
+      processing_date: null,
+      completed_date: null,
+      cancelled_date: null,
+      status_history: [{ status: 'AwaitingArrival', timestamp: iso(t) }],
+      channel: state.client.channel,
+      fulfillment_center: record.shipment.location,
+      return_type: 'Regular',
+      tracking_number: null,
       inventory: record.shipment.products.map((p) => ({
         id: state.inventory.find((item) => item.product_id === p.id)?.id ?? 0,
         quantity: p.quantity,
@@ -511,10 +536,20 @@ export function createWorld(options: WorldOptions = {}): World {
     Processing: 'Completed',
   };
 
+  const RETURN_DATE: Record<string, 'arrived_date' | 'processing_date' | 'completed_date'> = {
+    Arrived: 'arrived_date',
+    Processing: 'processing_date',
+    Completed: 'completed_date',
+  };
+
+  /** Moves a return one stage on; OA gives it no update time: the stage's date and status_history record the change. */
   function advanceReturn(rr: ReturnRecord, t: number): void {
     const { ret } = rr;
-    ret.status = RETURN_NEXT[ret.status] ?? ret.status;
-    ret.last_update_at = iso(t);
+    const next = RETURN_NEXT[ret.status];
+    if (!next) return;
+    ret.status = next;
+    ret[RETURN_DATE[next]] = iso(t);
+    ret.status_history = [...ret.status_history, { status: next, timestamp: iso(t) }];
     version++;
     const completed = ret.status === 'Completed';
     emit(() => ({
@@ -528,7 +563,7 @@ export function createWorld(options: WorldOptions = {}): World {
         reference_id: String(ret.id),
         reference_type: 'Return',
         transaction_fee: 'Return Processed by Operations Fee',
-        invoice_type: 'Returns',
+        invoice_type: 'Return',
       });
     }
   }
@@ -548,7 +583,7 @@ export function createWorld(options: WorldOptions = {}): World {
       charge_date: iso(chargeMs),
       invoice_id: null,
       invoice_date: null,
-      invoiced_status: 'NotInvoiced',
+      invoiced_status: false,
       transaction_type: 'Charge',
       fulfillment_center: null,
       taxes: [],
@@ -575,8 +610,9 @@ export function createWorld(options: WorldOptions = {}): World {
     }
     Object.assign(record.txn, {
       invoice_id: invoiceId,
-      invoice_date: iso(t),
-      invoiced_status: 'Invoiced',
+      // Date-only, as seen in practice (OA gives the field no format).
+      invoice_date: iso(t).slice(0, 10),
+      invoiced_status: true,
       last_update_at: iso(t),
     });
     version++;
@@ -591,7 +627,7 @@ export function createWorld(options: WorldOptions = {}): World {
       reference_id: `${item.fulfillment_center_id}-${item.id}-${rng.pick(STORAGE_LOCATION_TYPES)}`,
       reference_type: 'FC',
       transaction_fee: 'Warehousing Fee',
-      invoice_type: 'Storage',
+      invoice_type: 'WarehouseStorage',
       fulfillment_center: fc?.name ?? null,
     });
   }
@@ -605,7 +641,7 @@ export function createWorld(options: WorldOptions = {}): World {
         reference_id: String(state.client.id),
         reference_type: 'Default',
         transaction_fee: 'Account Adjustment',
-        invoice_type: 'Additional Fee',
+        invoice_type: 'AdditionalFee',
       },
       {
         amount: money(10 + rng.next() * 40),
@@ -617,7 +653,7 @@ export function createWorld(options: WorldOptions = {}): World {
       {
         amount: -money(1 + rng.next() * 15),
         reference_id: String(rng.int(10_000_000, 99_999_999)),
-        reference_type: 'TicketNumber',
+        reference_type: 'Ticket Number',
         transaction_fee: 'Courtesy Credit',
         invoice_type: 'Credits',
         transaction_type: 'Credit',
@@ -702,7 +738,7 @@ export function createWorld(options: WorldOptions = {}): World {
   active = all.filter((r) => !isTerminal(r));
   delivered = all.filter((r) => r.shipment.delivery_date !== null && !r.returned);
   openReturns = [...returns.values()].filter((r) => r.ret.status !== 'Completed');
-  uninvoiced = [...transactions.values()].filter((r) => r.txn.invoiced_status === 'NotInvoiced');
+  uninvoiced = [...transactions.values()].filter((r) => r.txn.invoiced_status === false);
 
   // --- step -----------------------------------------------------------------------------------------------------
 
@@ -857,6 +893,13 @@ export function createWorld(options: WorldOptions = {}): World {
       }
       return entries;
     },
+    returnsOf(clientId) {
+      return [...returns.values()].filter((r) => r.clientId === clientId).map((r) => r.ret);
+    },
+    order(clientId, id) {
+      const record = ordersById.get(id);
+      return record?.clientId === clientId ? record.order : undefined;
+    },
     returnById(clientId, id) {
       const record = returns.get(id);
       return record?.clientId === clientId ? record.ret : undefined;
@@ -875,6 +918,13 @@ export function createWorld(options: WorldOptions = {}): World {
       };
       state.subscriptions.push(subscription);
       return subscription;
+    },
+    unsubscribe(clientId, id) {
+      const list = stateOf(clientId).subscriptions;
+      const i = list.findIndex((s) => s.id === id);
+      if (i < 0) return false;
+      list.splice(i, 1);
+      return true;
     },
     setSubscriptionEnabled(subscriptionId, enabled) {
       for (const state of states) {
