@@ -1,4 +1,5 @@
-import type { Drift, Entities, OrderRow, ResolveRequest, ReturnRow, ShipmentRow, TimelineRow, TransactionRow, Version } from './normalise.js';
+import type { ResolveRequest } from '../poll/resolve-queue.js';
+import type { Drift, Entities, OrderRow, ReturnRow, ShipmentRow, TimelineRow, TransactionRow, Version } from './normalise.js';
 
 /**
  * A chunk's entities reduced to one row per key (PostgreSQL refuses to touch a row twice in one statement), each the

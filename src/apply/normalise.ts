@@ -1,5 +1,6 @@
 import { PollTopics } from '../poll/streams.js';
 import type { InboxRow } from '../inbox/claim.js';
+import type { ResolveKind, ResolveRequest } from '../poll/resolve-queue.js';
 import { firstMicros, isoFromMicros, optionalIso, parseMicros } from '../time.js';
 
 /**
@@ -124,20 +125,6 @@ export interface TransactionRow extends Version {
   /** The shipment, return or inventory item id the reference names. */
   refKey: number | null;
 }
-
-/**
- * A resource the event names but cannot stand for (an order-centric event without a shipment id, a body without a
- * status): wharf fetches it by id through the API and applies what it fetched through the inbox (src/poll/resolve.ts).
- */
-export interface ResolveRequest {
-  kind: ResolveKind;
-  id: number;
-  sourceId: string;
-  inboxId: number;
-  /** Why the body itself was not applied, for the dead letter if the fetch can never succeed. */
-  reason: string;
-}
-export type ResolveKind = 'order' | 'shipment' | 'return';
 
 /** A field of a payload the normaliser does not know (`unknown`) or cannot read as the OpenAPI types it (`unreadable`). */
 export interface Drift {

@@ -1,6 +1,19 @@
 import { SECOND } from '../config.js';
 import type { Queryable } from '../db/client.js';
-import type { ResolveRequest } from '../apply/normalise.js';
+
+/**
+ * A resource the event names but cannot stand for (an order-centric event without a shipment id, a body without a
+ * status): wharf fetches it by id through the API and applies what it fetched through the inbox (resolve.ts).
+ */
+export interface ResolveRequest {
+  kind: ResolveKind;
+  id: number;
+  sourceId: string;
+  inboxId: number;
+  /** Why the body itself was not applied, for the dead letter if the fetch can never succeed. */
+  reason: string;
+}
+export type ResolveKind = 'order' | 'shipment' | 'return';
 
 /**
  * The queue of resources to fetch by id (`resolve_requests`), filled by the drain inside a chunk's transaction: a

@@ -3,7 +3,7 @@ import { HOUR, MINUTE } from '../config.js';
 import type { Queryable, Sql } from '../db/client.js';
 import { InboxVia } from '../db/schema.js';
 import { insertInboxEvents, type NewInboxEvent } from '../inbox/insert-events.js';
-import type { ResolveKind } from '../apply/normalise.js';
+import type { ResolveKind } from './resolve-queue.js';
 import type { ProviderClient } from '../provider/client.js';
 import { ProviderError, ProviderNotFoundError } from '../provider/errors.js';
 import { parseInstant } from '../time.js';

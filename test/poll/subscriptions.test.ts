@@ -19,7 +19,12 @@ t.test('sources add creates the subscription; the scheduled check reports missin
   const env = { PROVIDER_BASE_URL: sim.url, PUBLIC_URL: 'http://127.0.0.1:3999' };
   const [alice, bob] = sim.world.clients;
 
-  const added = await runOpsCli(url, ['sources', 'add', '--name', 'alice', '--secret', alice.secret, '--api-token', alice.token, '--json'], env);
+  // Secrets and tokens through the environment (never argv).
+  const added = await runOpsCli(url, ['sources', 'add', '--name', 'alice', '--secret-env', 'S', '--api-token-env', 'T', '--json'], {
+    ...env,
+    S: alice.secret,
+    T: alice.token,
+  });
   t.equal(added.code, 0, added.stderr);
   const { id, subscription } = JSON.parse(added.stdout.trim());
   t.match(subscription, { state: 'ok', created: String });
@@ -33,7 +38,11 @@ t.test('sources add creates the subscription; the scheduled check reports missin
   t.match(JSON.parse(again.stdout.trim()), { state: 'ok', created: null }, 'subscribe is idempotent');
   t.equal(sim.world.subscriptions(alice.id).length, 1);
 
-  const bobAdded = await runOpsCli(url, ['sources', 'add', '--name', 'bob', '--secret', bob.secret, '--api-token', bob.token, '--no-subscribe', '--json'], env);
+  const bobAdded = await runOpsCli(url, ['sources', 'add', '--name', 'bob', '--secret-env', 'S', '--api-token-env', 'T', '--no-subscribe', '--json'], {
+    ...env,
+    S: bob.secret,
+    T: bob.token,
+  });
   const bobId = JSON.parse(bobAdded.stdout.trim()).id;
   const config = testConfig(url, env);
   const task = checkSubscriptionsTask({ config, db: { sql, close: async () => {} } as never, now: () => new Date() });
