@@ -120,6 +120,15 @@ t.test('the web role serves webhooks through PgBouncer in transaction mode (WEB_
   // Proof that the traffic went through PgBouncer: without it the web role cannot reach its database.
   bouncer.kill('SIGTERM');
   await bouncerExited;
-  const down = await fetch(`${web.url}/readyz`);
-  t.equal(down.status, 503, 'with PgBouncer stopped, /readyz answers 503');
+  // /readyz asks the database at most once a second: wait for a fresh answer.
+  const down = await waitFor(
+    async () => {
+      const r = await fetch(`${web.url}/readyz`);
+      return r.status === 503 ? r.status : undefined;
+    },
+    '/readyz to see the pooler gone',
+    10_000,
+    100,
+  );
+  t.equal(down, 503, 'with PgBouncer stopped, /readyz answers 503');
 });
