@@ -57,7 +57,7 @@ button.secondary { background:#fff; color:var(--accent); }
 export function layout(title: string, body: string, scripts = ''): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>${esc(title)}</title>
+<meta name="referrer" content="same-origin"><title>${esc(title)}</title>
 <link rel="stylesheet" href="/assets/uplot.min.css"><style>${STYLE}</style></head>
 <body><header><h1>wharf ops</h1><span class="muted">${esc(title)}</span><span class="muted"><a href="/" style="color:#aab4c3">overview</a></span></header>
 <main>${body}</main>${scripts}</body></html>`;
