@@ -189,13 +189,15 @@ async function readSources(
   sql: Sql,
   p: { since: Date; freshFrom: number | null; quarantineCounts: boolean; subscriptions: 'column' | 'table' | null },
 ): Promise<SourceLine[]> {
+  // The bound as a literal, so the planner reads it as an index range on the primary key.
+  const [{ maxId }] = await sql<{ maxId: string }[]>`select coalesce(max(id), 0)::text as "maxId" from inbox_events`;
+  const freshFrom = Math.max(p.freshFrom ?? 0, Number(maxId) - FRESH_SCAN_IDS);
   const rows = await sql<(Omit<SourceLine, 'catchShare24h'> & { subscription: string | null })[]>`
-    with maxid as (select coalesce(max(id), 0) as m from inbox_events),
-    fresh as (
+    with fresh as (
       -- Webhooks since the last sample (or, before any sample, among the newest ids): the sample holds older ones.
       select source_id, max(received_at) as last_webhook
-        from inbox_events, maxid
-       where id > greatest(coalesce(${p.freshFrom}::bigint, 0), maxid.m - ${FRESH_SCAN_IDS}::bigint) and via = 'webhook'
+        from inbox_events
+       where id > ${freshFrom}::bigint and via = 'webhook'
        group by source_id),
     day as (
       select source_id, sum(webhook_events)::int as webhook, sum(poll_events)::int as poll, sum(catches)::int as catches
