@@ -63,6 +63,8 @@ export interface PageData {
   deadGroups: DeadGroup[];
   /** More reasons exist than listed. */
   deadGroupsTruncated: boolean;
+  /** The groups were built from the newest DEAD_SCAN_CAP dead letters only. */
+  deadGroupsCapped: boolean;
   cursors: {
     sourceId: string;
     sourceName: string;
@@ -85,6 +87,8 @@ export interface PageData {
 
 const DEAD_GROUPS = 50;
 const RECENT_PER_GROUP = 10;
+/** Dead-letter groups are built from at most this many of the newest dead letters (the figure is then "at least"). */
+export const DEAD_SCAN_CAP = 200_000;
 
 /** Reads everything the page shows. Read-only; bounded (see the module comment). */
 export async function readOpsPage(sql: Sql, p: { now: Date; staleAfterMs: number; timeoutMs?: number }): Promise<PageData> {
@@ -123,21 +127,26 @@ export async function readOpsPage(sql: Sql, p: { now: Date; staleAfterMs: number
       subscriptions,
     });
 
-    const groups = await tx<(Omit<DeadGroup, 'recent'> & { recent: DeadGroup['recent'] | null })[]>`
-      with g as (
+    // One pass over the newest DEAD_SCAN_CAP dead letters (through the partial (status, received_at) index): groups
+    // and each group's newest rows come from the same rows, so a small group among many costs no extra scan.
+    const groups = await tx<(Omit<DeadGroup, 'recent'> & { recent: DeadGroup['recent'] | null; scanned: number })[]>`
+      with d as (
+        select id, topic, source_id, received_at, last_error from inbox_events
+         where status in ('dead', 'ignored') and status = 'dead' order by received_at desc limit ${DEAD_SCAN_CAP}::int),
+      g as (
         select last_error as reason, count(*)::int as count,
                array_agg(distinct coalesce(topic, '(none)')) as topics, array_agg(distinct source_id) as sources,
                min(received_at) as "firstAt", max(received_at) as "lastAt"
-          from inbox_events where status in ('dead', 'ignored') and status = 'dead'
-         group by last_error order by count(*) desc, last_error limit ${DEAD_GROUPS + 1}::int)
-      select g.*, (
+          from d group by last_error order by count(*) desc, last_error limit ${DEAD_GROUPS + 1}::int),
+      r as (
+        select * from (select d.*, row_number() over (partition by last_error order by received_at desc, id desc) as n from d) x
+         where n <= ${RECENT_PER_GROUP}::int)
+      select g.*, (select count(*)::int from d) as scanned, (
         select json_agg(json_build_object('id', r.id, 'topic', r.topic, 'sourceId', r.source_id, 'receivedAt', r.received_at)
-                        order by r.received_at desc)
-          from (select id, topic, source_id, received_at from inbox_events
-                 where status in ('dead', 'ignored') and status = 'dead' and last_error is not distinct from g.reason
-                 order by received_at desc limit ${RECENT_PER_GROUP}::int) r) as recent
+                        order by r.received_at desc, r.id desc)
+          from r where r.last_error is not distinct from g.reason) as recent
         from g order by g.count desc, g.reason`;
-    const deadGroups: DeadGroup[] = groups.slice(0, DEAD_GROUPS).map((g) => ({
+    const deadGroups: DeadGroup[] = groups.slice(0, DEAD_GROUPS).map(({ scanned: _, ...g }) => ({
       ...g,
       recent: (g.recent ?? []).map((r) => ({ ...r, id: Number(r.id), receivedAt: new Date(r.receivedAt) })),
     }));
@@ -175,6 +184,7 @@ export async function readOpsPage(sql: Sql, p: { now: Date; staleAfterMs: number
       sources,
       deadGroups,
       deadGroupsTruncated: groups.length > DEAD_GROUPS,
+      deadGroupsCapped: (groups[0]?.scanned ?? 0) >= DEAD_SCAN_CAP,
       cursors,
       pollRuns,
       workers,
@@ -203,8 +213,9 @@ async function readSources(
       select source_id, sum(webhook_events)::int as webhook, sum(poll_events)::int as poll, sum(catches)::int as catches
         from ops_source_samples where at > ${p.since}::timestamptz group by source_id),
     dead as (
-      select source_id, count(*)::int as n from inbox_events
-       where status in ('dead', 'ignored') and status = 'dead' group by source_id),
+      select source_id, count(*)::int as n from (
+        select source_id from inbox_events where status in ('dead', 'ignored') and status = 'dead' limit ${PAGE_COUNT_CAP}::int) x
+       group by source_id),
     polls as (select source_id, max(last_run_at) as last_poll from poll_cursors group by source_id)
     select s.id, s.name, s.enabled, null::text as subscription,
            greatest(st.last_webhook_at, f.last_webhook) as "lastWebhookAt", pl.last_poll as "lastPollAt",
