@@ -75,7 +75,8 @@ t.test('a dead letter opens to its headers, raw body and error', async (t) => {
   const res = await app.inject({ method: 'GET', url: `/dead/${dead.id}` });
   t.equal(res.statusCode, 200);
   t.match(res.body, 'ShipBob-Webhooks/1.0', 'headers');
-  t.match(res.body, '&quot;status&quot;: &quot;Processing&quot;', 'the raw body, pretty-printed and escaped');
+  t.match(res.body, '<pre id="body">{&quot;id&quot;:', 'the raw body, as stored (escaped)');
+  t.match(res.body, '&quot;status&quot;: &quot;Processing&quot;', 'and pretty-printed');
   t.match(res.body, 'apply failed: simulated &lt;b&gt;bug&lt;/b&gt;', 'the error');
   const [processed] = await sql<{ id: string }[]>`select id::text from inbox_events where status = 'processed' limit 1`;
   t.equal((await app.inject({ method: 'GET', url: `/dead/${processed.id}` })).statusCode, 404, 'a processed row is not a dead letter');

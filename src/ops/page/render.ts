@@ -203,11 +203,11 @@ ${d.deadGroupsCapped ? '<p class="note">Groups are counted over the newest 200,0
 
 /** One dead (or ignored) inbox row: headers, raw body, error. */
 export function renderDeadLetter(e: DeadLetter): string {
-  let body = e.body;
+  let pretty: string | undefined;
   try {
-    body = JSON.stringify(JSON.parse(e.body), null, 2);
+    pretty = JSON.stringify(JSON.parse(e.body), null, 2);
   } catch {
-    // Not JSON: shown as stored.
+    // Not JSON: only the raw body is shown.
   }
   const rows: [string, string][] = [
     ['inbox id', String(e.id)],
@@ -223,7 +223,8 @@ export function renderDeadLetter(e: DeadLetter): string {
   const html = `<table id="dead-letter"><tbody>${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td data-k="${esc(k)}">${esc(v)}</td></tr>`).join('')}</tbody></table>
 <h2>Error</h2><pre id="error">${esc(e.lastError ?? '(none recorded)')}</pre>
 <h2>Headers</h2><pre id="headers">${esc(JSON.stringify(e.headers ?? {}, null, 2))}</pre>
-<h2>Raw body</h2><pre id="body">${esc(body)}</pre>`;
+<h2>Raw body <span class="muted">(exactly as stored, ${e.body.length.toLocaleString('en-US')} characters)</span></h2><pre id="body">${esc(e.body)}</pre>
+${pretty === undefined || pretty === e.body ? '' : `<details><summary>pretty-printed</summary><pre id="body-pretty">${esc(pretty)}</pre></details>`}`;
   return layout(`dead letter #${e.id}`, html);
 }
 
