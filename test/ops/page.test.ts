@@ -57,6 +57,8 @@ t.test('the overview shows the database’s figures for a populated state', asyn
   t.match(res.body, /data-k="pending">3</);
   t.match(res.body, /data-k="dead-total">7</);
   t.match(res.body, /poll-runs-missing/);
+  t.notMatch(res.body, 'http-equiv="refresh"', 'no reload unless asked');
+  t.match((await app.inject({ method: 'GET', url: '/?refresh=1' })).body, '<meta http-equiv="refresh" content="10">', '?refresh: at least 10 s');
   t.match(res.body, 'apply failed: simulated &lt;b&gt;bug&lt;/b&gt; &amp; friends', 'reasons are escaped');
   t.notMatch(res.body, '<b>bug</b>');
   for (const a of ['uplot.iife.min.js', 'uplot.min.css', 'page.js']) {
@@ -113,6 +115,15 @@ t.test('replaying a group: a plan first, then the replay; cross-site and token-l
   const [{ n: afterPlan }] = await sql<{ n: number }[]>`select count(*)::int as n from inbox_events where last_error = ${REASON_APPLY} and status = 'dead'`;
   t.equal(afterPlan, 2, 'the plan writes nothing');
 
+  const stale = await app.inject({
+    method: 'POST',
+    url: '/replay',
+    headers: { ...FORM, 'sec-fetch-site': 'same-origin' },
+    payload: form({ reason: REASON_APPLY, csrf: token(plan.body), expected: '1' }),
+  });
+  t.equal(stale.statusCode, 409, 'a confirmation for another number than the group holds now');
+  t.match(stale.body, /id="plan-changed"/, 'shows the new plan to confirm again');
+  t.match(stale.body, /data-k="plan-total">2</);
   const done = await app.inject({
     method: 'POST',
     url: '/replay',

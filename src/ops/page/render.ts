@@ -54,9 +54,10 @@ button.secondary { background:#fff; color:var(--accent); }
 .bar { display:inline-block; height:8px; border-radius:4px; background:var(--warn); vertical-align:middle; margin-right:6px; }
 `;
 
-export function layout(title: string, body: string, scripts = ''): string {
+export function layout(title: string, body: string, scripts = '', refreshSeconds?: number): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+${refreshSeconds ? `<meta http-equiv="refresh" content="${refreshSeconds}">` : ''}
 <meta name="referrer" content="same-origin"><title>${esc(title)}</title>
 <link rel="stylesheet" href="/assets/uplot.min.css"><style>${STYLE}</style></head>
 <body><header><h1>wharf ops</h1><span class="muted">${esc(title)}</span><span class="muted"><a href="/" style="color:#aab4c3">overview</a></span></header>
@@ -105,7 +106,7 @@ export function hiddenReason(reason: string | null): string {
 }
 
 /** The overview page. */
-export function renderOverview(d: PageData, csrf: string): string {
+export function renderOverview(d: PageData, csrf: string, refreshSeconds?: number): string {
   const now = d.at;
   const latest = d.latest;
   const pendingCls = d.inbox.pending === 0 ? 'ok' : (d.inbox.oldestPendingAgeS ?? 0) > 300 ? 'bad' : 'warn';
@@ -185,7 +186,7 @@ ${d.deadGroupsCapped ? '<p class="note">Groups are counted over the newest 200,0
 <h2>Poll cursors</h2>${cursors}
 <h2>Recent poll runs</h2>${runs}
 <h2>Workers</h2>${workers}
-<p class="note">Read at ${esc(now.toISOString())}. Series: one sample a minute by the worker (ops_samples), kept OPS_SAMPLE_RETENTION_DAYS.</p>`;
+<p class="note">Read at ${esc(now.toISOString())}${refreshSeconds ? `, reloading every ${refreshSeconds} s` : ' (<a href="/?refresh=60">reload every minute</a>)'}. Series: one sample a minute by the worker (ops_samples), kept OPS_SAMPLE_RETENTION_DAYS.</p>`;
   const series = {
     at: d.series.map((p) => p.at / 1000),
     pending: d.series.map((p) => p.pending),
@@ -198,7 +199,7 @@ ${d.deadGroupsCapped ? '<p class="note">Groups are counted over the newest 200,0
   };
   const scripts = `<script type="application/json" id="series">${scriptJson(series)}</script>
 <script src="/assets/uplot.iife.min.js"></script><script src="/assets/page.js"></script>`;
-  return layout(`${d.inbox.pending} pending · ${d.inbox.dead} dead`, body, scripts);
+  return layout(`${d.inbox.pending} pending · ${d.inbox.dead} dead`, body, scripts, refreshSeconds);
 }
 
 /** One dead (or ignored) inbox row: headers, raw body, error. */
@@ -229,9 +230,19 @@ ${pretty === undefined || pretty === e.body ? '' : `<details><summary>pretty-pri
 }
 
 /** The confirmation step: what a replay would do, with the button that does it. */
-export function renderReplayPlan(p: { reason: string | null; byTopic: { topic: string | null; count: number }[]; csrf: string }): string {
+export function renderReplayPlan(p: {
+  reason: string | null;
+  byTopic: { topic: string | null; count: number }[];
+  csrf: string;
+  /** The total of an earlier plan that no longer holds. */
+  changedFrom?: number;
+}): string {
   const total = p.byTopic.reduce((n, t) => n + t.count, 0);
-  const html = `<h2>Replay a dead-letter group</h2>
+  const changed =
+    p.changedFrom === undefined
+      ? ''
+      : `<p class="warn" id="plan-changed">The group changed since the plan you confirmed (${num(p.changedFrom)} then, ${num(total)} now): nothing was replayed. Confirm again.</p>`;
+  const html = `<h2>Replay a dead-letter group</h2>${changed}
 <p>Reason: <code>${esc(p.reason ?? '(no reason recorded)')}</code></p>
 <p id="plan">This sets <strong data-k="plan-total">${num(total)}</strong> dead event(s) back to pending (via = replay) and wakes the drain; each is applied again from its raw body with today's code. Events that fail again go back to the dead letters.</p>
 <table><thead><tr><th>topic</th><th>events</th></tr></thead><tbody>${p.byTopic.map((t) => `<tr><td>${esc(t.topic ?? '(none)')}</td><td class="n">${num(t.count)}</td></tr>`).join('')}</tbody></table>

@@ -86,9 +86,11 @@ export async function opsPageRoutes(app: FastifyInstance, deps: OpsPageDeps): Pr
 
   const html = (reply: FastifyReply, body: string, code = 200) => reply.code(code).type('text/html; charset=utf-8').send(body);
 
-  app.get('/', async (_req, reply) => {
+  app.get<{ Querystring: { refresh?: string } }>('/', async (req, reply) => {
     const data = await readOpsPage(deps.sql, { now: now(), staleAfterMs: deps.config.staleLockAfterMs });
-    return html(reply, renderOverview(data, issueToken()));
+    // `?refresh=60`: the page reloads itself every 60 s (a wall screen); 10 s at the least.
+    const refresh = /^\d{1,5}$/.test(req.query.refresh ?? '') ? Math.max(10, Number(req.query.refresh)) : undefined;
+    return html(reply, renderOverview(data, issueToken(), refresh));
   });
 
   app.get<{ Params: { name: string } }>('/assets/:name', async (req, reply) => {
@@ -138,10 +140,16 @@ export async function opsPageRoutes(app: FastifyInstance, deps: OpsPageDeps): Pr
     if (!form) return reply;
     const filter = filterOf(form);
     if (!filter) return html(reply, renderMessage('Bad request', 'no dead-letter group given'), 400);
+    // The confirmation was for a number: if the group changed since (more dead letters, or a replay elsewhere), the
+    // new plan is shown to confirm again rather than replaying what was not shown.
     const expectedTotal = Number(form.expected);
+    const byTopic = await countReplayable(deps.sql, filter);
+    const total = byTopic.reduce((n, x) => n + x.count, 0);
+    if (total !== expectedTotal)
+      return html(reply, renderReplayPlan({ reason: filter.reason ?? null, byTopic, csrf: issueToken(), changedFrom: Number.isFinite(expectedTotal) ? expectedTotal : 0 }), 409);
     const result = await replay(deps.sql, filter, {
       batchSize: REPLAY_BATCH,
-      total: Number.isFinite(expectedTotal) ? expectedTotal : 0,
+      total,
       // The drain applies them in the background; the page does not hold the request open for it.
       waitMs: 0,
     });
