@@ -6,7 +6,7 @@ import { chromium } from 'playwright-core';
 import t from 'tap';
 import { freePort } from '../../src/net.js';
 import { projectRoot } from '../../src/paths.js';
-import { freshDatabase } from '../helper.js';
+import { freshDatabase, TEST_ENCRYPTION_KEY } from '../helper.js';
 import { waitFor } from '../wait.js';
 import { populateOpsState, REASON_APPLY } from './page-fixture.js';
 
@@ -27,7 +27,7 @@ t.setTimeout(180_000);
 async function startService(url: string, metricsPort: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'main.ts'), 'web'], {
     cwd: projectRoot,
-    env: { PATH: process.env.PATH, DATABASE_URL: url, PORT: String(await freePort()), METRICS_PORT: String(metricsPort), LOG_LEVEL: 'warn' },
+    env: { PATH: process.env.PATH, DATABASE_URL: url, PORT: String(await freePort()), METRICS_PORT: String(metricsPort), LOG_LEVEL: 'warn', WHARF_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   return child;
@@ -73,7 +73,8 @@ t.test('the ops page in chromium shows the database’s numbers, draws its chart
     select s.id,
            (select count(*)::int from inbox_events e where e.source_id = s.id and e.via = 'webhook' and e.received_at > now() - interval '24 hours') as webhook,
            (select count(*)::int from inbox_events e where e.source_id = s.id and e.status = 'dead') as dead,
-           (select count(*)::int from quarantine q where q.source_id = s.id and q.received_at > now() - interval '24 hours') as rejected,
+           (select coalesce(sum(count), 0)::int from quarantine_counts q
+             where q.source_id = s.id and q.bucket >= date_trunc('hour', now() - interval '24 hours')) as rejected,
            (select max(received_at) from inbox_events e where e.source_id = s.id and e.via = 'webhook') as "lastWebhook"
       from sources s order by s.name`;
   const [catches] = await sql<{ n: number }[]>`select sum(catches)::int as n from poll_cursors where source_id = ${f.sources.globex}`;

@@ -1,6 +1,7 @@
 import type { Sql } from '../../src/db/client.js';
 import { insertSource } from '../../src/intake/sources.js';
 import { sampleOpsMetrics } from '../../src/worker/ops-samples.js';
+import { testKeys } from '../helper.js';
 
 /**
  * A populated state for the ops page's tests: three sources (one healthy, one whose webhooks fail while polling
@@ -18,9 +19,9 @@ export const REASON_NOT_OBJECT = 'body is not a JSON object';
 export const REASON_APPLY = 'apply failed: simulated <b>bug</b> & friends';
 
 export async function populateOpsState(sql: Sql, now = new Date()): Promise<PageFixture> {
-  const acme = await insertSource(sql, { name: 'acme', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', apiToken: 'tok-acme' });
-  const globex = await insertSource(sql, { name: 'globex', secret: 'whsec_Zk1t8nQ2wXc4vB6mN0pL3sD5fG7hJ9kA', apiToken: 'tok-globex' });
-  const initech = await insertSource(sql, { name: 'initech', secret: 'whsec_Qw2Er4Ty6Ui8Op0As1Df3Gh5Jk7Lz9Xc' });
+  const acme = await insertSource(sql, testKeys, { name: 'acme', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', apiToken: 'tok-acme' });
+  const globex = await insertSource(sql, testKeys, { name: 'globex', secret: 'whsec_Zk1t8nQ2wXc4vB6mN0pL3sD5fG7hJ9kA', apiToken: 'tok-globex' });
+  const initech = await insertSource(sql, testKeys, { name: 'initech', secret: 'whsec_Qw2Er4Ty6Ui8Op0As1Df3Gh5Jk7Lz9Xc' });
   await sql`update sources set enabled = false where id = ${initech}`;
   const floor = Math.floor(now.getTime() / 60_000) * 60_000;
   const t = (msBeforeFloor: number) => new Date(floor - msBeforeFloor);
@@ -60,6 +61,13 @@ export async function populateOpsState(sql: Sql, now = new Date()): Promise<Page
     values (${acme}, 'bad_signature', 401, 10, ${t(5_000)}), (${acme}, 'bad_signature', 401, 10, ${t(3_600_000)}),
            (${acme}, 'stale_timestamp', 401, 10, ${t(7_200_000)}), (${acme}, 'bad_signature', 401, 10, ${t(3 * 86_400_000)}),
            (${globex}, 'bad_signature', 401, 10, ${t(60_000)})`;
+  // Refusals of known sources are counted per (source, reason, hour); quarantine keeps a few samples (above).
+  await sql`
+    insert into quarantine_counts (source_id, reason, bucket, status_code, count, bytes)
+    values (${acme}, 'bad_signature', date_trunc('hour', ${now}::timestamptz), 401, 2, 20),
+           (${acme}, 'stale_timestamp', date_trunc('hour', ${now}::timestamptz) - interval '2 hours', 401, 1, 10),
+           (${acme}, 'bad_signature', date_trunc('hour', ${now}::timestamptz) - interval '3 days', 401, 5, 50),
+           (${globex}, 'bad_signature', date_trunc('hour', ${now}::timestamptz), 401, 1, 10)`;
   await sql`
     insert into worker_heartbeats (worker_id, host, pid, started_at, last_seen_at)
     values ('worker-a1', 'host-a', 101, ${t(7_200_000)}, ${now}), ('worker-b2', 'host-b', 202, ${t(9_000_000)}, ${t(900_000)})`;

@@ -157,7 +157,7 @@ t.test('OPS_PASSWORD puts every page route behind basic auth', async (t) => {
   t.equal((await app.inject({ method: 'GET', url: '/', headers: { authorization: basic('ops:correct horse') } })).statusCode, 200, 'the password');
 });
 
-t.test('sections other changes provide render once their tables exist (poll runs, quarantine counts, subscription state)', async (t) => {
+t.test('sections other changes provide render once their tables exist (poll runs, subscription state); rejected requests without quarantine_counts', async (t) => {
   const { sql, url } = await freshDatabase(t);
   const f = await populateOpsState(sql);
   // Shapes as those changes define them (a subset of their columns is enough: the page reads rows as JSON).
@@ -167,16 +167,18 @@ t.test('sections other changes provide render once their tables exist (poll runs
   await sql`
     insert into poll_runs (source_id, stream, started_at, duration_ms, pages, events, outcome, error)
     values (${f.sources.acme}, 'orders', now(), 1234, 3, 250, 'ok', null), (${f.sources.globex}, 'transactions', now(), 80, 0, 0, 'failed', 'provider answered 500')`;
-  await sql`create table quarantine_counts (source_id text, reason text, bucket timestamptz, status_code int, count bigint, bytes bigint)`;
-  await sql`insert into quarantine_counts values (${f.sources.acme}, 'bad_signature', date_trunc('hour', now()), 401, 40, 400)`;
   await sql`alter table sources add column subscription_state text`;
   await sql`update sources set subscription_state = 'active' where id = ${f.sources.acme}`;
 
   const d = await readOpsPage(sql, { now: f.now, staleAfterMs: 60_000 });
   t.same(d.has, { pollRuns: true, quarantineCounts: true, subscriptions: 'column' });
+  await sql`alter table quarantine_counts rename to quarantine_counts_away`;
+  const without = await readOpsPage(sql, { now: f.now, staleAfterMs: 60_000 });
+  await sql`alter table quarantine_counts_away rename to quarantine_counts`;
+  t.equal(without.sources.find((s) => s.name === 'acme')?.rejected24h, 3, 'without quarantine_counts: counted in quarantine');
   t.same(d.pollRuns?.map((r) => [r.stream, r.outcome]), [['transactions', 'failed'], ['orders', 'ok']], 'newest poll runs first');
   const by = Object.fromEntries(d.sources.map((s) => [s.name, s]));
-  t.equal(by.acme.rejected24h, 40, 'rejected requests from quarantine_counts');
+  t.equal(by.acme.rejected24h, 3, 'rejected requests from quarantine_counts (the 3-day-old bucket is not)');
   t.equal(by.acme.subscription, 'active');
   t.equal(by.globex.subscription, 'none');
   const { app } = await pageApp(t, sql, url, {}, f.now);

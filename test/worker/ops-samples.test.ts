@@ -3,13 +3,13 @@ import { insertSource } from '../../src/intake/sources.js';
 import { crontab } from '../../src/worker/crontab.js';
 import { sampleOpsMetrics } from '../../src/worker/ops-samples.js';
 import { buildTaskList } from '../../src/worker/task-list.js';
-import { freshDatabase, testConfig } from '../helper.js';
+import { freshDatabase, testConfig, testKeys } from '../helper.js';
 
 const MIN = 60_000;
 
 t.test('the sampler writes one row per window, counts what the window applied and received, and is idempotent', async (t) => {
   const { sql } = await freshDatabase(t);
-  const src = await insertSource(sql, { name: 'acme', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
+  const src = await insertSource(sql, testKeys, { name: 'acme', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
   const base = Math.floor(Date.now() / MIN) * MIN - 10 * MIN;
   const at = (ms: number) => new Date(base + ms);
 
