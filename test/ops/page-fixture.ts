@@ -69,6 +69,9 @@ export async function populateOpsState(sql: Sql, now = new Date()): Promise<Page
            (${acme}, 'bad_signature', date_trunc('hour', ${now}::timestamptz) - interval '3 days', 401, 5, 50),
            (${globex}, 'bad_signature', date_trunc('hour', ${now}::timestamptz), 401, 1, 10)`;
   await sql`
+    insert into webhook_subscriptions (source_id, state, subscription_ids, missing_topics, checked_at)
+    values (${acme}, 'ok', '{"sub_1"}', '{}', ${t(300_000)}), (${globex}, 'topics_missing', '{"sub_2"}', '{"order.delivered"}', ${t(300_000)})`;
+  await sql`
     insert into worker_heartbeats (worker_id, host, pid, started_at, last_seen_at)
     values ('worker-a1', 'host-a', 101, ${t(7_200_000)}, ${now}), ('worker-b2', 'host-b', 202, ${t(9_000_000)}, ${t(900_000)})`;
   await sql`

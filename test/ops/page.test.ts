@@ -38,7 +38,9 @@ t.test('the overview shows the database’s figures for a populated state', asyn
   const [lastWebhook] = await sql<{ at: Date }[]>`select max(received_at) as at from inbox_events where source_id = ${f.sources.acme} and via = 'webhook'`;
   t.same(by.acme.lastWebhookAt, lastWebhook.at, 'last webhook');
   t.same(by.globex.lastPollAt, new Date(Math.floor(f.now.getTime() / 60_000) * 60_000 - 60_000), 'last poll: the newest cursor run');
-  t.equal(by.initech.subscription, null, 'subscription state: not tracked by this schema');
+  t.equal(by.initech.subscription, 'not checked yet', 'subscription state: no check recorded for this source');
+  t.equal(by.globex.subscription, 'topics_missing (order.delivered)', 'a subscription missing topics');
+  t.equal(by.acme.subscription, 'ok');
   t.same(d.deadGroups.map((g) => [g.reason, g.count]), [[REASON_NOT_OBJECT, 4], [REASON_APPLY, 2], [null, 1]], 'dead letters by reason');
   t.equal(d.series.length, 145, '24 h of samples (144 earlier + the one just taken)');
   const latest = d.latest!;
@@ -157,7 +159,7 @@ t.test('OPS_PASSWORD puts every page route behind basic auth', async (t) => {
   t.equal((await app.inject({ method: 'GET', url: '/', headers: { authorization: basic('ops:correct horse') } })).statusCode, 200, 'the password');
 });
 
-t.test('sections other changes provide render once their tables exist (poll runs, subscription state); rejected requests without quarantine_counts', async (t) => {
+t.test('sections other changes provide render once their tables exist (poll runs); without quarantine_counts or webhook_subscriptions they degrade', async (t) => {
   const { sql, url } = await freshDatabase(t);
   const f = await populateOpsState(sql);
   // Shapes as those changes define them (a subset of their columns is enough: the page reads rows as JSON).
@@ -167,11 +169,9 @@ t.test('sections other changes provide render once their tables exist (poll runs
   await sql`
     insert into poll_runs (source_id, stream, started_at, duration_ms, pages, events, outcome, error)
     values (${f.sources.acme}, 'orders', now(), 1234, 3, 250, 'ok', null), (${f.sources.globex}, 'transactions', now(), 80, 0, 0, 'failed', 'provider answered 500')`;
-  await sql`alter table sources add column subscription_state text`;
-  await sql`update sources set subscription_state = 'active' where id = ${f.sources.acme}`;
 
   const d = await readOpsPage(sql, { now: f.now, staleAfterMs: 60_000 });
-  t.same(d.has, { pollRuns: true, quarantineCounts: true, subscriptions: 'column' });
+  t.same(d.has, { pollRuns: true, quarantineCounts: true, subscriptions: true });
   await sql`alter table quarantine_counts rename to quarantine_counts_away`;
   const without = await readOpsPage(sql, { now: f.now, staleAfterMs: 60_000 });
   await sql`alter table quarantine_counts_away rename to quarantine_counts`;
@@ -179,8 +179,10 @@ t.test('sections other changes provide render once their tables exist (poll runs
   t.same(d.pollRuns?.map((r) => [r.stream, r.outcome]), [['transactions', 'failed'], ['orders', 'ok']], 'newest poll runs first');
   const by = Object.fromEntries(d.sources.map((s) => [s.name, s]));
   t.equal(by.acme.rejected24h, 3, 'rejected requests from quarantine_counts (the 3-day-old bucket is not)');
-  t.equal(by.acme.subscription, 'active');
-  t.equal(by.globex.subscription, 'none');
+  await sql`alter table webhook_subscriptions rename to webhook_subscriptions_away`;
+  const untracked = await readOpsPage(sql, { now: f.now, staleAfterMs: 60_000 });
+  await sql`alter table webhook_subscriptions_away rename to webhook_subscriptions`;
+  t.equal(untracked.sources[0].subscription, null, 'without webhook_subscriptions: not tracked');
   const { app } = await pageApp(t, sql, url, {}, f.now);
   const res = await app.inject({ method: 'GET', url: '/' });
   t.match(res.body, 'id="poll-runs"');

@@ -7,8 +7,8 @@ import type { Sql } from '../../db/client.js';
  * a LIMIT, and the only look at fresh inbox rows is the id range above the last sample (at most FRESH_SCAN_IDS ids).
  *
  * Tables other branches add are optional: `poll_runs` (recent poll runs), `quarantine_counts` (rejected requests
- * counted per hour), a `subscription_state` column on sources or a `webhook_subscriptions` table (subscription state).
- * Each is looked up with to_regclass / information_schema first; a missing one renders as "not tracked".
+ * counted per hour), `webhook_subscriptions` (subscription state). Each is looked up with to_regclass first; a missing
+ * one renders as "not tracked".
  */
 
 export const PAGE_COUNT_CAP = 1_000_000;
@@ -82,7 +82,7 @@ export interface PageData {
   lockReleases: { workerId: string; jobs: number; queues: number; releasedAt: Date; releasedBy: string }[];
   jobs: { task: string; waiting: number; locked: number; failed: number }[];
   /** What optional tables exist. */
-  has: { pollRuns: boolean; quarantineCounts: boolean; subscriptions: 'column' | 'table' | null };
+  has: { pollRuns: boolean; quarantineCounts: boolean; subscriptions: boolean };
 }
 
 const DEAD_GROUPS = 50;
@@ -95,13 +95,11 @@ export async function readOpsPage(sql: Sql, p: { now: Date; staleAfterMs: number
   return sql.begin('read only', async (tx) => {
     await tx`select set_config('statement_timeout', ${String(p.timeoutMs ?? 5000)}, true)`;
     const since = new Date(p.now.getTime() - CHART_SPAN_MS);
-    const [has] = await tx<{ pollRuns: boolean; quarantineCounts: boolean; subColumn: boolean; subTable: boolean }[]>`
+    const [has] = await tx<{ pollRuns: boolean; quarantineCounts: boolean; subscriptions: boolean }[]>`
       select to_regclass('public.poll_runs') is not null as "pollRuns",
              to_regclass('public.quarantine_counts') is not null as "quarantineCounts",
-             exists (select 1 from information_schema.columns
-                      where table_schema = 'public' and table_name = 'sources' and column_name = 'subscription_state') as "subColumn",
-             to_regclass('public.webhook_subscriptions') is not null as "subTable"`;
-    const subscriptions = has.subColumn ? 'column' : has.subTable ? 'table' : null;
+             to_regclass('public.webhook_subscriptions') is not null as "subscriptions"`;
+    const subscriptions = has.subscriptions;
 
     const [inbox] = await tx<PageData['inbox'][]>`
       select (select count(*) from (select 1 from inbox_events where status = 'pending' limit ${PAGE_COUNT_CAP}::int) x)::int as pending,
@@ -197,7 +195,7 @@ export async function readOpsPage(sql: Sql, p: { now: Date; staleAfterMs: number
 
 async function readSources(
   sql: Sql,
-  p: { since: Date; freshFrom: number | null; quarantineCounts: boolean; subscriptions: 'column' | 'table' | null },
+  p: { since: Date; freshFrom: number | null; quarantineCounts: boolean; subscriptions: boolean },
 ): Promise<SourceLine[]> {
   // The bound as a literal, so the planner reads it as an index range on the primary key.
   const [{ maxId }] = await sql<{ maxId: string }[]>`select coalesce(max(id), 0)::text as "maxId" from inbox_events`;
@@ -241,23 +239,29 @@ async function readSources(
     const denominator = r.webhookEvents24h + r.catches24h;
     return {
       ...r,
-      subscription: subs?.get(r.id) ?? (subs ? 'none' : null),
+      subscription: subs?.get(r.id) ?? (subs ? 'not checked yet' : null),
       rejected24h: rejectedBy.get(r.id) ?? 0,
       catchShare24h: denominator > 0 ? r.catches24h / denominator : null,
     };
   });
 }
 
-/** Subscription state by source, where the schema has one (another change adds it); undefined: not tracked. */
-async function readSubscriptions(sql: Sql, kind: 'column' | 'table' | null): Promise<Map<string, string> | undefined> {
-  if (kind === null) return undefined;
-  const rows =
-    kind === 'column'
-      ? await sql<{ id: string; state: string | null }[]>`select id, subscription_state::text as state from sources limit 500`
-      : await sql<{ id: string; state: string | null }[]>`
-          select distinct on (source_id) source_id as id, row_to_json(w)::text as state
-            from webhook_subscriptions w order by source_id limit 500`;
-  return new Map(rows.map((r) => [r.id, r.state ?? 'none']));
+/**
+ * Subscription state by source, as the subscription check (task check_subscriptions) last found it: `ok`, `missing`,
+ * `disabled`, `topics_missing` (with the topics) or `error` (with its message); undefined: not tracked by this schema.
+ */
+async function readSubscriptions(sql: Sql, tracked: boolean): Promise<Map<string, string> | undefined> {
+  if (!tracked) return undefined;
+  // As JSON: only the columns read below are relied on.
+  const rows = await sql<{ r: { source_id: string; state: string; missing_topics?: string[]; last_error?: string | null } }[]>`
+    select row_to_json(w) as r from webhook_subscriptions w order by source_id limit 500`;
+  return new Map(
+    rows.map(({ r }) => {
+      const topics = r.missing_topics?.length ? ` (${r.missing_topics.join(', ')})` : '';
+      const error = r.state === 'error' && r.last_error ? `: ${r.last_error.slice(0, 120)}` : '';
+      return [r.source_id, `${r.state}${topics}${error}`];
+    }),
+  );
 }
 
 export interface DeadLetter {

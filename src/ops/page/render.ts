@@ -74,7 +74,7 @@ function sourceRow(now: Date, s: SourceLine): string {
   const bar = share === null ? '' : `<span class="bar" style="width:${Math.max(2, Math.round(share * 60))}px"></span>`;
   return `<tr data-source="${esc(s.id)}">
 <td><strong>${esc(s.name)}</strong><br><code class="muted">${esc(s.id)}</code>${s.enabled ? '' : ' <span class="bad">disabled</span>'}</td>
-<td>${s.subscription === null ? '<span class="muted">not tracked</span>' : esc(s.subscription)}</td>
+<td data-k="subscription">${s.subscription === null ? '<span class="muted">not tracked</span>' : `<span class="${s.subscription === 'ok' ? 'ok' : s.subscription === 'not checked yet' ? 'muted' : 'bad'}">${esc(s.subscription)}</span>`}</td>
 <td data-k="last-webhook">${ago(now, s.lastWebhookAt)}</td>
 <td data-k="last-poll">${ago(now, s.lastPollAt)}</td>
 <td class="n" data-k="webhook-24h">${num(s.webhookEvents24h)}</td>
