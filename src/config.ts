@@ -208,6 +208,10 @@ export function loadConfig(env: Env = process.env) {
      * key file beside the embedded data, outside production only.
      */
     encryptionKeys: r.keyRing('WHARF_ENCRYPTION_KEY'),
+    /** Basic-auth password of the ops page on METRICS_PORT (any user name); unset = no auth (the port is private). */
+    opsPassword: r.secret('OPS_PASSWORD', 12),
+    /** How long the ops page's per-minute samples are kept (sample_ops_metrics prunes older ones). */
+    opsSampleRetentionDays: r.int('OPS_SAMPLE_RETENTION_DAYS', 7, 1, 90),
   };
   // Production never falls back to a database of its own: a forgotten DATABASE_URL must stop the process, not start
   // an empty embedded cluster that answers "0 pending". (The image ships no embedded PostgreSQL binaries anyway.)

@@ -83,9 +83,10 @@ t.test('the Dockerfile’s steps build from a clean checkout and the runtime sta
   t.match(noDb.stderr, /DATABASE_URL is required when NODE_ENV=production/, 'and says why');
 
   const port = await freePort();
+  const metricsPort = await freePort();
   const web = spawn(runtime.entrypoint[0], [...runtime.entrypoint.slice(1), 'web'], {
     cwd: app,
-    env: { ...env, PORT: String(port), METRICS_PORT: String(await freePort()) },
+    env: { ...env, PORT: String(port), METRICS_PORT: String(metricsPort) },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => web.once('exit', (code) => resolve(code)));
@@ -96,6 +97,10 @@ t.test('the Dockerfile’s steps build from a clean checkout and the runtime sta
   t.equal(health.status, 200, '/healthz answers 200');
   const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
   t.equal(ready.status, 200, '/readyz answers 200 (database reachable, migrations applied)');
+  const opsPage = await waitFor(`http://127.0.0.1:${metricsPort}/`, 20_000);
+  t.equal(opsPage.status, 200, 'the ops page answers on the metrics port');
+  const uplot = await fetch(`http://127.0.0.1:${metricsPort}/assets/uplot.iife.min.js`);
+  t.equal(uplot.status, 200, 'with its chart library from the production node_modules (no CDN)');
   web.kill('SIGTERM');
   t.equal(await exited, 0, 'the web role stops cleanly on SIGTERM');
 });
