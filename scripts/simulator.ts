@@ -1,6 +1,6 @@
 /**
  * `npm run simulator -- [--port 4010] [--seed 1] [--clients 3] [--orders 100] [--rate-limit 150]
- *   [--webhook-url http://127.0.0.1:3000/webhooks/{client}]`
+ *   [--webhook-url http://127.0.0.1:3000/webhooks/shipbob/sim-c{client}]  (npm run simulator:local registers those sources)`
  *
  * Serves the provider simulator and prints each client's API token and webhook secret. With --webhook-url (where
  * `{client}` becomes the client id) the world changes every second and the changes are sent as signed webhooks with

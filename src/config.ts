@@ -111,8 +111,13 @@ export function loadConfig(env: Env = process.env) {
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     role: r.oneOf('WHARF_ROLE', Roles, 'all'),
 
-    /** Unset: wharf runs an embedded PostgreSQL in `embeddedPgDir`. */
+    /** Unset: wharf runs an embedded PostgreSQL in `embeddedPgDir` (refused when NODE_ENV=production). */
     databaseUrl: r.url('DATABASE_URL'),
+    /**
+     * The web role's pool only (e.g. a transaction-mode PgBouncer); unset: DATABASE_URL. Migrations, the worker
+     * (LISTEN/NOTIFY, prepared statements) and ops always use DATABASE_URL.
+     */
+    webDatabaseUrl: r.url('WEB_DATABASE_URL'),
     embeddedPgDir: r.str('EMBEDDED_PG_DIR', '.wharf/pg'),
     embeddedPgPort: r.int('EMBEDDED_PG_PORT', 54329, 1, 65535),
     /** Web pool size; the worker has its own (see workerConcurrency). Works behind a transaction-mode pooler. */
@@ -184,6 +189,8 @@ export function loadConfig(env: Env = process.env) {
     staleLockAfterMs: r.int('STALE_LOCK_AFTER_MS', MINUTE, SECOND),
     inboxRetentionDays: r.int('INBOX_RETENTION_DAYS', 30, 1),
     deadRetentionDays: r.int('DEAD_RETENTION_DAYS', 90, 1),
+    /** poll_runs (the sync-run log) rows are deleted after this. */
+    pollRunRetentionDays: r.int('POLL_RUN_RETENTION_DAYS', 30, 1),
     /** Quarantine counters and samples are deleted after this (shorter than the inbox: they are diagnostics). */
     quarantineRetentionDays: r.int('QUARANTINE_RETENTION_DAYS', 7, 1),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 25 * SECOND, 0),
@@ -201,7 +208,17 @@ export function loadConfig(env: Env = process.env) {
      * key file beside the embedded data, outside production only.
      */
     encryptionKeys: r.keyRing('WHARF_ENCRYPTION_KEY'),
+    /** Basic-auth password of the ops page on METRICS_PORT (any user name); unset = no auth (the port is private). */
+    opsPassword: r.secret('OPS_PASSWORD', 12),
+    /** How long the ops page's per-minute samples are kept (sample_ops_metrics prunes older ones). */
+    opsSampleRetentionDays: r.int('OPS_SAMPLE_RETENTION_DAYS', 7, 1, 90),
   };
+  // Production never falls back to a database of its own: a forgotten DATABASE_URL must stop the process, not start
+  // an empty embedded cluster that answers "0 pending". (The image ships no embedded PostgreSQL binaries anyway.)
+  if (config.env === 'production' && !config.databaseUrl && !problems.some((m) => m.startsWith('DATABASE_URL')))
+    problems.push('DATABASE_URL is required when NODE_ENV=production (the embedded PostgreSQL is for development only)');
+  if (config.webDatabaseUrl && !config.databaseUrl)
+    problems.push('WEB_DATABASE_URL needs DATABASE_URL too (migrations and the worker connect directly)');
   if (config.env === 'production' && !config.encryptionKeys && !problems.some((p) => p.startsWith('WHARF_ENCRYPTION_KEY')))
     problems.push('WHARF_ENCRYPTION_KEY is required when NODE_ENV=production (secrets are stored encrypted under it)');
   if (problems.length > 0) throw new ConfigError(problems);

@@ -8,6 +8,7 @@ import { createReadiness } from './app.js';
 import { startGaugeRefresher } from './ops/metrics-gauges.js';
 import { encryptPlaintextAfterMigrate } from './intake/secrets-at-rest.js';
 import { buildMetricsApp } from './ops/metrics-server.js';
+import { opsPageRoutes } from './ops/page/routes.js';
 import { startWeb } from './web.js';
 import { startWorker, workerConnectionBound } from './worker/runner.js';
 
@@ -77,7 +78,8 @@ async function main() {
   await runMigrations(database.url, { afterMigrate });
   log.info({ role, embedded: database.embedded }, 'migrations applied');
 
-  const web = role === 'worker' ? undefined : await startWeb(config, database.url);
+  // The web pool may go through a transaction-mode pooler (WEB_DATABASE_URL); migrations and the worker connect directly.
+  const web = role === 'worker' ? undefined : await startWeb(config, config.webDatabaseUrl ?? database.url);
   if (web) log.info(`wharf web listening on ${web.url} (webhooks: ${config.publicUrl}/webhooks/shipbob/:sourceId)`);
   const worker = role === 'web' ? undefined : await startWorker(config, database.url, log);
   if (worker) log.info({ workerIds: worker.workerIds() }, 'wharf worker running');
@@ -93,11 +95,16 @@ async function main() {
   }
   const gauges = metricsDb ? startGaugeRefresher({ sql: metricsDb.sql, config, pools }) : undefined;
   const metricsApp = metricsDb ? await buildMetricsApp(config, { ready: createReadiness(metricsDb.sql, 2000) }) : undefined;
-  if (metricsApp) log.info(`wharf metrics on ${await metricsApp.listen({ port: config.metricsPort, host: config.metricsHost })}/metrics`);
+  // ── ops page (src/ops/page): its own small pool, registered on the metrics server only ──
+  const pageDb = metricsApp ? createDb({ url: database.url, max: 2, applicationName: 'wharf-ops-page' }) : undefined;
+  if (metricsApp && pageDb) await metricsApp.register(opsPageRoutes, { sql: pageDb.sql, config, log: (fields, msg) => log.info(fields, msg) });
+  const metricsUrl = metricsApp ? await metricsApp.listen({ port: config.metricsPort, host: config.metricsHost }) : undefined;
+  if (metricsUrl) log.info(`wharf metrics on ${metricsUrl}/metrics; ops page: ${metricsUrl}/`);
 
   stopAll = async (deadline) => {
     await Promise.all([web?.stop(deadline), worker?.stop(deadline), metricsApp?.close(), gauges?.stop()]);
     await metricsDb?.close();
+    await pageDb?.close();
     await database.stop();
   };
 }

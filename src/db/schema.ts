@@ -3,6 +3,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -340,6 +341,35 @@ export const pollCursors = pgTable(
   (t) => [primaryKey({ columns: [t.sourceId, t.stream] })],
 );
 
+/** The sync-run log: one row per poll run of a stream (src/poll/poll-runs.ts), pruned after POLL_RUN_RETENTION_DAYS. */
+export const pollRuns = pgTable(
+  'poll_runs',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    sourceId: text('source_id')
+      .notNull()
+      .references(() => sources.id, { onDelete: 'cascade' }),
+    stream: text('stream').notNull(),
+    startedAt: tz('started_at').notNull(),
+    finishedAt: tz('finished_at').notNull(),
+    durationMs: integer('duration_ms').notNull(),
+    /** The cursor's high-water mark before and after the run (what the run advanced over). */
+    windowFrom: tz('window_from'),
+    windowTo: tz('window_to'),
+    pages: integer('pages').notNull().default(0),
+    events: integer('events').notNull().default(0),
+    inserted: integer('inserted').notNull().default(0),
+    /** HTTP attempts (retries included) and 429s; provider_ms: time inside the provider's HTTP exchanges. */
+    calls: integer('calls').notNull().default(0),
+    throttled: integer('throttled').notNull().default(0),
+    providerMs: integer('provider_ms').notNull().default(0),
+    /** ok, error, aborted. */
+    outcome: text('outcome').notNull(),
+    error: text('error'),
+  },
+  (t) => [index('poll_runs_started_idx').on(t.startedAt), index('poll_runs_source_stream_idx').on(t.sourceId, t.stream, t.startedAt)],
+);
+
 /** One request budget per API token (hashed), shared by every worker process. */
 export const rateBudgets = pgTable('rate_budgets', {
   key: text('key').primaryKey(),
@@ -419,4 +449,50 @@ export const lockReleases = pgTable('lock_releases', {
   lastSeenAt: tz('last_seen_at'),
   releasedAt: tz('released_at').notNull().defaultNow(),
   releasedBy: text('released_by').notNull(),
+});
+
+// ─── the ops page's time series (src/worker/ops-samples.ts; kept OPS_SAMPLE_RETENTION_DAYS) ───
+
+/** One row per sampled window (normally a minute), keyed by the window's end. */
+export const opsSamples = pgTable('ops_samples', {
+  at: tz('at').primaryKey(),
+  windowMs: integer('window_ms').notNull(),
+  inboxPending: integer('inbox_pending').notNull(),
+  pendingCapped: boolean('pending_capped').notNull(),
+  oldestPendingAgeS: doublePrecision('oldest_pending_age_s'),
+  dead: integer('dead').notNull(),
+  /** Events marked processed during the window. */
+  applied: integer('applied').notNull(),
+  /** Webhook events processed during the window: processed_at - received_at. Null: none. */
+  lagP50Ms: doublePrecision('lag_p50_ms'),
+  lagP99Ms: doublePrecision('lag_p99_ms'),
+  lagCount: integer('lag_count').notNull(),
+  /** Highest inbox id at sample time; the next sample counts arrivals from here. */
+  maxInboxId: bigint('max_inbox_id', { mode: 'number' }).notNull(),
+  /** Lowest pending id (or max + 1) at sample time: what the next window processes lies above it. */
+  scanFromId: bigint('scan_from_id', { mode: 'number' }).notNull(),
+  sampledAt: tz('sampled_at').notNull().defaultNow(),
+});
+
+/** Per source and window, written only when something happened: arrivals by via, and poll catches. */
+export const opsSourceSamples = pgTable(
+  'ops_source_samples',
+  {
+    at: tz('at').notNull(),
+    sourceId: text('source_id').notNull(),
+    webhookEvents: integer('webhook_events').notNull(),
+    pollEvents: integer('poll_events').notNull(),
+    replayEvents: integer('replay_events').notNull(),
+    catches: integer('catches').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.at, t.sourceId] }), index('ops_source_samples_source_at_idx').on(t.sourceId, t.at)],
+);
+
+/** Each source's running figures, carried from one sample to the next. */
+export const opsSourceState = pgTable('ops_source_state', {
+  sourceId: text('source_id').primaryKey(),
+  lastWebhookAt: tz('last_webhook_at'),
+  /** poll_cursors.catches summed over the source's streams at the last sample (the next delta starts here). */
+  catchesTotal: bigint('catches_total', { mode: 'number' }).notNull().default(0),
+  updatedAt: tz('updated_at').notNull().defaultNow(),
 });

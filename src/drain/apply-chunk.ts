@@ -60,6 +60,8 @@ export interface AppliedChunk {
   catches: PollCatch[];
   /** Pending charges this chunk attributed through a shipment or return it brought. */
   attributed: number;
+  /** Milliseconds by phase (metrics): normalise (JS: normalise and collapse), upsert (pipeline 1), attribution (2). */
+  timings: { normalise: number; upsert: number; attribution: number };
   /** Rows now dead because an entity they carry belongs to another source. */
   refused: number;
   /** Rows left pending (no mark): another source's row of this chunk touched one of their entities first. */
@@ -130,7 +132,9 @@ function prepare(rows: readonly InboxRow[], futureToleranceMs: number): Prepared
 }
 
 export async function applyChunk(sql: Queryable, rows: readonly InboxRow[], opts: ApplyOptions = {}): Promise<AppliedChunk> {
+  const t0 = performance.now();
   const { normalised, chunk, marks, deferred, clamped } = prepare(rows, opts.futureToleranceMs ?? DEFAULT_WEBHOOK_TOLERANCE_MS);
+  const t1 = performance.now();
   const written = await pipeline({
     mark: markInboxEvents(sql, marks),
     ordersAndShipments: upsertOrdersAndShipments(sql, chunk.orders, chunk.shipments),
@@ -138,6 +142,7 @@ export async function applyChunk(sql: Queryable, rows: readonly InboxRow[], opts
     returns: upsertReturns(sql, chunk.returns),
     transactions: upsertTransactions(sql, chunk.transactions),
   });
+  const t2 = performance.now();
   // Refusals: a written row whose owner is not the incoming version's source (each key has one source per chunk).
   const refusedKeys = new Set<string>();
   const sourceOf = {
@@ -195,7 +200,8 @@ export async function applyChunk(sql: Queryable, rows: readonly InboxRow[], opts
   });
   const byId = new Map(refusals.map((m) => [m.id, m]));
   const finalMarks = byId.size === 0 ? marks : marks.map((m) => byId.get(m.id) ?? m);
-  return { marks: finalMarks, catches, attributed: after.attributed.length, refused: refusals.length, deferred, clamped };
+  const timings = { normalise: t1 - t0, upsert: t2 - t1, attribution: performance.now() - t2 };
+  return { marks: finalMarks, catches, attributed: after.attributed.length, refused: refusals.length, deferred, clamped, timings };
 }
 
 /**

@@ -33,9 +33,16 @@ export interface ChunkResult {
   byTopic: Record<string, { processed: number; dead: number; ignored: number }>;
   /** Transactions it took: 1 unless a batch failure was bisected. */
   transactions: number;
+  /** Milliseconds by phase, summed over its transactions (metrics): claim includes begin, commit is the commit's wait. */
+  phases: Record<DrainPhase, number>;
+  /** `received_at` (PostgreSQL text) of each processed webhook event, and when its chunk committed (epoch ms): the lag metric. */
+  applied: { receivedAt: string[]; committedAt: number }[];
   /** The chunk's byte bound, not the inbox, made it short: more events may be pending. */
   cutByBytes: boolean;
 }
+
+export const DrainPhases = ['claim', 'normalise', 'upsert', 'attribution', 'commit'] as const;
+export type DrainPhase = (typeof DrainPhases)[number];
 
 const emptyResult = (): ChunkResult => ({
   claimed: 0,
@@ -49,6 +56,8 @@ const emptyResult = (): ChunkResult => ({
   pollCatches: {},
   byTopic: {},
   transactions: 0,
+  phases: { claim: 0, normalise: 0, upsert: 0, attribution: 0, commit: 0 },
+  applied: [],
   cutByBytes: false,
 });
 
@@ -62,6 +71,8 @@ function add(into: ChunkResult, from: ChunkResult): ChunkResult {
   into.deferred += from.deferred;
   into.clamped += from.clamped;
   into.transactions += from.transactions;
+  for (const p of DrainPhases) into.phases[p] += from.phases[p];
+  into.applied.push(...from.applied);
   into.cutByBytes ||= from.cutByBytes;
   for (const [k, n] of Object.entries(from.pollCatches)) into.pollCatches[k] = (into.pollCatches[k] ?? 0) + n;
   for (const [k, t] of Object.entries(from.byTopic)) {
@@ -105,13 +116,27 @@ async function applyInTransaction(
   claimed: InboxRow[],
   opts: ApplyOptions,
 ) {
-  return sql.begin(async (tx) => {
+  const started = performance.now();
+  let applied = started;
+  const result = await sql.begin(async (tx) => {
     const { rows, cutByBytes } = await claim(tx);
     claimed.push(...rows);
     if (rows.length === 0) return emptyResult();
-    const applied = await applyChunk(tx, rows, opts);
-    return { ...summarise(rows, applied.marks, applied), cutByBytes };
+    const claimedAt = performance.now();
+    const chunk = await applyChunk(tx, rows, opts);
+    const r = { ...summarise(rows, chunk.marks, chunk), cutByBytes };
+    applied = performance.now();
+    r.phases.claim = claimedAt - started;
+    Object.assign(r.phases, chunk.timings);
+    const processed = new Set(chunk.marks.filter((m) => m.status === 'processed').map((m) => m.id));
+    r.applied.push({ receivedAt: rows.filter((row) => row.via === 'webhook' && processed.has(row.id)).map((row) => row.receivedAt), committedAt: 0 });
+    return r;
   });
+  if (result.claimed > 0) {
+    result.phases.commit = performance.now() - applied;
+    for (const a of result.applied) a.committedAt = Date.now();
+  }
+  return result;
 }
 
 const byIds = (ids: readonly number[]) => async (tx: Queryable): Promise<ClaimedChunk> => ({

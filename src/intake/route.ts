@@ -133,6 +133,7 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
   const { config, now } = opts.deps;
   const { committer, quarantine, sources, bodyBytes } = opts.intake;
   const states = new WeakMap<FastifyRequest, RequestState>();
+  const outcomes = new WeakMap<FastifyRequest, (typeof RequestOutcome)[keyof typeof RequestOutcome]>();
 
   // The two budgets are @fastify/rate-limit limiters (its in-memory LRU store, bounded in keys) that the hooks call
   // where the request's state decides, rather than the plugin's own hook, which would count every request:
@@ -204,6 +205,9 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
   // Every refusal is counted in the process's metrics; those of a known source also in the quarantine (bounded
   // counters and a few samples, written after the answer is sent). Unverified refusals charge the address's budget.
   app.addHook('onResponse', async (request, reply) => {
+    const outcome =
+      reply.statusCode >= 500 ? RequestOutcome.error : reply.statusCode >= 400 ? RequestOutcome.rejected : (outcomes.get(request) ?? RequestOutcome.stored);
+    metrics.webhookRequestSeconds.observe({ outcome }, reply.elapsedTime / 1000);
     if (reply.statusCode < 400) return;
     const state = states.get(request);
     const reason = state?.reason ?? QuarantineReason.badRequest;
@@ -304,6 +308,7 @@ export async function intakeRoutes(app: FastifyInstance, opts: { deps: IntakeDep
         opts.deps.onStored();
         metrics.webhookRequests.inc({ outcome: RequestOutcome.stored, reason: 'ok' });
       } else {
+        outcomes.set(request, RequestOutcome.duplicate);
         metrics.webhookDuplicates.inc();
         metrics.webhookRequests.inc({ outcome: RequestOutcome.duplicate, reason: result.sameBody ? 'ok' : QuarantineReason.changedBody });
         if (!result.sameBody) {

@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client.js';
+import { metrics } from '../metrics.js';
 import { isUsableKey, secretKey } from './signature.js';
 import type { KeyRing } from '../key-ring.js';
 import { findSourceWithSecrets, listEnabledSourceIds, openSourceSecrets } from './sources.js';
@@ -108,9 +109,16 @@ export function createSourceCache(opts: {
   return {
     async get(id) {
       const e = entries.get(id);
-      if (e && clock() - e.at < opts.ttlMs) return e.value;
+      if (e && clock() - e.at < opts.ttlMs) {
+        metrics.sourceCacheLookups.inc({ result: 'hit' });
+        return e.value;
+      }
       const missAt = unknown.get(id);
-      if (missAt !== undefined && clock() - missAt < opts.ttlMs) return null;
+      if (missAt !== undefined && clock() - missAt < opts.ttlMs) {
+        metrics.sourceCacheLookups.inc({ result: 'hit' });
+        return null;
+      }
+      metrics.sourceCacheLookups.inc({ result: 'miss' });
       if (!(await mayExist(id))) {
         entries.delete(id);
         remember(id);

@@ -35,3 +35,41 @@ export async function scheduleBackfill(
     return out;
   });
 }
+
+export interface BackfillProgress {
+  stream: string;
+  /** The high-water mark reached so far. */
+  cursorTime: Date | null;
+  /** The stream has finished a poll since the backfill was scheduled (no window in progress). */
+  done: boolean;
+  lastError: string | null;
+}
+
+/**
+ * Waits (up to `waitMs`) until each stream has completed a poll that started after `scheduledAt`, calling
+ * `onProgress` with every stream's cursor each `pollMs`. Returns the last progress; `done` false on every stream still
+ * polling at the deadline (the poll goes on; `ops status` follows it).
+ */
+export async function waitForBackfill(
+  sql: Sql,
+  p: {
+    sourceId: string;
+    streams: readonly PollStream[];
+    scheduledAt: Date;
+    waitMs: number;
+    pollMs?: number;
+    onProgress?: (progress: BackfillProgress[]) => void;
+  },
+): Promise<BackfillProgress[]> {
+  const deadline = Date.now() + p.waitMs;
+  for (;;) {
+    const rows = await sql<BackfillProgress[]>`
+      select stream, cursor_time as "cursorTime", last_error as "lastError",
+             (cursor_token is null and last_success_at is not null and last_success_at >= ${p.scheduledAt}) as done
+        from poll_cursors where source_id = ${p.sourceId} and stream = any(${p.streams as string[]}::text[])
+       order by stream`;
+    p.onProgress?.(rows);
+    if ((rows.length === p.streams.length && rows.every((r) => r.done)) || Date.now() >= deadline) return rows;
+    await new Promise((r) => setTimeout(r, p.pollMs ?? 500));
+  }
+}

@@ -3,6 +3,28 @@ import type { Sql } from '../db/client.js';
 import { dbGauges, markStatusRead } from '../metrics.js';
 import { readStatus } from './status.js';
 
+/** Pool names of our application names (wharf_db_pool_max uses the same). */
+const POOL_OF_APPLICATION: Record<string, string> = {
+  'wharf-web': 'web',
+  'wharf-worker': 'worker-tasks',
+  'wharf-worker-queue': 'worker-queue',
+  'wharf-metrics': 'metrics',
+  'wharf-ops': 'ops',
+};
+
+/** Connections per pool, in use (running a statement or inside a transaction) or idle, over every process. */
+function poolUse(connections: { application: string; state: string; count: number }[]) {
+  const byPool = new Map<string, { inUse: number; idle: number }>();
+  for (const c of connections) {
+    const pool = POOL_OF_APPLICATION[c.application] ?? 'other';
+    const use = byPool.get(pool) ?? { inUse: 0, idle: 0 };
+    if (c.state === 'idle') use.idle += c.count;
+    else use.inUse += c.count;
+    byPool.set(pool, use);
+  }
+  return byPool;
+}
+
 /**
  * The database gauges, read on a timer (METRICS_GAUGE_INTERVAL_MS) on a pool of their own (one connection), and
  * served from memory: a scrape, or any number of them, costs the database nothing and never takes a connection the
@@ -37,7 +59,8 @@ export function startGaugeRefresher(opts: {
       dbGauges.pollCursorCatches.reset();
       for (const c of s.cursors) {
         const labels = { source: c.sourceId, stream: c.stream };
-        if (c.ageSeconds !== null) dbGauges.pollCursorAge.set(labels, c.ageSeconds);
+        // Every polled stream exports an age, a never-polled one since its source was created (so its alert can fire).
+        if (c.polled) dbGauges.pollCursorAge.set(labels, c.ageSeconds ?? c.sourceAgeSeconds);
         dbGauges.pollCursorCatches.set(labels, c.catches);
       }
       dbGauges.rateBudgetThrottled.reset();
@@ -45,6 +68,13 @@ export function startGaugeRefresher(opts: {
       for (const b of s.rateBudgets) dbGauges.rateBudgetThrottled.set({ budget: b.key }, b.throttled);
       dbGauges.dbConnections.reset();
       for (const c of s.connections) dbGauges.dbConnections.set({ application: c.application, state: c.state }, c.count);
+      dbGauges.dbPoolConnections.reset();
+      for (const [pool, use] of poolUse(s.connections)) {
+        dbGauges.dbPoolConnections.set({ pool, use: 'in_use' }, use.inUse);
+        dbGauges.dbPoolConnections.set({ pool, use: 'idle' }, use.idle);
+      }
+      dbGauges.sources.set({ state: 'enabled' }, s.sources.enabled);
+      dbGauges.sources.set({ state: 'disabled' }, s.sources.disabled);
       dbGauges.quarantined.reset();
       for (const q of s.quarantine24h) dbGauges.quarantined.set({ reason: q.reason }, q.count);
       dbGauges.payloadDrift.reset();

@@ -19,6 +19,8 @@ export interface ReplayFilter {
   since?: Date;
   /** received_at < until */
   until?: Date;
+  /** Exactly this last_error (null: rows without one); undefined: any. The ops page replays a dead-letter group so. */
+  reason?: string | null;
 }
 
 // `status in (…)` first: with the status as a parameter, it is what lets the planner use the partial index.
@@ -27,7 +29,8 @@ const filterSql = (sql: Sql, f: ReplayFilter) => sql`
   and (${f.topic ?? null}::text is null or topic = ${f.topic ?? null}::text)
   and (${f.sourceId ?? null}::text is null or source_id = ${f.sourceId ?? null}::text)
   and (${f.since ?? null}::timestamptz is null or received_at >= ${f.since ?? null}::timestamptz)
-  and (${f.until ?? null}::timestamptz is null or received_at < ${f.until ?? null}::timestamptz)`;
+  and (${f.until ?? null}::timestamptz is null or received_at < ${f.until ?? null}::timestamptz)
+  and (not ${f.reason !== undefined}::boolean or last_error is not distinct from ${f.reason ?? null}::text)`;
 
 /** How many rows match, by topic. Read-only. */
 export async function countReplayable(sql: Sql, f: ReplayFilter): Promise<{ topic: string | null; count: number }[]> {
@@ -69,7 +72,15 @@ export interface ReplayProgress {
 export async function replay(
   sql: Sql,
   f: ReplayFilter,
-  p: { batchSize: number; total: number; waitMs: number; pollMs?: number; onProgress?: (r: ReplayProgress) => void },
+  p: {
+    batchSize: number;
+    total: number;
+    waitMs: number;
+    pollMs?: number;
+    onProgress?: (r: ReplayProgress) => void;
+    /** While waiting for the drain: what became of the requeued rows so far (pending included). */
+    onWait?: (outcome: Record<string, number>) => void;
+  },
 ): Promise<{ ids: number[]; outcome: Record<string, number>; settled: boolean }> {
   const ids: number[] = [];
   let afterId = 0;
@@ -85,6 +96,7 @@ export async function replay(
   const deadline = Date.now() + p.waitMs;
   let outcome = ids.length ? await countStatuses(sql, ids) : {};
   while ((outcome.pending ?? 0) > 0 && Date.now() < deadline) {
+    p.onWait?.(outcome);
     await new Promise((r) => setTimeout(r, p.pollMs ?? 250));
     outcome = await countStatuses(sql, ids);
   }

@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client.js';
+import { PollStreams } from '../poll/streams.js';
 import { QuarantineReason } from '../intake/quarantine.js';
 
 /**
@@ -27,6 +28,10 @@ export interface CursorStatus {
   cursorTime: Date | null;
   /** Seconds since the last successful poll; null if never. */
   ageSeconds: number | null;
+  /** Seconds since the source was created (the age a never-polled stream exports). */
+  sourceAgeSeconds: number;
+  /** The source is polled (enabled, with an API token): its streams' ages are alerting figures. */
+  polled: boolean;
   lastSuccessAt: Date | null;
   lastError: string | null;
   catches: number;
@@ -68,6 +73,7 @@ export interface Status {
   jobs: { task: string; waiting: number; locked: number; failed: number }[];
   /** Open connections of wharf processes by application name (pool usage across processes). */
   connections: { application: string; state: string; count: number }[];
+  sources: { enabled: number; disabled: number };
   /** Payload fields the normaliser did not know or could not read, per topic and field (most recent first, ≤ 200). */
   drift: DriftStatus[];
   /** Resources waiting to be fetched by id, per source. */
@@ -106,13 +112,20 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
           where status = 'pending' order by id limit 1) as "oldestPendingAgeSeconds",
         (select count(*) from (select 1 from inbox_events where status = 'dead' limit ${COUNT_CAP}::int) x)::int as dead,
         (select count(*) from (select 1 from inbox_events where status = 'ignored' limit ${COUNT_CAP}::int) x)::int as ignored`;
+    // Every stream that has a cursor, and every stream of a polled source (enabled, with a token) even if it has
+    // none yet: a stream that never polled successfully must still show (and export an age that can alert).
     const cursors = await tx<CursorStatus[]>`
-      select s.id as "sourceId", s.name as "sourceName", s.enabled, c.stream, c.cursor_time as "cursorTime",
+      select s.id as "sourceId", s.name as "sourceName", s.enabled, st.stream, c.cursor_time as "cursorTime",
              extract(epoch from now() - c.last_success_at)::float8 as "ageSeconds", c.last_success_at as "lastSuccessAt",
-             c.last_error as "lastError", c.catches::float8 as catches, c.backfill_since as "backfillSince",
-             c.cursor_token is not null as "inProgress", c.window_end as "windowEnd"
-        from poll_cursors c join sources s on s.id = c.source_id
-       order by s.name, c.stream`;
+             extract(epoch from now() - s.created_at)::float8 as "sourceAgeSeconds",
+             (s.enabled and s.api_token is not null) as polled,
+             c.last_error as "lastError", coalesce(c.catches, 0)::float8 as catches, c.backfill_since as "backfillSince",
+             coalesce(c.cursor_token is not null, false) as "inProgress", c.window_end as "windowEnd"
+        from sources s
+       cross join unnest(${PollStreams as unknown as string[]}::text[]) as st(stream)
+        left join poll_cursors c on c.source_id = s.id and c.stream = st.stream
+       where c.source_id is not null or (s.enabled and s.api_token is not null)
+       order by s.name, st.stream`;
     const rateBudgets = await tx<BudgetStatus[]>`
       select key, tokens::float8 as tokens, blocked_until as "blockedUntil", calls::float8 as calls, throttled::float8 as throttled from rate_budgets order by key`;
     const workers = await tx<WorkerStatus[]>`
@@ -138,6 +151,8 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
         from pg_stat_activity
        where datname = current_database() and application_name like 'wharf%'
        group by 1, 2 order by 1, 2`;
+    const [sources] = await tx<{ enabled: number; disabled: number }[]>`
+      select count(*) filter (where enabled)::int as enabled, count(*) filter (where not enabled)::int as disabled from sources`;
     const drift = await tx<DriftStatus[]>`
       select topic, field, problem, count::float8 as count, first_seen_at as "firstSeenAt", last_seen_at as "lastSeenAt"
         from payload_drift order by last_seen_at desc, topic, field limit 200`;
@@ -168,6 +183,7 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
       changedBodies24h: quarantine24h.find((q) => q.reason === QuarantineReason.changedBody)?.count ?? 0,
       jobs,
       connections,
+      sources,
       drift,
       resolves,
       subscriptions,

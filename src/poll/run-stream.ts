@@ -11,6 +11,8 @@ import { pollReturns } from './returns.js';
 import { pollTimelines } from './timelines.js';
 import { pollTransactions } from './transactions.js';
 import { createRateBudget } from '../provider/rate-budget.js';
+import { metrics } from '../metrics.js';
+import { insertPollRun, type PollRunOutcome, readCursorTime } from './poll-runs.js';
 
 const POLLERS: Record<PollStream, (ctx: PollContext) => Promise<PollResult>> = {
   orders: pollOrders,
@@ -26,10 +28,27 @@ const POLLERS: Record<PollStream, (ctx: PollContext) => Promise<PollResult>> = {
  * stays bounded, and a run that resumed nothing costs what it always did (one request when nothing changed).
  */
 export async function runPollStream(ctx: PollContext, stream: PollStream): Promise<PollResult> {
+  // The sync-run log and its metric: what the run did, however it ended.
+  const startedAt = new Date();
+  const started = performance.now();
+  const before = { ...ctx.client.stats };
+  const windowFrom = await readCursorTime(ctx.sql, ctx.sourceId, stream).catch(() => null);
+  const seen = { pages: 0, events: 0, inserted: 0 };
+  const counted: PollContext = {
+    ...ctx,
+    onPage(page) {
+      seen.pages++;
+      seen.events += page.events;
+      seen.inserted += page.inserted;
+      return ctx.onPage?.(page);
+    },
+  };
+  let outcome: PollRunOutcome = 'ok';
+  let error: string | null = null;
   try {
-    const first = await POLLERS[stream](ctx);
+    const first = await POLLERS[stream](counted);
     if (!first.resumed) return first;
-    const fresh = await POLLERS[stream](ctx);
+    const fresh = await POLLERS[stream](counted);
     return {
       stream,
       pages: first.pages + fresh.pages,
@@ -38,11 +57,31 @@ export async function runPollStream(ctx: PollContext, stream: PollStream): Promi
       resumed: true,
     };
   } catch (err) {
-    if (!ctx.signal?.aborted) {
-      const message = err instanceof Error ? err.message : String(err);
-      await recordPollError(ctx.sql, { sourceId: ctx.sourceId, stream, message });
-    }
+    const message = err instanceof Error ? err.message : String(err);
+    outcome = ctx.signal?.aborted ? 'aborted' : 'error';
+    error = message;
+    if (!ctx.signal?.aborted) await recordPollError(ctx.sql, { sourceId: ctx.sourceId, stream, message });
     throw err;
+  } finally {
+    const durationMs = performance.now() - started;
+    metrics.pollRunSeconds.observe({ stream, outcome }, durationMs / 1000);
+    const stats = ctx.client.stats;
+    const log = async () => insertPollRun(ctx.sql, {
+      sourceId: ctx.sourceId,
+      stream,
+      startedAt,
+      finishedAt: new Date(),
+      durationMs,
+      windowFrom,
+      windowTo: await readCursorTime(ctx.sql, ctx.sourceId, stream),
+      ...seen,
+      calls: stats.calls - before.calls,
+      throttled: stats.throttled - before.throttled,
+      providerMs: stats.providerMs - before.providerMs,
+      outcome,
+      error,
+    });
+    await log().catch(() => {}); // the log is best effort: it never turns a poll's result into a failure
   }
 }
 

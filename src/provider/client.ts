@@ -169,13 +169,20 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
         });
         text = await res.text();
       } catch (err) {
-        stats.providerMs += performance.now() - started;
+        const ms = performance.now() - started;
+        stats.providerMs += ms;
+        // c.what is the endpoint's template ("GET /shipment/:id/timeline"): a bounded label, never an id or a token.
+        metrics.providerRequests.inc({ endpoint: c.what, status: signal?.aborted ? 'aborted' : 'network' });
+        metrics.providerRequestSeconds.observe({ endpoint: c.what }, ms / 1000);
         signal?.throwIfAborted();
         if (++failures >= maxAttempts) throw new ProviderUnavailableError(null, c.what, failures, { cause: err });
         await backoff(failures, signal);
         continue;
       }
-      stats.providerMs += performance.now() - started;
+      const ms = performance.now() - started;
+      stats.providerMs += ms;
+      metrics.providerRequests.inc({ endpoint: c.what, status: String(res.status) });
+      metrics.providerRequestSeconds.observe({ endpoint: c.what }, ms / 1000);
 
       const remaining = remainingCalls(res.headers);
       if (remaining !== undefined) await budget.observeRemaining(remaining);

@@ -15,4 +15,6 @@ export const crontab = [
   '* * * * * resolve_schedule ?fill=1m&jobKey=resolve_schedule&jobKeyMode=preserve_run_at',
   // Each source's webhook subscription at the provider: missing, disabled (after repeated failures), topics missing.
   '*/15 * * * * check_subscriptions ?jobKey=check_subscriptions',
+  // The ops page's time series: one sample per minute (a missed minute is folded into the next window).
+  '* * * * * sample_ops_metrics ?jobKey=sample_ops_metrics&jobKeyMode=preserve_run_at',
 ].join('\n');

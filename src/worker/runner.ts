@@ -7,6 +7,7 @@ import pg from 'pg';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
 import { createDb } from '../db/client.js';
+import { metrics } from '../metrics.js';
 import { crontab } from './crontab.js';
 import { startHeartbeat } from './heartbeat.js';
 import { buildTaskList } from './task-list.js';
@@ -63,6 +64,8 @@ export async function startWorker(config: Config, url: string, log: FastifyBaseL
   const events: WorkerEvents = new EventEmitter();
   const poolIds = new Set<string>();
   events.on('pool:create', ({ workerPool }) => poolIds.add(workerPool.id));
+  // Every failed attempt (it will retry, or it was the last): task identifiers are our own list, a bounded label.
+  events.on('job:failed', ({ job }) => metrics.jobFailures.inc({ task: job.task_identifier }));
 
   const runner = await run({
     pgPool,

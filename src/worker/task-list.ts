@@ -8,6 +8,7 @@ import { pollStreamTask } from './tasks/poll_stream.js';
 import { pruneInboxTask } from './tasks/prune_inbox.js';
 import { resolveResourcesTask } from './tasks/resolve_resources.js';
 import { resolveScheduleTask } from './tasks/resolve_schedule.js';
+import { sampleOpsMetricsTask } from './tasks/sample_ops_metrics.js';
 
 /**
  * Every task the worker runs, by identifier (= its file name in tasks/). Each factory binds its deps once.
@@ -23,6 +24,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     poll_stream: pollStreamTask(deps),
     resolve_resources: resolveResourcesTask(deps),
     resolve_schedule: resolveScheduleTask(deps),
+    sample_ops_metrics: sampleOpsMetricsTask(deps),
   };
   return tasks;
 }

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { loadConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
+import { TEST_ENCRYPTION_KEY } from '../helper.js';
 
 t.test('defaults are complete and frozen', async (t) => {
   const c = loadConfig({});
@@ -28,6 +29,23 @@ t.test('values are coerced with units', async (t) => {
   t.equal(c.port, 8080);
   t.equal(c.webhookToleranceMs, 1000);
   t.equal(c.publicUrl, 'https://x.example');
+});
+
+t.test('production refuses to start without DATABASE_URL (never an embedded database there)', async (t) => {
+  const err = t.throws(() => loadConfig({ NODE_ENV: 'production' })) as ConfigError;
+  t.type(err, ConfigError);
+  t.match(err.message, /DATABASE_URL is required when NODE_ENV=production/);
+  const ok = loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://u@db/wharf', WHARF_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY });
+  t.equal(ok.databaseUrl, 'postgres://u@db/wharf');
+  t.doesNotThrow(() => loadConfig({ NODE_ENV: 'development' }), 'development may use the embedded database');
+});
+
+t.test('WEB_DATABASE_URL is the web pool’s URL and needs DATABASE_URL beside it', async (t) => {
+  const c = loadConfig({ DATABASE_URL: 'postgres://u@db:5432/wharf', WEB_DATABASE_URL: 'postgres://u@pooler:6432/wharf' });
+  t.equal(c.webDatabaseUrl, 'postgres://u@pooler:6432/wharf');
+  t.equal(loadConfig({ DATABASE_URL: 'postgres://u@db/wharf' }).webDatabaseUrl, undefined, 'unset: the web uses DATABASE_URL');
+  const err = t.throws(() => loadConfig({ WEB_DATABASE_URL: 'postgres://u@pooler:6432/wharf' })) as ConfigError;
+  t.match(err.message, /WEB_DATABASE_URL needs DATABASE_URL/);
 });
 
 t.test('the sandbox is one setting away; an explicit PROVIDER_BASE_URL wins', async (t) => {

@@ -55,7 +55,7 @@ t.test('a malformed key list is refused without echoing key material', async (t)
 t.test('production refuses to start without a key; elsewhere a key file beside the data is created (mode 600) and kept', async (t) => {
   const err = t.throws(() => loadConfig({ NODE_ENV: 'production' })) as ConfigError;
   t.match(err.message, /WHARF_ENCRYPTION_KEY is required when NODE_ENV=production/);
-  t.ok(loadConfig({ NODE_ENV: 'production', WHARF_ENCRYPTION_KEY: K1 }).encryptionKeys, 'with a key it starts');
+  t.ok(loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://u@db/wharf', WHARF_ENCRYPTION_KEY: K1 }).encryptionKeys, 'with a key it starts');
 
   const dir = mkdtempSync(path.join(tmpdir(), 'wharf-keys-'));
   const config = withKeyRing(loadConfig({ EMBEDDED_PG_DIR: path.join(dir, 'pg') }));

@@ -1,6 +1,7 @@
 import type { Task } from 'graphile-worker';
 import { kindOfTopic } from '../../apply/normalise.js';
-import { drainInbox } from '../../drain/drain-inbox.js';
+import { DrainPhases, drainInbox } from '../../drain/drain-inbox.js';
+import { parseMicros } from '../../time.js';
 import { metrics, tenancyMetrics } from '../../metrics.js';
 import { DRAIN_JOB_KEY, DRAIN_TASK } from '../../drain/kick-drain.js';
 import type { TaskDeps } from '../task-deps.js';
@@ -12,6 +13,14 @@ import type { TaskDeps } from '../task-deps.js';
  * workers): chunks are claimed with SKIP LOCKED. A thrown error (transient database trouble) means retry; nothing of
  * the failed chunk was marked.
  */
+/** SQLSTATEs of a chunk that lost on a lock (or ran out of time waiting for one): counted, then retried. */
+const LOCK_FAILURES: Record<string, string> = {
+  '55P03': 'lock_timeout',
+  '40P01': 'deadlock',
+  '40001': 'serialization',
+  '57014': 'statement_timeout',
+};
+
 export function drainTask(deps: TaskDeps): Task {
   const { sql } = deps.db;
   return async (_payload, helpers) => {
@@ -24,7 +33,15 @@ export function drainTask(deps: TaskDeps): Task {
       onChunk(r, ms) {
         if (r.refused) tenancyMetrics.ownershipRefused.inc(r.refused);
         if (r.clamped) tenancyMetrics.futureTimesClamped.inc(r.clamped);
-        if (r.claimed > 0) metrics.drainChunkSeconds.observe(ms / 1000);
+        if (r.claimed > 0) {
+          metrics.drainChunkSeconds.observe(ms / 1000);
+          for (const phase of DrainPhases) metrics.drainPhaseSeconds.observe({ phase }, r.phases[phase] / 1000);
+        }
+        for (const a of r.applied)
+          for (const received of a.receivedAt) {
+            const us = parseMicros(received);
+            if (us !== undefined) metrics.webhookToAppliedSeconds.observe(Math.max(0, a.committedAt - us / 1000) / 1000);
+          }
         for (const [topic, n] of Object.entries(r.byTopic)) {
           // Unknown topics are not labels (an open set would grow the registry without bound).
           const label = topic && kindOfTopic(topic) ? topic : 'unknown';
@@ -33,6 +50,10 @@ export function drainTask(deps: TaskDeps): Task {
         }
         for (const [stream, n] of Object.entries(r.pollCatches)) metrics.pollCatches.inc({ stream }, n);
       },
+    }).catch((err: unknown) => {
+      const kind = LOCK_FAILURES[String((err as { code?: unknown })?.code)];
+      if (kind) metrics.drainLockFailures.inc({ kind });
+      throw err;
     });
     if (result.claimed > 0) {
       helpers.logger.debug(

@@ -1,5 +1,7 @@
 import type { Task } from 'graphile-worker';
+import { DAY } from '../../config.js';
 import { pruneInbox } from '../../inbox/prune.js';
+import { prunePollRuns } from '../../poll/poll-runs.js';
 import type { TaskDeps } from '../task-deps.js';
 
 /** Rows per DELETE: small enough that each statement holds its row locks for milliseconds. */
@@ -9,8 +11,9 @@ const PRUNE_BUDGET_MS = 60_000;
 
 /**
  * Cron (hourly): deletes processed inbox rows older than INBOX_RETENTION_DAYS, dead and ignored ones older than
- * DEAD_RETENTION_DAYS, quarantine samples and counters older than QUARANTINE_RETENTION_DAYS, in bounded batches
- * (src/inbox/prune.ts). Payload: none. Idempotent; stops early on shutdown.
+ * DEAD_RETENTION_DAYS, quarantine samples and counters older than QUARANTINE_RETENTION_DAYS, poll_runs older than
+ * POLL_RUN_RETENTION_DAYS, in bounded batches (src/inbox/prune.ts, src/poll/poll-runs.ts). Payload: none. Idempotent;
+ * stops early on shutdown.
  */
 export function pruneInboxTask(deps: TaskDeps): Task {
   return async (_payload, helpers) => {
@@ -23,9 +26,15 @@ export function pruneInboxTask(deps: TaskDeps): Task {
       now: deps.now(),
       shouldStop: () => Date.now() > deadline || helpers.abortSignal?.aborted === true,
     });
-    if (r.processed + r.deadOrIgnored + r.quarantine > 0 || !r.complete) {
+    const pollRuns = await prunePollRuns(deps.db.sql, {
+      before: new Date(deps.now().getTime() - deps.config.pollRunRetentionDays * DAY),
+      batchSize: PRUNE_BATCH_SIZE,
+      shouldStop: () => Date.now() > deadline || helpers.abortSignal?.aborted === true,
+    });
+    if (r.processed + r.deadOrIgnored + r.quarantine + pollRuns > 0 || !r.complete) {
       helpers.logger.info(
-        `pruned ${r.processed} processed, ${r.deadOrIgnored} dead/ignored inbox rows, ${r.quarantine} quarantine rows` +
+        `pruned ${r.processed} processed, ${r.deadOrIgnored} dead/ignored inbox rows, ${r.quarantine} quarantine rows, ` +
+          `${pollRuns} poll runs` +
           (r.complete ? '' : ' (budget used up; the next run continues)'),
       );
     }
