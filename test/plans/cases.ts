@@ -3,7 +3,9 @@ import type { Sql } from '../../src/db/client.js';
 import { attributePendingTransactions } from '../../src/apply/attribution.js';
 import { claimInboxChunk } from '../../src/inbox/claim.js';
 import { deleteProcessedBatch, lastInboxIdBefore, pruneInbox } from '../../src/inbox/prune.js';
+import { explainEntity } from '../../src/ops/explain.js';
 import { startGaugeRefresher } from '../../src/ops/metrics-gauges.js';
+import { readDeadLetter, readOpsPage } from '../../src/ops/page/queries.js';
 import { readStatus } from '../../src/ops/status.js';
 import type { PollContext, PollResult } from '../../src/poll/context.js';
 import { advancePollCursor, openPollWindow } from '../../src/poll/cursors.js';
@@ -34,7 +36,7 @@ export interface PlanCase {
   name: string;
   /** The function whose statements are checked, and its file. */
   fn: string;
-  /** Set while the function does not exist on this branch. */
+  /** A known problem (or a function not on this branch yet): the row runs, and its failures are reported as todo. */
   todo?: string;
   run?: (sql: Sql, c: PlanContext) => Promise<unknown>;
   /** Which captured statements to check (default: every one); `begin`, `commit` and the like are never checked. */
@@ -211,16 +213,31 @@ export const planCases: PlanCase[] = [
     indexes: ['inbox_events_pending_idx', 'inbox_events_finished_idx', 'quarantine_counts_bucket_idx'],
   },
   {
-    name: 'ops-explain',
-    fn: 'ops explain (src/ops/explain.ts)',
-    todo: 'src/ops/explain.ts (issue #18) is not on this branch: add its run and indexes here',
-    indexes: [],
+    name: 'ops-explain-shipment',
+    fn: 'explainEntity (src/ops/explain.ts): ops explain shipment <id>',
+    run: (sql, c) => explainEntity(sql, { kind: 'shipment', id: String(c.shipments - 10) }),
+    indexes: ['shipments_pkey'],
+    todo:
+      'found by this test: the stored row is looked up by `id::text = $1` (a sequential scan of shipments) and the ' +
+      'candidate events by a sequential scan of the inbox; issue #18 owns explain.ts',
   },
   {
     name: 'ops-page',
-    fn: 'the ops page queries (issue #14)',
-    todo: 'the ops page (issue #14) is not on this branch: add one row per query it sends',
+    fn: 'readOpsPage (src/ops/page/queries.ts): the ops page overview',
+    run: (sql, c) => readOpsPage(sql, { now: c.now, staleAfterMs: 60_000 }),
     indexes: [],
+    todo:
+      'found by this test: the overview reads and sorts every dead letter to group them by reason (218 sorted for ' +
+      '20 shown here), linear in dead rows like the status counts; issue #14 owns page/queries.ts',
+  },
+  {
+    name: 'ops-page-dead-letter',
+    fn: 'readDeadLetter (src/ops/page/queries.ts): one dead letter',
+    run: async (sql, c) => {
+      const [dead] = await c.plain<{ id: string }[]>`select id from inbox_events where status = 'dead' order by id desc limit 1`;
+      return readDeadLetter(sql, Number(dead.id));
+    },
+    indexes: ['inbox_events_pkey'],
   },
 ];
 

@@ -38,12 +38,13 @@ t.test('hot queries read what they return through their indexes, on a seeded dat
   const ctx: PlanContext = { now, shipments, sources, config: testConfig(db.url), plain: db.sql };
 
   for (const c of planCases) {
-    if (c.todo || !c.run) {
+    if (!c.run) {
       t.test(c.fn, { todo: c.todo ?? 'no run given' }, async () => {});
       continue;
     }
     const run = c.run;
-    await t.test(`${c.fn}: ${c.indexes.length ? c.indexes.join(', ') : 'no scan of a growing table'}`, async (t) => {
+    const name = `${c.fn}: ${c.indexes.length ? c.indexes.join(', ') : 'no scan of a growing table'}`;
+    await t.test(name, c.todo ? { todo: c.todo } : {}, async (t) => {
       captured.length = 0;
       await run(capturing.sql, ctx);
       const statements = captured.filter((s) => !isControlStatement(s.text) && (c.pick?.(s.text) ?? true));

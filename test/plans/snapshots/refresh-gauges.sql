@@ -10,12 +10,17 @@ select set_config('statement_timeout', $1, true);
         (select count(*) from (select 1 from inbox_events where status = 'dead' limit $2::int) x)::int as dead,
         (select count(*) from (select 1 from inbox_events where status = 'ignored' limit $3::int) x)::int as ignored;
 -- statement 3
-      select s.id as "sourceId", s.name as "sourceName", s.enabled, c.stream, c.cursor_time as "cursorTime",
+      select s.id as "sourceId", s.name as "sourceName", s.enabled, st.stream, c.cursor_time as "cursorTime",
              extract(epoch from now() - c.last_success_at)::float8 as "ageSeconds", c.last_success_at as "lastSuccessAt",
-             c.last_error as "lastError", c.catches::float8 as catches, c.backfill_since as "backfillSince",
-             c.cursor_token is not null as "inProgress", c.window_end as "windowEnd"
-        from poll_cursors c join sources s on s.id = c.source_id
-       order by s.name, c.stream;
+             extract(epoch from now() - s.created_at)::float8 as "sourceAgeSeconds",
+             (s.enabled and s.api_token is not null) as polled,
+             c.last_error as "lastError", coalesce(c.catches, 0)::float8 as catches, c.backfill_since as "backfillSince",
+             coalesce(c.cursor_token is not null, false) as "inProgress", c.window_end as "windowEnd"
+        from sources s
+       cross join unnest($1::text[]) as st(stream)
+        left join poll_cursors c on c.source_id = s.id and c.stream = st.stream
+       where c.source_id is not null or (s.enabled and s.api_token is not null)
+       order by s.name, st.stream;
 -- statement 4
       select key, tokens::float8 as tokens, blocked_until as "blockedUntil", calls::float8 as calls, throttled::float8 as throttled from rate_budgets order by key;
 -- statement 5
@@ -42,13 +47,15 @@ select set_config('statement_timeout', $1, true);
        where datname = current_database() and application_name like 'wharf%'
        group by 1, 2 order by 1, 2;
 -- statement 9
+      select count(*) filter (where enabled)::int as enabled, count(*) filter (where not enabled)::int as disabled from sources;
+-- statement 10
       select topic, field, problem, count::float8 as count, first_seen_at as "firstSeenAt", last_seen_at as "lastSeenAt"
         from payload_drift order by last_seen_at desc, topic, field limit 200;
--- statement 10
+-- statement 11
       select source_id as "sourceId", count(*)::int as waiting, count(*) filter (where attempts > 0)::int as failing,
              extract(epoch from now() - min(requested_at))::float8 as "oldestAgeSeconds"
         from resolve_requests group by source_id order by source_id;
--- statement 11
+-- statement 12
       select s.id as "sourceId", s.name as "sourceName", w.state, coalesce(w.missing_topics, '{}') as "missingTopics",
              w.checked_at as "checkedAt", w.last_error as "lastError"
         from sources s left join webhook_subscriptions w on w.source_id = s.id
