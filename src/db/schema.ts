@@ -106,6 +106,10 @@ export const inboxEvents = pgTable(
     index('inbox_events_pending_idx')
       .on(t.id)
       .where(sql`status = 'pending'`),
+    // The fair claim's skip scan over sources with pending rows and each source's oldest pending rows (0008).
+    index('inbox_events_pending_source_idx')
+      .on(t.sourceId, t.id)
+      .where(sql`status = 'pending'`),
     // Dead and ignored rows only (replay, status, retention): the mark's update is not HOT (status is in the pending
     // index's predicate), so each index on every row costs an entry per mark; processed rows are pruned by id order.
     index('inbox_events_finished_idx')
