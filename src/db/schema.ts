@@ -446,3 +446,26 @@ export const lockReleases = pgTable('lock_releases', {
   releasedAt: tz('released_at').notNull().defaultNow(),
   releasedBy: text('released_by').notNull(),
 });
+
+/**
+ * Reconciliation against the provider's own counts (src/poll/reconcile.ts): one row per source, stream and closed
+ * window. state: `reconciled` (the provider's count equals what wharf holds), `short` (it did not: the window was
+ * re-polled, `repolled` events went to the inbox; the next run checks it again).
+ */
+export const reconcileWindows = pgTable(
+  'reconcile_windows',
+  {
+    sourceId: text('source_id')
+      .notNull()
+      .references(() => sources.id, { onDelete: 'cascade' }),
+    stream: text('stream').notNull(),
+    windowStart: tz('window_start').notNull(),
+    windowEnd: tz('window_end').notNull(),
+    providerCount: integer('provider_count'),
+    wharfCount: integer('wharf_count').notNull(),
+    repolled: integer('repolled').notNull().default(0),
+    state: text('state').notNull(),
+    checkedAt: tz('checked_at').notNull(),
+  },
+  (t) => [primaryKey({ name: 'reconcile_windows_pk', columns: [t.sourceId, t.stream, t.windowStart] })],
+);
