@@ -108,6 +108,10 @@ export const inboxEvents = pgTable(
     index('inbox_events_pending_idx')
       .on(t.id)
       .where(sql`status = 'pending'`),
+    // The fair claim's skip scan over sources with pending rows and each source's oldest pending rows (0008).
+    index('inbox_events_pending_source_idx')
+      .on(t.sourceId, t.id)
+      .where(sql`status = 'pending'`),
     // Dead and ignored rows only (replay, status, retention): the mark's update is not HOT (status is in the pending
     // index's predicate), so each index on every row costs an entry per mark; processed rows are pruned by id order.
     index('inbox_events_finished_idx')
@@ -496,3 +500,25 @@ export const opsSourceState = pgTable('ops_source_state', {
   catchesTotal: bigint('catches_total', { mode: 'number' }).notNull().default(0),
   updatedAt: tz('updated_at').notNull().defaultNow(),
 });
+/**
+ * Reconciliation against the provider's own counts (src/poll/reconcile.ts): one row per source, stream and closed
+ * window. state: `reconciled` (the provider's count equals what wharf holds), `short` (it did not: the window was
+ * re-polled, `repolled` events went to the inbox; the next run checks it again).
+ */
+export const reconcileWindows = pgTable(
+  'reconcile_windows',
+  {
+    sourceId: text('source_id')
+      .notNull()
+      .references(() => sources.id, { onDelete: 'cascade' }),
+    stream: text('stream').notNull(),
+    windowStart: tz('window_start').notNull(),
+    windowEnd: tz('window_end').notNull(),
+    providerCount: integer('provider_count'),
+    wharfCount: integer('wharf_count').notNull(),
+    repolled: integer('repolled').notNull().default(0),
+    state: text('state').notNull(),
+    checkedAt: tz('checked_at').notNull(),
+  },
+  (t) => [primaryKey({ name: 'reconcile_windows_pk', columns: [t.sourceId, t.stream, t.windowStart] })],
+);

@@ -29,6 +29,19 @@ export async function pollSetup(t: Test, sim: SimulatorOptions, env: Record<stri
   }
   const now = () => new Date(simulator.world.now());
 
+  /** A poll context for client `clientId` (its own client and rate budget), as `poll` builds it. */
+  function context(clientId: number, settings: Partial<PollSettings> = {}): PollContext {
+    const token = simulator.world.clients[clientId - 1].token;
+    const client = createProviderClient({
+      baseUrl: simulator.url,
+      version: API_VERSION,
+      token,
+      budget: createRateBudget(db.sql, { token, callsPerMinute: config.providerCallsPerMinute }),
+      retryBaseMs: 5,
+    });
+    return { sql: db.sql, client, sourceId: `c${clientId}`, now, settings: { ...pollSettings(config), ...settings } };
+  }
+
   /** Polls one stream of client `clientId` with the given overrides; returns the result and the calls it made. */
   async function poll(
     clientId: number,
@@ -64,5 +77,5 @@ export async function pollSetup(t: Test, sim: SimulatorOptions, env: Record<stri
     return new Set(rows.map((r) => r.event_id));
   }
 
-  return { sim: simulator, world: simulator.world, db, sql: db.sql, config, now, poll, inboxIds };
+  return { sim: simulator, world: simulator.world, db, sql: db.sql, config, now, poll, inboxIds, context };
 }

@@ -1,0 +1,138 @@
+import { DAY } from '../config.js';
+import type { Queryable, Sql } from '../db/client.js';
+import { ORDER_PAGE_LIMIT } from '../provider/client.js';
+import type { Order } from '../provider/shapes.js';
+import type { PollContext, PollResult } from './context.js';
+import { orderEvent } from './orders.js';
+import { commitPollPage } from './page.js';
+
+/**
+ * Reconciliation against the provider's own counts (issue #16, docs/polling.md "Reconciliation").
+ *
+ * For each closed UTC day of the last `days` (ending before now - POLL_LAG_MS), the orders stream: the provider's
+ * `total-count` of `GET /order?LastUpdateStartDate=<start - 1 ms>&LastUpdateEndDate=<end>&Limit=1` (ONE call, the
+ * incremental poller's own convention for the bounds, whichever inclusivity the server uses) against what wharf holds:
+ * orders of the source whose last update lies in [start, end) and that have at least one shipment row (ShipBob creates
+ * an order's shipments with it, so an order without any lost them). Equal: the window is `reconciled`, one call spent.
+ * Different: the window is re-read page by page (Limit 250), and every order wharf lacks, or whose shipments wharf
+ * lacks in part, goes to the inbox as a polled event under an id of this run (`reconcile:<run>:order:<id>:<version>`:
+ * the incremental poll's id for it is already in the inbox, processed, and would deduplicate); the window is `short`
+ * until a later run counts it equal. The re-read goes through the same page commit and the same client (rate budget).
+ *
+ * Other streams (chosen, the issue leaves it open): billing (`POST /transactions:query`) answers with cursor pages and
+ * no total, returns (`GET /return`) likewise, timelines per shipment: none offers a count, so only orders (with their
+ * shipments) are reconciled; docs/polling.md says so.
+ */
+
+export interface ReconcileWindowResult {
+  windowStart: Date;
+  windowEnd: Date;
+  providerCount: number | null;
+  wharfCount: number;
+  repolled: number;
+  state: 'reconciled' | 'short';
+  calls: number;
+}
+
+/** Closed UTC days, oldest first: the `days` days before the day holding now - lag. */
+export function closedDayWindows(now: Date, lagMs: number, days: number): { start: Date; end: Date }[] {
+  const today = Math.floor((now.getTime() - lagMs) / DAY) * DAY;
+  const out: { start: Date; end: Date }[] = [];
+  for (let i = days; i >= 1; i--) out.push({ start: new Date(today - i * DAY), end: new Date(today - (i - 1) * DAY) });
+  return out;
+}
+
+/** Orders wharf holds whose last update is in [start, end), with at least one shipment. */
+export async function wharfOrderCount(sql: Queryable, sourceId: string, start: Date, end: Date): Promise<number> {
+  const [r] = await sql<{ n: number }[]>`
+    select count(*)::int as n from orders o
+     where o.source_id = ${sourceId} and o.last_update_at >= ${start} and o.last_update_at < ${end}
+       and exists (select 1 from shipments s where s.order_id = o.id and s.source_id = ${sourceId})`;
+  return r.n;
+}
+
+/** Of these orders, those wharf lacks or whose shipments it lacks in part. */
+async function missingFrom(sql: Queryable, sourceId: string, orders: readonly Order[]): Promise<Order[]> {
+  if (orders.length === 0) return [];
+  const ids = orders.map((o) => o.id);
+  const shipmentIds = orders.flatMap((o) => (o.shipments ?? []).map((s) => s.id));
+  const heldOrders = await sql<{ id: string }[]>`
+    select id::text from orders where source_id = ${sourceId} and id = any(${ids}::bigint[])`;
+  const heldShipments = await sql<{ id: string }[]>`
+    select id::text from shipments where source_id = ${sourceId} and id = any(${shipmentIds}::bigint[])`;
+  const o = new Set(heldOrders.map((r) => r.id));
+  const s = new Set(heldShipments.map((r) => r.id));
+  return orders.filter((x) => !o.has(String(x.id)) || (x.shipments ?? []).some((sh) => !s.has(String(sh.id))));
+}
+
+async function recordWindow(sql: Sql, sourceId: string, r: ReconcileWindowResult, checkedAt: Date) {
+  await sql`
+    insert into reconcile_windows (source_id, stream, window_start, window_end, provider_count, wharf_count, repolled, state, checked_at)
+    values (${sourceId}, 'orders', ${r.windowStart}, ${r.windowEnd}, ${r.providerCount}, ${r.wharfCount}, ${r.repolled}, ${r.state}, ${checkedAt})
+    on conflict (source_id, stream, window_start) do update
+       set window_end = excluded.window_end, provider_count = excluded.provider_count, wharf_count = excluded.wharf_count,
+           repolled = excluded.repolled, state = excluded.state, checked_at = excluded.checked_at`;
+}
+
+/** Checks (and repairs) one window of one source's orders. */
+export async function reconcileOrdersWindow(ctx: PollContext, start: Date, end: Date): Promise<ReconcileWindowResult> {
+  const before = ctx.client.stats.calls;
+  const checkedAt = new Date();
+  const range = { from: new Date(start.getTime() - 1).toISOString(), to: new Date(end.getTime()).toISOString() };
+  const head = await ctx.client.listOrders({ ...range, page: 1, limit: 1 }, ctx.signal);
+  const providerCount = head.totalCount;
+  const wharfCount = await wharfOrderCount(ctx.sql, ctx.sourceId, start, end);
+  const r: ReconcileWindowResult = { windowStart: start, windowEnd: end, providerCount, wharfCount, repolled: 0, state: 'reconciled', calls: 0 };
+  if (providerCount === null || providerCount !== wharfCount) {
+    r.state = 'short';
+    const result: PollResult = { stream: 'orders', pages: 0, events: 0, inserted: 0, resumed: false };
+    const run = checkedAt.getTime();
+    const maxPages = Math.ceil((providerCount ?? 10 * ORDER_PAGE_LIMIT) / ORDER_PAGE_LIMIT) + 2;
+    for (let page = 1; page <= maxPages; page++) {
+      const res = await ctx.client.listOrders({ ...range, page, limit: ORDER_PAGE_LIMIT }, ctx.signal);
+      const missing = await missingFrom(ctx.sql, ctx.sourceId, res.orders);
+      const events = missing.map((o) => {
+        const e = orderEvent(ctx.sourceId, o);
+        return { ...e, eventId: `reconcile:${run}:${e.eventId.replace(/^poll:/, '')}` };
+      });
+      r.repolled += await commitPollPage(ctx, result, { events });
+      if (res.orders.length < ORDER_PAGE_LIMIT || res.nextPage === null) break;
+    }
+  }
+  r.calls = ctx.client.stats.calls - before;
+  await recordWindow(ctx.sql, ctx.sourceId, r, checkedAt);
+  return r;
+}
+
+/** Reconciles a source's orders over the last `days` closed days; one call per window when nothing is missing. */
+export async function reconcileSource(ctx: PollContext, days: number): Promise<ReconcileWindowResult[]> {
+  const out: ReconcileWindowResult[] = [];
+  for (const w of closedDayWindows(ctx.now(), ctx.settings.lagMs, days)) out.push(await reconcileOrdersWindow(ctx, w.start, w.end));
+  return out;
+}
+
+export interface ReconcileStatus {
+  sourceId: string;
+  stream: string;
+  /** End of the newest window that is reconciled, or null. */
+  newestReconciled: Date | null;
+  /** Windows still short (start, provider count, wharf count), oldest first. */
+  short: { windowStart: Date; providerCount: number | null; wharfCount: number }[];
+}
+
+/** Per source and stream: the newest reconciled window and the windows still short (for ops status and the gauge). */
+export async function reconcileStatus(sql: Queryable): Promise<ReconcileStatus[]> {
+  const rows = await sql<{ sourceId: string; stream: string; windowStart: Date; windowEnd: Date; state: string; providerCount: number | null; wharfCount: number }[]>`
+    select source_id as "sourceId", stream, window_start as "windowStart", window_end as "windowEnd", state,
+           provider_count as "providerCount", wharf_count as "wharfCount"
+      from reconcile_windows order by source_id, stream, window_start`;
+  const by = new Map<string, ReconcileStatus>();
+  for (const r of rows) {
+    const key = `${r.sourceId}\u0000${r.stream}`;
+    let s = by.get(key);
+    if (!s) by.set(key, (s = { sourceId: r.sourceId, stream: r.stream, newestReconciled: null, short: [] }));
+    if (r.state === 'reconciled') s.newestReconciled = r.windowEnd;
+    else s.short.push({ windowStart: r.windowStart, providerCount: r.providerCount, wharfCount: r.wharfCount });
+  }
+  return [...by.values()];
+}
