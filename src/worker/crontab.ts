@@ -15,4 +15,6 @@ export const crontab = [
   '* * * * * resolve_schedule ?fill=1m&jobKey=resolve_schedule&jobKeyMode=preserve_run_at',
   // Each source's webhook subscription at the provider: missing, disabled (after repeated failures), topics missing.
   '*/15 * * * * check_subscriptions ?jobKey=check_subscriptions',
+  // Reconciliation against the provider's counts (RECONCILE_DAYS closed days per source; one call per complete window).
+  '41 * * * * reconcile_windows ?fill=2h&jobKey=reconcile_windows',
 ].join('\n');
