@@ -184,6 +184,8 @@ export function loadConfig(env: Env = process.env) {
     billingRescanDays: r.int('BILLING_RESCAN_DAYS', 7, 0),
     /** How far back a stream's first poll reaches when no backfill_since is set on its cursor. */
     pollBackfillDays: r.int('POLL_BACKFILL_DAYS', 30, 0),
+    /** Reconciliation (hourly): closed UTC days checked against the provider's counts, one call each when complete. */
+    reconcileDays: r.int('RECONCILE_DAYS', 7, 0, 90),
 
     heartbeatIntervalMs: r.int('HEARTBEAT_INTERVAL_MS', 5 * SECOND, 100),
     staleLockAfterMs: r.int('STALE_LOCK_AFTER_MS', MINUTE, SECOND),

@@ -208,6 +208,18 @@ export const dbGauges = {
     labelNames: ['source', 'stream'] as const,
     registers,
   }),
+  reconcileShortWindows: new Gauge({
+    name: 'wharf_reconcile_short_windows',
+    help: "Closed windows whose count differs from the provider's total-count (re-read, waiting for the next check)",
+    labelNames: ['source', 'stream'] as const,
+    registers,
+  }),
+  reconcileNewestAge: new Gauge({
+    name: 'wharf_reconcile_newest_age_seconds',
+    help: 'Seconds since the end of the newest reconciled window (a day window ends at midnight UTC)',
+    labelNames: ['source', 'stream'] as const,
+    registers,
+  }),
   rateBudgetThrottled: new Gauge({
     name: 'wharf_rate_budget_throttled',
     help: 'Provider 429s recorded for a rate budget (stored total, all processes)',

@@ -507,6 +507,19 @@ async function status(s: Session) {
       ]),
     ),
   );
+  io.out("\nreconciliation against the provider's counts (RECONCILE_DAYS closed days; docs/polling.md)");
+  io.out(
+    table(
+      ['source', 'stream', 'newest reconciled (window end)', 'windows short', 'first short (provider/wharf)'],
+      st.reconcile.map((r) => [
+        r.sourceId,
+        r.stream,
+        r.newestReconciled?.toISOString() ?? 'never',
+        r.short.length,
+        r.short[0] ? `${r.short[0].windowStart.toISOString()} (${r.short[0].providerCount ?? '?'}/${r.short[0].wharfCount})` : '',
+      ]),
+    ),
+  );
   io.out('\nrate budgets');
   io.out(
     table(

@@ -63,6 +63,13 @@ export function startGaugeRefresher(opts: {
         if (c.polled) dbGauges.pollCursorAge.set(labels, c.ageSeconds ?? c.sourceAgeSeconds);
         dbGauges.pollCursorCatches.set(labels, c.catches);
       }
+      dbGauges.reconcileShortWindows.reset();
+      dbGauges.reconcileNewestAge.reset();
+      for (const r of s.reconcile) {
+        const labels = { source: r.sourceId, stream: r.stream };
+        dbGauges.reconcileShortWindows.set(labels, r.short.length);
+        if (r.newestReconciled) dbGauges.reconcileNewestAge.set(labels, (s.at.getTime() - r.newestReconciled.getTime()) / 1000);
+      }
       dbGauges.rateBudgetThrottled.reset();
       // Budget keys are token hashes already (never a token).
       for (const b of s.rateBudgets) dbGauges.rateBudgetThrottled.set({ budget: b.key }, b.throttled);

@@ -1,5 +1,6 @@
 import type { Sql } from '../db/client.js';
 import { PollStreams } from '../poll/streams.js';
+import { type ReconcileStatus, reconcileStatus } from '../poll/reconcile.js';
 import { QuarantineReason } from '../intake/quarantine.js';
 
 /**
@@ -80,6 +81,8 @@ export interface Status {
   resolves: { sourceId: string; waiting: number; failing: number; oldestAgeSeconds: number | null }[];
   /** Each source with an API token: its webhook subscription as the last check found it (never checked: null). */
   subscriptions: SubscriptionStatus[];
+  /** Reconciliation against the provider's counts, per source and stream: newest reconciled window, windows still short. */
+  reconcile: ReconcileStatus[];
 }
 
 export interface DriftStatus {
@@ -166,8 +169,10 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
         from sources s left join webhook_subscriptions w on w.source_id = s.id
        where s.api_token is not null and s.enabled
        order by s.name`;
+    const reconcile = await reconcileStatus(tx);
     const { at, ...figures } = inbox;
     return {
+      reconcile,
       at: at,
       inbox: { ...figures, pendingCapped: figures.pending >= COUNT_CAP },
       cursors: cursors.map((c) => ({

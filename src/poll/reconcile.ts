@@ -120,12 +120,15 @@ export interface ReconcileStatus {
   short: { windowStart: Date; providerCount: number | null; wharfCount: number }[];
 }
 
-/** Per source and stream: the newest reconciled window and the windows still short (for ops status and the gauge). */
+/** Per source and stream: the newest reconciled window and the windows still short (for ops status and the gauge).
+ * Bounded: at most 100,000 windows are read (one per source and day checked). */
 export async function reconcileStatus(sql: Queryable): Promise<ReconcileStatus[]> {
   const rows = await sql<{ sourceId: string; stream: string; windowStart: Date; windowEnd: Date; state: string; providerCount: number | null; wharfCount: number }[]>`
     select source_id as "sourceId", stream, window_start as "windowStart", window_end as "windowEnd", state,
            provider_count as "providerCount", wharf_count as "wharfCount"
-      from reconcile_windows order by source_id, stream, window_start`;
+      from reconcile_windows
+     order by source_id, stream, window_start
+     limit 100000`;
   const by = new Map<string, ReconcileStatus>();
   for (const r of rows) {
     const key = `${r.sourceId}\u0000${r.stream}`;

@@ -17,4 +17,6 @@ export const crontab = [
   '*/15 * * * * check_subscriptions ?jobKey=check_subscriptions',
   // The ops page's time series: one sample per minute (a missed minute is folded into the next window).
   '* * * * * sample_ops_metrics ?jobKey=sample_ops_metrics&jobKeyMode=preserve_run_at',
+  // Reconciliation against the provider's counts (RECONCILE_DAYS closed days per source; one call per complete window).
+  '41 * * * * reconcile_windows ?fill=2h&jobKey=reconcile_windows',
 ].join('\n');

@@ -6,6 +6,7 @@ import { drainTask } from './tasks/drain.js';
 import { pollScheduleTask } from './tasks/poll_schedule.js';
 import { pollStreamTask } from './tasks/poll_stream.js';
 import { pruneInboxTask } from './tasks/prune_inbox.js';
+import { reconcileWindowsTask } from './tasks/reconcile_windows.js';
 import { resolveResourcesTask } from './tasks/resolve_resources.js';
 import { resolveScheduleTask } from './tasks/resolve_schedule.js';
 import { sampleOpsMetricsTask } from './tasks/sample_ops_metrics.js';
@@ -22,6 +23,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     prune_inbox: pruneInboxTask(deps),
     poll_schedule: pollScheduleTask(deps),
     poll_stream: pollStreamTask(deps),
+    reconcile_windows: reconcileWindowsTask(deps),
     resolve_resources: resolveResourcesTask(deps),
     resolve_schedule: resolveScheduleTask(deps),
     sample_ops_metrics: sampleOpsMetricsTask(deps),

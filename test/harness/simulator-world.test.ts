@@ -17,14 +17,14 @@ t.test('the same seed builds the same world and a different seed another', async
   t.equal(Buffer.from(a.clients[0].secret.slice('whsec_'.length), 'base64').length, 24);
 });
 
-// About 1.5 s on a laptop; the bound is loose because the suite runs files in parallel under coverage.
-t.test('builds 50,000 shipments in a few seconds', async (t) => {
+// About 1.5 s on a laptop (reported, not asserted: speed belongs to benchmarks).
+t.test('builds a world of 50,000 shipments', async (t) => {
   const started = performance.now();
   const world = createWorld({ clients: 10, ordersPerClient: 3800 });
   const ms = performance.now() - started;
   const size = world.size();
   t.ok(size.shipments >= 50_000, `${size.shipments} shipments, ${size.transactions} transactions`);
-  t.ok(ms < 10_000, `built in ${Math.round(ms)} ms`);
+  t.comment(`built in ${Math.round(ms)} ms`);
 });
 
 t.test('the history holds every stage of the lifecycle, consistently', async (t) => {

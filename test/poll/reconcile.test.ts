@@ -2,6 +2,7 @@ import t from 'tap';
 import { MINUTE } from '../../src/config.js';
 import { drainInbox } from '../../src/drain/drain-inbox.js';
 import { reconcileSource, reconcileStatus } from '../../src/poll/reconcile.js';
+import { readStatus } from '../../src/ops/status.js';
 import { pollSetup } from './poll-setup.js';
 
 // Reconciliation against the provider's own counts (issue #16): loss that no webhook or incremental poll would bring
@@ -59,6 +60,8 @@ t.test('deleted orders and shipments of one source are restored by reconciliatio
   const status = await reconcileStatus(sql);
   const c1 = status.find((s) => s.sourceId === 'c1');
   t.equal(c1?.short.length, short.length, 'status lists the windows still short');
+  const ops = await readStatus(sql, { staleAfterMs: 60_000 });
+  t.equal(ops.reconcile.find((r) => r.sourceId === 'c1')?.short.length, short.length, 'ops status shows them');
 
   await drainInbox(sql, { chunkSize: 500, budgetMs: 60_000 });
   const after = await snapshot();

@@ -61,3 +61,9 @@ select set_config('statement_timeout', $1, true);
         from sources s left join webhook_subscriptions w on w.source_id = s.id
        where s.api_token is not null and s.enabled
        order by s.name;
+-- statement 13
+    select source_id as "sourceId", stream, window_start as "windowStart", window_end as "windowEnd", state,
+           provider_count as "providerCount", wharf_count as "wharfCount"
+      from reconcile_windows
+     order by source_id, stream, window_start
+     limit 100000;
