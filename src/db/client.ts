@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
+import { assertPatched } from '../patches.js';
 
 export type Sql = postgres.Sql;
 /** A pool or a transaction: query functions take either, so they compose inside a caller's transaction. */
@@ -40,17 +40,12 @@ let patchChecked = false;
 
 /**
  * Throws unless the postgres.js that `import 'postgres'` loads carries patches/postgres+3.4.9.patch: without it a
- * database restart can crash the process or leave queries waiting for ever (docs/operations.md). `npm ci` and
- * `npm install` apply it (our postinstall); `npm install <package>` and `--ignore-scripts` do not, so the image runs
- * `npx patch-package` itself. Checked once per process, on the two files the patch changes.
+ * database restart can crash the process or leave queries waiting for ever (docs/operations.md). Checked once per
+ * process, on the two files the patch changes.
  */
 export function assertPostgresPatched(): void {
   if (patchChecked) return;
-  const dir = path.dirname(fileURLToPath(import.meta.resolve('postgres')));
-  const unpatched = ['connection.js', 'index.js'].filter((f) => !readFileSync(path.join(dir, f), 'utf8').includes('wharf patch'));
-  if (unpatched.length > 0) {
-    throw new Error(`postgres.js is not patched (${unpatched.join(', ')} in ${dir}): run \`npx patch-package\``);
-  }
+  assertPatched('postgres.js', path.dirname(fileURLToPath(import.meta.resolve('postgres'))), ['connection.js', 'index.js']);
   patchChecked = true;
 }
 

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Logger, run, type Runner, type WorkerEvents } from 'graphile-worker';
@@ -7,6 +6,7 @@ import pg from 'pg';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
 import { createDb } from '../db/client.js';
+import { assertPatched } from '../patches.js';
 import { metrics } from '../metrics.js';
 import { crontab } from './crontab.js';
 import { startHeartbeat } from './heartbeat.js';
@@ -42,9 +42,7 @@ export function workerConnectionBound(config: Config): { graphile: number; tasks
  * while the database restarts is released by an un-awaited call whose rejection crashes the process.
  */
 function assertWorkerPatched(): void {
-  const dist = path.dirname(createRequire(import.meta.url).resolve('graphile-worker'));
-  const unpatched = ['lib.js', 'worker.js'].filter((f) => !readFileSync(path.join(dist, f), 'utf8').includes('wharf patch'));
-  if (unpatched.length > 0) throw new Error(`graphile-worker is not patched (${unpatched.join(', ')} in ${dist}): run \`npx patch-package\``);
+  assertPatched('graphile-worker', path.dirname(createRequire(import.meta.url).resolve('graphile-worker')), ['lib.js', 'worker.js']);
 }
 
 export async function startWorker(config: Config, url: string, log: FastifyBaseLogger): Promise<WorkerHandle> {

@@ -56,7 +56,7 @@ function findCycle(edges: Map<string, Set<string>>): string[] | null {
  * The layers, lowest first: a file may import its own folder and the folders of lower layers only. The root files of
  * src/ are split: the base modules everything may use, and the process entry points at the top.
  */
-const BASE = ['config.ts', 'errors.ts', 'paths.ts', 'net.ts', 'time.ts', 'metrics.ts', 'key-ring.ts'];
+const BASE = ['config.ts', 'errors.ts', 'paths.ts', 'net.ts', 'time.ts', 'metrics.ts', 'key-ring.ts', 'patches.ts'];
 const TOP = ['app.ts', 'web.ts', 'main.ts'];
 const LAYERS: string[][] = [['base'], ['db', 'secrets'], ['provider', 'inbox'], ['poll'], ['apply'], ['drain', 'intake'], ['worker'], ['ops'], ['top']];
 /** A folder, or the base or top group of root files (within a group, the cycle test is the rule). */

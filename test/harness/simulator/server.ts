@@ -283,8 +283,8 @@ function dateValue(raw: unknown, name: string): string | undefined {
   return new Date(ms).toISOString();
 }
 
-/** First index whose key is >= bound (or > bound when `after`) in a list sorted by key. */
-function bisect<T>(list: readonly T[], key: (item: T) => string, bound: string, after = false): number {
+/** First index whose key is >= bound (or > bound when `after`) in a list whose keys do not decrease. */
+function bisect<T, K extends string | number>(list: readonly T[], key: (item: T) => K, bound: K, after = false): number {
   let lo = 0;
   let hi = list.length;
   while (lo < hi) {
@@ -336,8 +336,8 @@ function listOrders(world: World, req: Request, sim: SimState): Reply {
   const exclusive = listing.bounds === 'exclusive';
   const sorted = world.ordersByLastUpdate(req.client.id);
   // The list is sorted by last_update_at, so the truncated time is monotonic in it: bisect both ends.
-  const lo = fromMs === undefined ? 0 : bisectBy(sorted, filterMs, fromMs, exclusive);
-  const hi = toMs === undefined ? sorted.length : bisectBy(sorted, filterMs, toMs, !exclusive);
+  const lo = fromMs === undefined ? 0 : bisect(sorted, filterMs, fromMs, exclusive);
+  const hi = toMs === undefined ? sorted.length : bisect(sorted, filterMs, toMs, !exclusive);
   let matching = sorted.slice(lo, Math.max(lo, hi));
   if (idSet) matching = matching.filter((o) => idSet.has(o.id));
   const sort = sortParam === 'Newest' ? 'newest' : sortParam === 'Oldest' ? 'oldest' : listing.sort;
@@ -360,18 +360,6 @@ function listOrders(world: World, req: Request, sim: SimState): Reply {
   return { body: matching.slice((page - 1) * limit, page * limit), headers };
 }
 
-/** First index whose key is >= bound (or > bound when `after`), in a list whose keys do not decrease. */
-function bisectBy<T>(list: readonly T[], key: (item: T) => number, bound: number, after: boolean): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const k = key(list[mid]);
-    if (k < bound || (after && k === bound)) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 /** A stable pseudo-random rank of an id (an integer hash): the "arbitrary but stable" order. */
 function scramble(id: number): number {
