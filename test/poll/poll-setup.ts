@@ -48,26 +48,15 @@ export async function pollSetup(t: Test, sim: SimulatorOptions, env: Record<stri
     stream: PollStream,
     extra: Partial<Pick<PollContext, 'signal' | 'onPage'>> & { settings?: Partial<PollSettings>; sourceId?: string } = {},
   ) {
-    const token = simulator.world.clients[clientId - 1].token;
-    const client = createProviderClient({
-      baseUrl: simulator.url,
-      version: API_VERSION,
-      token,
-      budget: createRateBudget(db.sql, { token, callsPerMinute: config.providerCallsPerMinute }),
-      retryBaseMs: 5,
-    });
     const ctx: PollContext = {
-      sql: db.sql,
-      client,
+      ...context(clientId, extra.settings),
       sourceId: extra.sourceId ?? `c${clientId}`,
-      now,
-      settings: { ...pollSettings(config), ...extra.settings },
       signal: extra.signal,
       onPage: extra.onPage,
     };
     const before = simulator.stats.total;
     const result = await runPollStream(ctx, stream);
-    return { ...result, calls: simulator.stats.total - before, client };
+    return { ...result, calls: simulator.stats.total - before, client: ctx.client };
   }
 
   /** Event ids in the inbox for a source, by topic. */
