@@ -3,7 +3,9 @@ import type { Drift, Entities, OrderRow, ReturnRow, ShipmentRow, TimelineRow, Tr
 
 /**
  * A chunk's entities reduced to one row per key (PostgreSQL refuses to touch a row twice in one statement), each the
- * newest version the chunk holds, sorted by key so concurrent chunks lock rows in the same order.
+ * newest version the chunk holds, sorted by key so concurrent chunks lock rows in the same order. Two facts are not
+ * the newest version's alone, as in the upserts: an order's shipment count is the most any of its versions listed, a
+ * shipment's order the one any version named (when the newest names none).
  */
 
 /** A shipment as the chunk sees it: its newest version (if any event carried one) and its earliest delivery. */
@@ -55,6 +57,8 @@ export function collapseChunk(all: Entities[]): CollapsedChunk {
   const pushedUs = new Map<string, number>();
   const resolves: ResolveRequest[] = [];
   const drift = new Map<string, Drift & { count: number }>();
+  const shipmentCounts = new Map<number, number>();
+  const orderIds = new Map<number, number>();
 
   const push = (key: string, v: Version) => {
     if (v.via !== 'poll' && (pushedUs.get(key) ?? -Infinity) < v.eventUs) pushedUs.set(key, v.eventUs);
@@ -78,10 +82,12 @@ export function collapseChunk(all: Entities[]): CollapsedChunk {
     for (const o of e.orders) {
       keep(orders, o.id, o);
       push(entityKey('order', o.id), o);
+      if (o.shipmentCount !== null && o.shipmentCount > (shipmentCounts.get(o.id) ?? -1)) shipmentCounts.set(o.id, o.shipmentCount);
     }
     for (const s of e.shipments) {
       keep(versions, s.id, s);
       push(entityKey('shipment', s.id), s);
+      if (s.orderId !== null) orderIds.set(s.id, s.orderId);
       const input = shipment(s.id, s.sourceId);
       if (s.deliveredUs !== null) deliver(input, s.deliveredUs, s.inboxId, s.via);
     }
@@ -106,8 +112,13 @@ export function collapseChunk(all: Entities[]): CollapsedChunk {
   }
   for (const [id, v] of versions) {
     const s = shipments.get(id)!;
+    if (v.orderId === null) v.orderId = orderIds.get(id) ?? null;
     s.version = v;
     s.sourceId = v.sourceId;
+  }
+  for (const [id, n] of shipmentCounts) {
+    const o = orders.get(id)!;
+    o.shipmentCount = n;
   }
   for (const s of shipments.values()) if (s.deliveredByPollOnly === -1) s.deliveredByPollOnly = null;
 

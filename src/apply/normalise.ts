@@ -41,6 +41,9 @@ export interface OrderRow extends Version {
   createdDate: string | null;
   purchaseDate: string | null;
   lastUpdateAt: string | null;
+  /** How many shipments the order lists (null: the body has no shipments array); the reconciliation's measure of an
+   * order wharf holds completely (src/poll/reconcile.ts). */
+  shipmentCount: number | null;
   /** Where the order lives in its inbox row's body (see DataPath); stored without its shipments. */
   dataPath: DataPath;
 }
@@ -367,6 +370,7 @@ export function normaliseEvent(row: InboxRow): Normalised {
             createdDate: instant(res, 'created_date'),
             purchaseDate: instant(res, 'purchase_date'),
             lastUpdateAt: instant(res, 'last_update_at'),
+            shipmentCount: Array.isArray(shipments) ? shipments.length : null,
             dataPath: path,
           });
           if (shipments !== undefined && shipments !== null && !Array.isArray(shipments))

@@ -47,7 +47,6 @@ export interface WrittenOrderOrShipment extends WrittenRow {
 }
 
 const SHIPMENT_VERSION_COLUMNS = [
-  'order_id',
   'reference_id',
   'status',
   'tracking_carrier',
@@ -79,7 +78,16 @@ function setOwned(alias: string, columns: readonly string[]): string {
 }
 const ORDER_COLUMNS = ['client_id', 'reference_id', 'order_number', 'status', 'channel_id', 'channel_name', 'created_date',
   'purchase_date', 'last_update_at', 'data', 'event_time', 'event_inbox_id'] as const;
-const ORDER_SET = setOwned('o', ORDER_COLUMNS);
+const ORDER_NEWER = '(excluded.event_time, excluded.event_inbox_id) > (o.event_time, o.event_inbox_id)';
+const ORDER_OWN = 'o.source_id = excluded.source_id';
+// The versioned columns take the incoming value only when its version is newer: an older version may still write the
+// row for its shipment count alone. shipment_count is the most shipments any version listed (provider lists only
+// grow: a shipment, cancelled too, stays on its order), so it is the same whatever order versions arrive in, and a
+// version listing none (null: a webhook body may omit them) changes nothing. Static text (no input).
+const ORDER_SET = [
+  ...ORDER_COLUMNS.map((col) => `${col} = case when ${ORDER_OWN} and ${ORDER_NEWER} then excluded.${col} else o.${col} end`),
+  `shipment_count = case when ${ORDER_OWN} then greatest(o.shipment_count, excluded.shipment_count) else o.shipment_count end`,
+].join(', ');
 const RETURN_SET = setOwned('r', ['reference_id', 'status', 'original_shipment_id', 'order_id', 'data', 'event_time', 'event_inbox_id']);
 const TRANSACTION_SET = setOwned('t', ['amount', 'currency_code', 'charge_date', 'invoice_id', 'invoice_date', 'invoice_type',
   'invoiced_status', 'reference_id', 'reference_type', 'transaction_fee', 'transaction_type', 'fulfillment_center', 'taxes',
@@ -90,7 +98,9 @@ const TRANSACTION_SET = setOwned('t', ['amount', 'currency_code', 'charge_date',
  * shipments: two statements parsed it twice, ~4 ms of PostgreSQL per chunk of 500).
  *
  * Orders: the client is the order's channel mapped through channel_clients, else its source's client. `data` is the
- * order as its inbox row carried it, without its shipments (they have their table).
+ * order as its inbox row carried it, without its shipments (they have their table); `shipment_count` the most
+ * shipments any of its versions listed (the reconciliation counts an order complete when that many shipment rows are
+ * held, whichever of the order and its shipments landed first): an older version arriving late still raises it.
  *
  * Shipments, with their delivery (`delivered_at`, set once, from delivery_date, a delivered topic or a timeline's
  * 609) folded in so that a chunk locks each shipment row once, in id order. The client: the channel (the enclosing
@@ -98,6 +108,9 @@ const TRANSACTION_SET = setOwned('t', ['amount', 'currency_code', 'charge_date',
  * one, else the stored one) mapped through channel_clients, else the source's client; a known client is never replaced
  * by null, and a row without one gets it from any later event. A delivery for a shipment not stored yet is dropped
  * here (its timeline entries are still stored); the shipment's own delivery_date sets it when the shipment lands.
+ * A shipment's order_id, like its client, is never replaced by null and is taken from any version when the row has
+ * none (a newer version naming no order may land first): a shipment never changes order, and the reconciliation counts
+ * an order's shipments by it.
  *
  * Lock order: the main query reads the orders insert (`uo`) before the shipments insert (`us`) and each inserts in
  * key order, so orders are locked before shipments, as the other statements of a chunk lock their tables after both.
@@ -120,9 +133,10 @@ export function upsertOrdersAndShipments(sql: Queryable, orders: readonly OrderR
         ${o((r) => r.channelId)}::bigint[], ${o((r) => r.channelName)}::text[],
         ${o((r) => r.createdDate)}::text[]::timestamptz[], ${o((r) => r.purchaseDate)}::text[]::timestamptz[],
         ${o((r) => r.lastUpdateAt)}::text[]::timestamptz[], ${o((r) => r.dataPath)}::text[],
-        ${o((r) => iso(r.eventUs))}::text[]::timestamptz[], ${o((r) => r.inboxId)}::bigint[])
+        ${o((r) => iso(r.eventUs))}::text[]::timestamptz[], ${o((r) => r.inboxId)}::bigint[],
+        ${o((r) => r.shipmentCount)}::int[])
         as x(id, source_id, reference_id, order_number, status, channel_id, channel_name, created_date, purchase_date,
-             last_update_at, data_path, event_time, event_inbox_id)
+             last_update_at, data_path, event_time, event_inbox_id, shipment_count)
     ), xs as (
       select * from unnest(${c((r) => r.id)}::bigint[], ${c((r) => (r.version ? 't' : 'f'))}::text[]::bool[],
         ${v((r) => r.orderId)}::bigint[], ${c((r) => r.sourceId)}::text[], ${v((r) => r.channelId)}::bigint[],
@@ -144,10 +158,11 @@ export function upsertOrdersAndShipments(sql: Queryable, orders: readonly OrderR
        where ie.id in (select event_inbox_id from xo union all select event_inbox_id from xs)
     ), uo as (
       insert into orders as o (id, source_id, client_id, reference_id, order_number, status, channel_id, channel_name,
-                               created_date, purchase_date, last_update_at, data, event_time, event_inbox_id)
+                               created_date, purchase_date, last_update_at, data, event_time, event_inbox_id,
+                               shipment_count)
       select xo.id, xo.source_id, coalesce(cc.client_id, src.client_id), xo.reference_id, xo.order_number, xo.status,
              xo.channel_id, xo.channel_name, xo.created_date, xo.purchase_date, xo.last_update_at,
-             (b.j #> xo.data_path::text[]) - 'shipments', xo.event_time, xo.event_inbox_id
+             (b.j #> xo.data_path::text[]) - 'shipments', xo.event_time, xo.event_inbox_id, xo.shipment_count
         from xo
         join bodies b on b.id = xo.event_inbox_id
         left join sources src on src.id = xo.source_id
@@ -157,7 +172,8 @@ export function upsertOrdersAndShipments(sql: Queryable, orders: readonly OrderR
         ${sql.unsafe(ORDER_SET)},
         updated_at = case when o.source_id = excluded.source_id then now() else o.updated_at end
       where o.source_id <> excluded.source_id
-         or (excluded.event_time, excluded.event_inbox_id) > (o.event_time, o.event_inbox_id)
+         or ${sql.unsafe(ORDER_NEWER)}
+         or excluded.shipment_count > coalesce(o.shipment_count, -1)
       returning o.id, o.event_time, o.source_id
     ), us as (
       insert into shipments as s (id, order_id, source_id, client_id, reference_id, status, tracking_carrier,
@@ -181,6 +197,9 @@ export function upsertOrdersAndShipments(sql: Queryable, orders: readonly OrderR
        order by xs.id
       on conflict (id) do update set
         ${sql.unsafe(SHIPMENT_SET_VERSIONED)},
+        order_id = case when ${sql.unsafe(SHIPMENT_OWN)}
+                        then coalesce(case when ${sql.unsafe(SHIPMENT_NEWER)} then excluded.order_id end, s.order_id, excluded.order_id)
+                        else s.order_id end,
         client_id = case when ${sql.unsafe(SHIPMENT_OWN)}
                          then coalesce(case when ${sql.unsafe(SHIPMENT_NEWER)} then excluded.client_id end, s.client_id, excluded.client_id)
                          else s.client_id end,
@@ -189,6 +208,7 @@ export function upsertOrdersAndShipments(sql: Queryable, orders: readonly OrderR
       where s.source_id <> excluded.source_id
          or ${sql.unsafe(SHIPMENT_NEWER)}
          or (s.client_id is null and excluded.client_id is not null)
+         or (s.order_id is null and excluded.order_id is not null)
          or (s.delivered_at is null and excluded.delivered_at is not null)
       returning s.id, s.event_time, s.client_id, s.delivered_at, s.source_id
     )

@@ -183,8 +183,12 @@ export const orders = pgTable(
     eventTime: tz('event_time').notNull(),
     eventInboxId: bigint('event_inbox_id', { mode: 'number' }).notNull(),
     updatedAt: tz('updated_at').notNull().defaultNow(),
+    /** Shipments the provider listed on the order in the version held (null: it listed none); the reconciliation
+     * counts an order complete when wharf holds that many (migration 0011, src/poll/reconcile.ts). */
+    shipmentCount: integer('shipment_count'),
   },
-  (t) => [index('orders_source_idx').on(t.sourceId)],
+  // A source's orders by last update (the reconciliation's count per day); also every lookup by source.
+  (t) => [index('orders_source_last_update_idx').on(t.sourceId, t.lastUpdateAt)],
 );
 
 export const shipments = pgTable(

@@ -12,16 +12,19 @@ import { commitPollPage } from './page.js';
  * For each closed UTC day of the last `days` (ending before now - POLL_LAG_MS), the orders stream: the provider's
  * `total-count` of `GET /order?LastUpdateStartDate=<start - 1 ms>&LastUpdateEndDate=<end>&Limit=1` (ONE call, the
  * incremental poller's own convention for the bounds, whichever inclusivity the server uses) against what wharf holds:
- * orders of the source whose last update lies in [start, end) and that have at least one shipment row (ShipBob creates
- * an order's shipments with it, so an order without any lost them). Equal: the window is `reconciled`, one call spent.
- * Different: the window is re-read page by page (Limit 250), and every order wharf lacks, or whose shipments wharf
- * lacks in part, goes to the inbox as a polled event under an id of this run (`reconcile:<run>:order:<id>:<version>`:
- * the incremental poll's id for it is already in the inbox, processed, and would deduplicate); the window is `short`
- * until a later run counts it equal. The re-read goes through the same page commit and the same client (rate budget).
+ * orders of the source whose last update lies in [start, end) and that are complete: wharf holds as many shipment rows
+ * of the order as the provider listed on it (`orders.shipment_count`, stored with the order's version; an order stored
+ * without a list needs one). So one lost shipment of a multi-shipment order makes its window differ, at the same one
+ * call. Equal: the window is `reconciled`, one call spent. Different: the window is re-read page by page (Limit 250),
+ * and every order wharf lacks, holds in an older version, or whose shipments wharf lacks in part, goes to the inbox as
+ * a polled event under an id of this run (`reconcile:<run>:order:<id>:<version>`: the incremental poll's id for it is
+ * already in the inbox, processed, and would deduplicate); the window is `short` until a later run counts it equal.
+ * The re-read goes through the same page commit and the same client (rate budget).
  *
- * Other streams (chosen, the issue leaves it open): billing (`POST /transactions:query`) answers with cursor pages and
- * no total, returns (`GET /return`) likewise, timelines per shipment: none offers a count, so only orders (with their
- * shipments) are reconciled; docs/polling.md says so.
+ * Other streams: none reports a count (docs/polling.md, with the OpenAPI's paged response schemas): billing
+ * (`POST /transactions:query`), returns (`GET /return`), inventory, products, channels and webhooks answer cursor pages
+ * `{items, first, next, last, prev}` without a total; timelines are per shipment. Only orders (with their shipments)
+ * are reconciled.
  */
 
 export interface ReconcileWindowResult {
@@ -42,27 +45,43 @@ export function closedDayWindows(now: Date, lagMs: number, days: number): { star
   return out;
 }
 
-/** Orders wharf holds whose last update is in [start, end), with at least one shipment. */
+/**
+ * Orders wharf holds completely whose last update is in [start, end): as many shipment rows (of the same source) as
+ * the order's version listed (`shipment_count`; null, a version without a list: at least one). Read through
+ * orders_source_last_update_idx (this source's window only) and, per order, shipments_order_idx: no other source's
+ * rows and no scan of shipments (test/plans/cases.ts). The count subquery is not turned into a join, so the planner
+ * cannot choose a hash join over all shipments.
+ */
 export async function wharfOrderCount(sql: Queryable, sourceId: string, start: Date, end: Date): Promise<number> {
   const [r] = await sql<{ n: number }[]>`
     select count(*)::int as n from orders o
      where o.source_id = ${sourceId} and o.last_update_at >= ${start} and o.last_update_at < ${end}
-       and exists (select 1 from shipments s where s.order_id = o.id and s.source_id = ${sourceId})`;
+       and (select count(*) from shipments s where s.order_id = o.id and s.source_id = o.source_id)
+           >= coalesce(o.shipment_count, 1)`;
   return r.n;
 }
 
-/** Of these orders, those wharf lacks or whose shipments it lacks in part. */
+/** Of these orders, those wharf lacks, holds in an older version (by last update), or whose shipments it lacks in
+ * part (one of those listed is not held under this order). */
 async function missingFrom(sql: Queryable, sourceId: string, orders: readonly Order[]): Promise<Order[]> {
   if (orders.length === 0) return [];
   const ids = orders.map((o) => o.id);
   const shipmentIds = orders.flatMap((o) => (o.shipments ?? []).map((s) => s.id));
-  const heldOrders = await sql<{ id: string }[]>`
-    select id::text from orders where source_id = ${sourceId} and id = any(${ids}::bigint[])`;
-  const heldShipments = await sql<{ id: string }[]>`
-    select id::text from shipments where source_id = ${sourceId} and id = any(${shipmentIds}::bigint[])`;
-  const o = new Set(heldOrders.map((r) => r.id));
-  const s = new Set(heldShipments.map((r) => r.id));
-  return orders.filter((x) => !o.has(String(x.id)) || (x.shipments ?? []).some((sh) => !s.has(String(sh.id))));
+  const heldOrders = await sql<{ id: string; lastUpdateMs: number | null }[]>`
+    select id::text, (extract(epoch from last_update_at) * 1000)::float8 as "lastUpdateMs"
+      from orders where source_id = ${sourceId} and id = any(${ids}::bigint[])`;
+  const heldShipments = await sql<{ id: string; orderId: string | null }[]>`
+    select id::text, order_id::text as "orderId" from shipments where source_id = ${sourceId} and id = any(${shipmentIds}::bigint[])`;
+  const o = new Map(heldOrders.map((r) => [r.id, r.lastUpdateMs]));
+  const s = new Map(heldShipments.map((r) => [r.id, r.orderId]));
+  const older = (x: Order) => {
+    const listed = x.last_update_at === undefined ? Number.NaN : Date.parse(x.last_update_at);
+    const held = o.get(String(x.id));
+    return Number.isFinite(listed) && (held === null || held === undefined || Math.floor(held) < Math.floor(listed));
+  };
+  return orders.filter(
+    (x) => !o.has(String(x.id)) || older(x) || (x.shipments ?? []).some((sh) => s.get(String(sh.id)) !== String(x.id)),
+  );
 }
 
 async function recordWindow(sql: Sql, sourceId: string, r: ReconcileWindowResult, checkedAt: Date) {
@@ -104,10 +123,20 @@ export async function reconcileOrdersWindow(ctx: PollContext, start: Date, end: 
   return r;
 }
 
-/** Reconciles a source's orders over the last `days` closed days; one call per window when nothing is missing. */
+/**
+ * Reconciles a source's orders over the last `days` closed days; one call per window when nothing is missing. Then
+ * forgets the source's reconciled windows older than those checked (no run looks at them again), so the table holds
+ * about `days` rows per source; a window that left the range still short stays listed, as it was last found.
+ */
 export async function reconcileSource(ctx: PollContext, days: number): Promise<ReconcileWindowResult[]> {
   const out: ReconcileWindowResult[] = [];
-  for (const w of closedDayWindows(ctx.now(), ctx.settings.lagMs, days)) out.push(await reconcileOrdersWindow(ctx, w.start, w.end));
+  const windows = closedDayWindows(ctx.now(), ctx.settings.lagMs, days);
+  for (const w of windows) out.push(await reconcileOrdersWindow(ctx, w.start, w.end));
+  if (windows.length > 0) {
+    await ctx.sql`
+      delete from reconcile_windows
+       where source_id = ${ctx.sourceId} and stream = 'orders' and window_start < ${windows[0].start} and state = 'reconciled'`;
+  }
   return out;
 }
 
@@ -120,8 +149,9 @@ export interface ReconcileStatus {
   short: { windowStart: Date; providerCount: number | null; wharfCount: number }[];
 }
 
-/** Per source and stream: the newest reconciled window and the windows still short (for ops status and the gauge).
- * Bounded: at most 100,000 windows are read (one per source and day checked). */
+/** Per source and stream: the newest reconciled window and the windows still short (for ops status, the gauges and
+ * the ops page). Bounded: at most 100,000 windows are read (the table holds about RECONCILE_DAYS per source and
+ * stream, plus windows that stayed short). */
 export async function reconcileStatus(sql: Queryable): Promise<ReconcileStatus[]> {
   const rows = await sql<{ sourceId: string; stream: string; windowStart: Date; windowEnd: Date; state: string; providerCount: number | null; wharfCount: number }[]>`
     select source_id as "sourceId", stream, window_start as "windowStart", window_end as "windowEnd", state,
