@@ -10,6 +10,7 @@ import { readStatus } from '../../src/ops/status.js';
 import type { PollContext, PollResult } from '../../src/poll/context.js';
 import { advancePollCursor, openPollWindow } from '../../src/poll/cursors.js';
 import { commitPollPage } from '../../src/poll/page.js';
+import { wharfOrderCount } from '../../src/poll/reconcile.js';
 import { listUnknownReturns, markReturnsNotFound } from '../../src/poll/returns.js';
 import { listDueTimelines } from '../../src/poll/timelines.js';
 import { DAY } from '../../src/config.js';
@@ -151,6 +152,25 @@ export const planCases: PlanCase[] = [
     indexes: [],
   },
   {
+    name: 'reconcile-wharf-count',
+    fn: "wharfOrderCount (src/poll/reconcile.ts): a source's complete orders of 30 days",
+    run: (sql, c) => wharfOrderCount(sql, sourceId, ...reconcileSpan(c)),
+    indexes: ['orders_source_last_update_idx', 'shipments_order_idx'],
+    // Only this source's orders of the window are read (the incomplete ones dropped), and each one's shipments by order
+    // id (another source's dropped: none in real data, where a shipment is its order's source's; the seed spreads one
+    // order's shipments over sources, so here most orders are incomplete too).
+    maxRowsDropped: async (c) => {
+      const [start, end] = reconcileSpan(c);
+      const [r] = await c.plain`
+        select (select count(*) from orders o
+                 where o.source_id = ${sourceId} and o.last_update_at >= ${start} and o.last_update_at < ${end})::int
+             + (select count(*) from orders o join shipments s on s.order_id = o.id
+                 where o.source_id = ${sourceId} and o.last_update_at >= ${start} and o.last_update_at < ${end}
+                   and s.source_id <> o.source_id)::int as n`;
+      return r.n;
+    },
+  },
+  {
     name: 'prune-processed-batch',
     fn: 'pruneInbox (src/inbox/prune.ts): the bound (lastInboxIdBefore) and one batch of processed rows',
     run: (sql, c) =>
@@ -240,6 +260,12 @@ export const planCases: PlanCase[] = [
     indexes: ['inbox_events_pkey'],
   },
 ];
+
+/** The 30 closed days ending 10 days before the seed's clock. */
+function reconcileSpan(c: PlanContext): [Date, Date] {
+  const end = Math.floor(c.now.getTime() / DAY) * DAY - 10 * DAY;
+  return [new Date(end - 30 * DAY), new Date(end)];
+}
 
 /** Inbox rows a prune keeps that lie before the processed cutoff (dead and ignored rows, pending ones). */
 async function rowsKeptBefore(c: PlanContext, days: number): Promise<number> {
