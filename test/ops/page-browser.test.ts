@@ -33,7 +33,7 @@ async function startService(url: string, metricsPort: number): Promise<ChildProc
   return child;
 }
 
-t.test('the ops page in chromium shows the database’s numbers, draws its charts, opens a dead letter and replays a group after confirming', { skip: absent ? `chromium not found at ${CHROMIUM} (apt-get install chromium): browser test skipped` : false }, async (t) => {
+t.test('the ops page in chromium shows the database’s numbers (reconciliation included), draws its charts, opens a dead letter and replays a group after confirming', { skip: absent ? `chromium not found at ${CHROMIUM} (apt-get install chromium): browser test skipped` : false }, async (t) => {
   const { sql, url } = await freshDatabase(t);
   const f = await populateOpsState(sql);
   const metricsPort = await freePort();
@@ -92,6 +92,23 @@ t.test('the ops page in chromium shows the database’s numbers, draws its chart
   t.equal(await globex.locator('[data-k="catch-share"]').innerText(), `${((catches.n / (catches.n + 7)) * 100).toFixed(1)}%`, 'globex: catch share');
   const groups = await sql<{ n: number }[]>`select count(*)::int as n from inbox_events where status = 'dead' group by last_error order by 1 desc`;
   t.same(await page.locator('[data-k="group-count"]').allInnerTexts(), groups.map((g) => String(g.n)), 'dead-letter groups and their counts');
+
+  // Reconciliation: per source, the newest reconciled window and the windows still short, as the database holds them.
+  const windows = await sql<{ sourceId: string; newest: Date | null; short: number; first: Date | null; provider: number | null; wharf: number | null }[]>`
+    select source_id as "sourceId", max(window_end) filter (where state = 'reconciled') as newest,
+           count(*) filter (where state = 'short')::int as short,
+           min(window_start) filter (where state = 'short') as first,
+           min(provider_count) filter (where state = 'short') as provider, min(wharf_count) filter (where state = 'short') as wharf
+      from reconcile_windows where stream = 'orders' group by source_id`;
+  t.equal(windows.length, 2, 'two sources have windows');
+  for (const w of windows) {
+    const row = page.locator(`tr[data-reconcile="${w.sourceId}:orders"]`);
+    t.equal(await row.locator('[data-k="reconcile-newest"] time').first().getAttribute('datetime'), w.newest?.toISOString() ?? null, `${w.sourceId}: newest reconciled window`);
+    t.equal(await row.locator('[data-k="reconcile-short"]').innerText(), String(w.short), `${w.sourceId}: windows short`);
+    const shown = await row.locator('[data-k="reconcile-short-windows"] [data-window]').allInnerTexts();
+    t.same(shown, w.first ? [`${w.first.toISOString().slice(0, 10)} (${w.provider} / ${w.wharf})`] : [], `${w.sourceId}: the short window, provider / wharf`);
+  }
+  t.equal(await page.locator(`tr[data-reconcile^="${f.sources.initech}:"]`).count(), 0, 'a source never reconciled has no row');
 
   // Each chart renders: a canvas with drawn pixels.
   for (const id of ['chart-depth', 'chart-lag', 'chart-applied']) {

@@ -6,8 +6,8 @@ import { testKeys } from '../helper.js';
 /**
  * A populated state for the ops page's tests: three sources (one healthy, one whose webhooks fail while polling
  * catches up, one disabled and silent), processed, pending and dead inbox rows received in the minute before `now`,
- * poll cursors with catches, rejected requests, workers (one stale), a released lock, 24 h of earlier samples, and
- * one real sample of the last minute by the worker's sampler.
+ * poll cursors with catches, rejected requests, workers (one stale), a released lock, reconciled and short windows,
+ * 24 h of earlier samples, and one real sample of the last minute by the worker's sampler.
  */
 export interface PageFixture {
   now: Date;
@@ -77,6 +77,20 @@ export async function populateOpsState(sql: Sql, now = new Date()): Promise<Page
   await sql`
     insert into lock_releases (worker_id, job_ids, queue_names, last_seen_at, released_by, released_at)
     values ('worker-z9', '{"17","18"}', '{}', ${t(4_000_000)}, 'clear_stale_locks', ${t(3_000_000)})`;
+
+  // Reconciliation: acme's last three closed days counted equal; globex's newest day short (the provider counts 40,
+  // wharf holds 38 complete), the two before it equal; initech never reconciled.
+  const day = Math.floor(now.getTime() / 86_400_000) * 86_400_000;
+  const win = (d: number) => [new Date(day - d * 86_400_000), new Date(day - (d - 1) * 86_400_000)];
+  for (const [sourceId, d, provider, wharf, state] of [
+    [acme, 3, 12, 12, 'reconciled'], [acme, 2, 15, 15, 'reconciled'], [acme, 1, 9, 9, 'reconciled'],
+    [globex, 3, 30, 30, 'reconciled'], [globex, 2, 31, 31, 'reconciled'], [globex, 1, 40, 38, 'short'],
+  ] as const) {
+    const [start, end] = win(d);
+    await sql`
+      insert into reconcile_windows (source_id, stream, window_start, window_end, provider_count, wharf_count, repolled, state, checked_at)
+      values (${sourceId}, 'orders', ${start}, ${end}, ${provider}, ${wharf}, ${provider - wharf}, ${state}, ${t(600_000)})`;
+  }
 
   // 24 h of earlier samples, one every 10 minutes (a morning backlog drained by noon), ending one minute before the
   // last real window so that the sampler's next window is exactly the minute the rows above were received in.

@@ -50,6 +50,15 @@ t.test('the overview shows the database’s figures for a populated state', asyn
   t.same(d.pollRuns, [], 'no poll run recorded yet: an empty section');
   t.same(d.workers.map((w) => [w.workerId, w.alive]), [['worker-b2', false], ['worker-a1', true]]);
   t.same(d.lockReleases.map((l) => [l.workerId, l.jobs]), [['worker-z9', 2]]);
+  const day = Math.floor(f.now.getTime() / 86_400_000) * 86_400_000;
+  t.same(
+    d.reconcile.map((r) => [r.sourceId, r.stream, r.newestReconciled?.getTime(), r.short.map((w) => [w.windowStart.getTime(), w.providerCount, w.wharfCount])]),
+    [
+      [f.sources.acme, 'orders', day, []],
+      [f.sources.globex, 'orders', day - 86_400_000, [[day - 86_400_000, 40, 38]]],
+    ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    'reconciliation per source: the newest reconciled window end and the windows still short',
+  );
 
   const { app } = await pageApp(t, sql, url, {}, f.now);
   const res = await app.inject({ method: 'GET', url: '/' });
@@ -59,6 +68,14 @@ t.test('the overview shows the database’s figures for a populated state', asyn
   t.match(res.body, /data-k="pending">3</);
   t.match(res.body, /data-k="dead-total">7</);
   t.match(res.body, 'id="poll-runs"');
+  const row = (id: string) => new RegExp(`<tr data-reconcile="${id}:orders">[\\s\\S]*?</tr>`).exec(res.body)?.[0] ?? '';
+  const iso = (ms: number) => new Date(ms).toISOString();
+  t.match(row(f.sources.acme), `data-k="reconcile-newest"><time datetime="${iso(day)}">`, 'acme: the newest reconciled window ends today at 00:00 UTC');
+  t.match(row(f.sources.acme), 'data-k="reconcile-short">0<', 'acme: nothing short');
+  t.match(row(f.sources.globex), `data-k="reconcile-newest"><time datetime="${iso(day - 86_400_000)}">`, 'globex: the newest reconciled window is the day before');
+  t.match(row(f.sources.globex), 'data-k="reconcile-short">1<', 'globex: one window short');
+  t.match(row(f.sources.globex), `<span data-window="${iso(day - 86_400_000)}">${iso(day - 86_400_000).slice(0, 10)} (40 / 38)</span>`, 'globex: which day, provider / wharf');
+  t.notMatch(res.body, `data-reconcile="${f.sources.initech}:`, 'initech: never reconciled, no row');
   t.notMatch(res.body, 'http-equiv="refresh"', 'no reload unless asked');
   t.match((await app.inject({ method: 'GET', url: '/?refresh=1' })).body, '<meta http-equiv="refresh" content="10">', '?refresh: at least 10 s');
   t.match(res.body, 'apply failed: simulated &lt;b&gt;bug&lt;/b&gt; &amp; friends', 'reasons are escaped');

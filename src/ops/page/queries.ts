@@ -1,4 +1,5 @@
 import type { Sql } from '../../db/client.js';
+import { type ReconcileStatus, reconcileStatus } from '../../poll/reconcile.js';
 
 /**
  * What the ops page reads. Everything runs in one read-only transaction under a statement timeout, and every query is
@@ -81,6 +82,8 @@ export interface PageData {
   workers: { workerId: string; host: string; pid: number; startedAt: Date; lastSeenAt: Date; alive: boolean }[];
   lockReleases: { workerId: string; jobs: number; queues: number; releasedAt: Date; releasedBy: string }[];
   jobs: { task: string; waiting: number; locked: number; failed: number }[];
+  /** Reconciliation against the provider's counts, per source and stream (as `ops status` shows it). */
+  reconcile: ReconcileStatus[];
   /** What optional tables exist. */
   has: { pollRuns: boolean; quarantineCounts: boolean; subscriptions: boolean };
 }
@@ -174,6 +177,7 @@ export async function readOpsPage(sql: Sql, p: { now: Date; staleAfterMs: number
              count(*) filter (where j.attempts >= j.max_attempts)::int as failed
         from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
        group by t.identifier order by t.identifier`;
+    const reconcile = await reconcileStatus(tx);
     return {
       at: p.now,
       inbox,
@@ -188,6 +192,7 @@ export async function readOpsPage(sql: Sql, p: { now: Date; staleAfterMs: number
       workers,
       lockReleases,
       jobs,
+      reconcile,
       has: { pollRuns: has.pollRuns, quarantineCounts: has.quarantineCounts, subscriptions },
     };
   });

@@ -179,11 +179,28 @@ ${d.deadGroupsCapped ? '<p class="note">Groups are counted over the newest 200,0
       .join('') || '<tr><td colspan="5" class="muted">no lock released</td></tr>'
   }</tbody></table>`;
 
+  const names = new Map(d.sources.map((s) => [s.id, s.name]));
+  const reconcile = `<table id="reconcile"><thead><tr><th>source</th><th>stream</th><th>newest reconciled (window end)</th><th>windows short</th><th>short windows (provider / wharf)</th></tr></thead><tbody>${
+    d.reconcile
+      .map(
+        (r) => `<tr data-reconcile="${esc(`${r.sourceId}:${r.stream}`)}"><td>${esc(names.get(r.sourceId) ?? r.sourceId)}<br><code class="muted">${esc(r.sourceId)}</code></td><td>${esc(r.stream)}</td>
+<td data-k="reconcile-newest">${r.newestReconciled ? `${iso(r.newestReconciled)} (${ago(now, r.newestReconciled)})` : '<span class="bad">none yet</span>'}</td>
+<td class="n ${r.short.length > 0 ? 'bad' : 'ok'}" data-k="reconcile-short">${num(r.short.length)}</td>
+<td data-k="reconcile-short-windows">${
+          r.short.map((w) => `<span data-window="${esc(w.windowStart.toISOString())}">${esc(w.windowStart.toISOString().slice(0, 10))} (${w.providerCount ?? '?'} / ${w.wharfCount})</span>`).join('<br>') ||
+          '<span class="muted">-</span>'
+        }</td></tr>`,
+      )
+      .join('') || '<tr><td colspan="5" class="muted">no window reconciled yet (task reconcile_windows, hourly)</td></tr>'
+  }</tbody></table>
+<p class="note">Each closed UTC day of the last RECONCILE_DAYS: the provider's total-count of orders updated that day against the orders wharf holds with every shipment listed on them. A short window is re-read and its missing orders re-sent through the inbox; it stays listed until a later run counts it equal.</p>`;
+
   const body = `<div class="tiles">${tiles}</div>
 <h2>Last 24 hours</h2>${charts}
 <h2>Sources</h2>${sources}
 <h2>Dead letters by reason</h2>${dead}
 <h2>Poll cursors</h2>${cursors}
+<h2>Reconciliation with the provider's counts</h2>${reconcile}
 <h2>Recent poll runs</h2>${runs}
 <h2>Workers</h2>${workers}
 <p class="note">Read at ${esc(now.toISOString())}${refreshSeconds ? `, reloading every ${refreshSeconds} s` : ' (<a href="/?refresh=60">reload every minute</a>)'}. Series: one sample a minute by the worker (ops_samples), kept OPS_SAMPLE_RETENTION_DAYS.</p>`;
