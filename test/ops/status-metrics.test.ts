@@ -32,6 +32,13 @@ t.test('status and /metrics show the figures of a known scenario', async (t) => 
   await sql`
     insert into worker_heartbeats (worker_id, host, pid, last_seen_at)
     values ('pool-alive', 'h1', 11, now()), ('pool-dead', 'h2', 22, now() - interval '10 minutes')`;
+  // Reconciliation: the day before yesterday counted equal, yesterday short (provider 40, wharf 38).
+  const today = Math.floor(Date.now() / 86_400_000) * 86_400_000;
+  const day = (d: number) => new Date(today - d * 86_400_000);
+  await sql`
+    insert into reconcile_windows (source_id, stream, window_start, window_end, provider_count, wharf_count, repolled, state, checked_at)
+    values (${sourceId}, 'orders', ${day(2)}, ${day(1)}, 12, 12, 0, 'reconciled', now()),
+           (${sourceId}, 'orders', ${day(1)}, ${day(0)}, 40, 38, 2, 'short', now())`;
 
   const s = await readStatus(sql, { staleAfterMs: 60_000 });
   t.same(
@@ -46,6 +53,11 @@ t.test('status and /metrics show the figures of a known scenario', async (t) => 
   t.ok(s.cursors[0].ageSeconds! >= 90 && s.cursors[0].ageSeconds! < 150, 'cursor age');
   t.same(s.rateBudgets.map((b) => [b.key, b.tokens, b.calls, b.throttled]), [['budget-1', 100, 50, 3]], 'rate budget');
   t.same(s.workers.map((w) => [w.workerId, w.alive]), [['pool-alive', true], ['pool-dead', false]], 'workers');
+  t.same(
+    s.reconcile.map((r) => [r.sourceId, r.stream, r.newestReconciled?.getTime(), r.short.map((w) => [w.windowStart.getTime(), w.providerCount, w.wharfCount])]),
+    [[sourceId, 'orders', day(1).getTime(), [[day(1).getTime(), 40, 38]]]],
+    'reconciliation: the newest reconciled window and the one short',
+  );
 
   const cli = await runOpsCli(url, ['status', '--json']);
   t.equal(cli.code, 0, 'ops status --json succeeds');
@@ -54,6 +66,10 @@ t.test('status and /metrics show the figures of a known scenario', async (t) => 
   t.equal(j.quarantine24h.length, 2);
   const human = await runOpsCli(url, ['status']);
   t.match(human.stdout, /3 pending \(oldest 10m \d+s\), 2 dead, 1 ignored/, 'the human status line');
+  t.equal(j.reconcile[0].short.length, 1, 'the CLI reports the short window');
+  const line = human.stdout.split('\n').find((l) => l.includes(sourceId) && l.includes(day(1).toISOString()) && l.includes('(40/38)'));
+  t.ok(line, 'the reconciliation table: newest reconciled window end, the short window with provider/wharf counts');
+  t.match(line, new RegExp(`${day(1).toISOString()}\\s.*\\b1\\b`), 'and how many windows are short');
 
   metrics.eventsApplied.inc({ topic: 'order.shipped' }, 4);
   // The private metrics server: gauges read by the refresher on its own one-connection pool, served from memory.
@@ -84,6 +100,9 @@ t.test('status and /metrics show the figures of a known scenario', async (t) => 
   has(`wharf_poll_cursor_catches{source="${sourceId}",stream="orders"} 7`);
   has('wharf_rate_budget_throttled{budget="budget-1"} 3');
   has('wharf_workers_alive 1');
+  has(`wharf_reconcile_short_windows{source="${sourceId}",stream="orders"} 1`);
+  const age = Number(new RegExp(`^wharf_reconcile_newest_age_seconds\\{source="${sourceId}",stream="orders"\\} ([\\d.]+)$`, 'm').exec(body)?.[1]);
+  t.ok(age >= 86_400 && age < 2 * 86_400, `wharf_reconcile_newest_age_seconds: the newest reconciled window ended yesterday at midnight (${age} s ago)`);
   has('wharf_status_read_ok 1');
   t.match(body, /^wharf_status_age_seconds 0\.\d+|^wharf_status_age_seconds 0$/m, 'gauges age');
   has('wharf_db_pool_max{pool="web"} 10');
