@@ -356,7 +356,7 @@ export function normaliseEvent(row: InboxRow): Normalised {
           const channelId = toId(channel.id);
           if (channel.id !== undefined && channelId === null) drift('channel.id', 'unreadable');
           const shipments = res.shipments;
-          entities.orders.push({
+          const order: OrderRow = {
             inboxId: base.inboxId,
             via: base.via,
             sourceId: base.sourceId,
@@ -372,18 +372,24 @@ export function normaliseEvent(row: InboxRow): Normalised {
             lastUpdateAt: instant(res, 'last_update_at'),
             shipmentCount: Array.isArray(shipments) ? shipments.length : null,
             dataPath: path,
-          });
+          };
+          entities.orders.push(order);
           if (shipments !== undefined && shipments !== null && !Array.isArray(shipments))
             throw new Dead('order shipments is not an array');
           const list = (shipments as unknown[] | undefined) ?? [];
+          let newestShipmentUs: number | undefined;
           for (let i = 0; i < list.length; i++) {
             const sh = list[i];
             if (!isObj(sh)) throw new Dead('order shipment is not an object');
             unknownKeys(sh, SHIPMENT_FIELDS, 'shipments[].');
             // Each embedded shipment is versioned by its own last change: a sibling's change is not a change of it.
-            const us = firstMicros(sh.last_update_at) ?? eventUs;
-            entities.shipments.push(shipmentRow(sh, base, us, id, channelId, false, elementPath(path, 'shipments', i), reader, 'shipments[].'));
+            const own = firstMicros(sh.last_update_at);
+            if (own !== undefined && (newestShipmentUs === undefined || own > newestShipmentUs)) newestShipmentUs = own;
+            entities.shipments.push(shipmentRow(sh, base, own ?? eventUs, id, channelId, false, elementPath(path, 'shipments', i), reader, 'shipments[].'));
           }
+          // OA's Order has no update time (the simulator's has): its newest shipment's, as the poller versions it
+          // (orderVersion), so the reconciliation's count per day of last update finds the order.
+          if (order.lastUpdateAt === null && newestShipmentUs !== undefined) order.lastUpdateAt = isoFromMicros(newestShipmentUs);
         }
       } else if (shape === 'shipment') {
         const id = firstId(body.shipment_id, res.id, res.shipment_id, isObj(body.shipment) ? body.shipment.id : undefined, isObj(body.data) ? body.data.id : undefined);

@@ -75,7 +75,9 @@ async function missingFrom(sql: Queryable, sourceId: string, orders: readonly Or
   const o = new Map(heldOrders.map((r) => [r.id, r.lastUpdateMs]));
   const s = new Map(heldShipments.map((r) => [r.id, r.orderId]));
   const older = (x: Order) => {
-    const listed = x.last_update_at === undefined ? Number.NaN : Date.parse(x.last_update_at);
+    // The order's own update time, else its newest shipment's: what the normaliser stores as last_update_at.
+    const times = [x.last_update_at, ...(x.shipments ?? []).map((sh) => sh.last_update_at)].map((v) => (v ? Date.parse(v) : Number.NaN));
+    const listed = Number.isFinite(times[0]) ? times[0] : Math.max(...times.slice(1).filter(Number.isFinite));
     const held = o.get(String(x.id));
     return Number.isFinite(listed) && (held === null || held === undefined || Math.floor(held) < Math.floor(listed));
   };

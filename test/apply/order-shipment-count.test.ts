@@ -71,3 +71,19 @@ t.test('an order holds the most shipments any version listed and each shipment i
   await sql`update orders set shipment_count = null where id = ${orders[7].id}`;
   t.equal(await wharfOrderCount(sql, 'src-1', start, end), 240, 'an order stored without a list counts with one shipment held');
 });
+
+t.test("an order without an update time of its own (OA's Order has none) is dated by its newest shipment, so the reconciliation finds it", async (t) => {
+  const { sql } = await freshDatabase(t);
+  await insertSources(sql, 1);
+  const body = {
+    id: 777,
+    status: 'Fulfilled',
+    channel: { id: 1, name: 'c' },
+    shipments: [shipmentBody(7771, 50, { order_id: 777 }), shipmentBody(7772, 55, { order_id: 777 })],
+  };
+  await insertInbox(sql, [{ topic: 'poll.order', via: 'poll', body, eventTime: at(55) }]);
+  t.match(await drainInbox(sql, { chunkSize: 10, budgetMs: 30_000 }), { processed: 1, dead: 0 });
+  const [row] = await sql<{ last_update_at: Date; shipment_count: number }[]>`select last_update_at, shipment_count from orders where id = 777`;
+  t.same(row, { last_update_at: new Date(at(55)), shipment_count: 2 }, 'dated by its newest shipment; two listed');
+  t.equal(await wharfOrderCount(sql, 'src-1', new Date(at(54)), new Date(at(56))), 1, 'counted in the window of that time');
+});
