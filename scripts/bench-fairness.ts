@@ -16,7 +16,7 @@ import { loadConfig } from '../src/config.js';
 import { createDb, type Sql } from '../src/db/client.js';
 import { throwawayDatabase } from '../src/db/embedded.js';
 import { runMigrations } from '../src/db/migrate.js';
-import { drainChunk } from '../src/drain/drain-inbox.js';
+import { drainInbox } from '../src/drain/drain-inbox.js';
 import { insertInboxEvents, type NewInboxEvent } from '../src/inbox/insert-events.js';
 import { parseMicros } from '../src/time.js';
 import { createWorld } from '../test/harness/simulator/index.js';
@@ -28,6 +28,9 @@ const QUIET_MS = 8_000;
 /** Bound on the backfill phase whatever happens (the bench reports what it saw by then). */
 const BACKFILL_BOUND_MS = 60_000;
 const CHUNK = 500;
+/** `--express N`: DRAIN_EXPRESS_PER_SOURCE for this run (0: no express lane, every loop claims the oldest rows). */
+const expressArg = process.argv.indexOf('--express');
+const EXPRESS = expressArg > 0 ? Number(process.argv[expressArg + 1]) : Number(process.env.DRAIN_EXPRESS_PER_SOURCE ?? 50);
 
 /**
  * The simulator's events for three clients of one world (entity ids never collide between sources), split by client:
@@ -64,29 +67,41 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
-/** Runs `loops` drain loops until `stop()`; each applied webhook row's latency goes to `onApplied`. */
-function startDrain(sql: Sql, loops: number, maxBytes: number, onApplied: (receivedMs: number, committedMs: number) => void) {
+/**
+ * Runs the real drain (`drainInbox`: `loops` loops, the express lane of `expressPerSource`) as the worker does, again
+ * after each return (a kick), until `stop()`; each applied webhook row's latency goes to `onApplied`.
+ */
+function startDrain(sql: Sql, loops: number, maxBytes: number, expressPerSource: number, onApplied: (receivedMs: number, committedMs: number) => void) {
   let running = true;
   let processed = 0;
   const full: number[] = [];
-  const one = async () => {
+  const small: number[] = [];
+  const all = (async () => {
     while (running) {
-      const t = performance.now();
-      const r = await drainChunk(sql, CHUNK, { maxBytes });
-      if (r.claimed === CHUNK) full.push(performance.now() - t);
-      processed += r.processed;
-      for (const a of r.applied) for (const at of a.receivedAt) onApplied((parseMicros(at) ?? 0) / 1000, a.committedAt);
-      if (r.claimed === 0) await sleep(2);
+      const r = await drainInbox(sql, {
+        chunkSize: CHUNK,
+        chunkMaxBytes: maxBytes,
+        budgetMs: 1000,
+        concurrency: loops,
+        expressPerSource,
+        onChunk(r, ms) {
+          if (r.claimed === CHUNK) full.push(ms);
+          else if (r.claimed > 0) small.push(ms);
+          processed += r.processed;
+          for (const a of r.applied) for (const at of a.receivedAt) onApplied((parseMicros(at) ?? 0) / 1000, a.committedAt);
+        },
+      });
+      if (r.emptied) await sleep(2);
     }
-  };
-  const all = Array.from({ length: loops }, one);
+  })();
   return {
     processed: () => processed,
-    /** Durations of the full chunks (ms). */
+    /** Durations of the full chunks and of the others (ms). */
     full,
+    small,
     stop: async () => {
       running = false;
-      await Promise.all(all);
+      await all;
     },
   };
 }
@@ -131,7 +146,7 @@ async function main() {
     for (let i = 0; i < usual.length; i += 5000) await insertInboxEvents(sql, usual.slice(i, i + 5000));
     await sql`vacuum analyze inbox_events`;
     let t0 = performance.now();
-    let drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, () => {});
+    let drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, EXPRESS, () => {});
     while (drain.processed() < USUAL && performance.now() - t0 < BACKFILL_BOUND_MS) await sleep(5);
     const usualEps = drain.processed() / ((performance.now() - t0) / 1000);
     await drain.stop();
@@ -140,7 +155,7 @@ async function main() {
     const quiet: number[] = [];
     const during: number[] = [];
     let phase: 'quiet' | 'backfill' | 'after' = 'quiet';
-    drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, (received, committed) => {
+    drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, EXPRESS, (received, committed) => {
       if (phase === 'quiet') quiet.push(committed - received);
       else if (phase === 'backfill') during.push(committed - received);
     });
@@ -149,6 +164,8 @@ async function main() {
 
     // 3. backfill: A's 50,000 polled events at once, B's webhooks going on.
     phase = 'backfill';
+    drain.full.length = 0;
+    drain.small.length = 0;
     t0 = performance.now();
     const loader = createDb({ url, max: 1 });
     for (let i = 0; i < backfill.length; i += 5000) await insertInboxEvents(loader.sql, backfill.slice(i, i + 5000));
@@ -165,6 +182,7 @@ async function main() {
     await webhooks.stop();
     await drain.stop();
     const fullChunks = [...drain.full].sort((a, b) => a - b);
+    const smallChunks = [...drain.small].sort((a, b) => a - b);
     await loader.close();
     const [outcome] = await sql`
       select count(*) filter (where status = 'pending')::int as pending, count(*) filter (where status = 'dead')::int as dead,
@@ -187,6 +205,7 @@ async function main() {
     }
     console.log(`backfill: ${BACKFILL - left} of ${BACKFILL} drained in ${(backfillMs / 1000).toFixed(1)} s (inserted in ${(loadedMs / 1000).toFixed(1)} s): ${Math.round(backfillEps)} events/s beside the drain's usual ${Math.round(usualEps)} events/s alone (${(backfillEps / usualEps).toFixed(2)}x)`);
     console.log(`full chunks of ${CHUNK} during the backfill: ${fullChunks.length}, p50 ${quantile(fullChunks, 0.5).toFixed(1)} ms, p99 ${quantile(fullChunks, 0.99).toFixed(1)} ms (a webhook rides in one, and may wait for one)`);
+    console.log(`other chunks (express or short) during the backfill: ${smallChunks.length}, p50 ${quantile(smallChunks, 0.5).toFixed(1)} ms, p99 ${quantile(smallChunks, 0.99).toFixed(1)} ms`);
     console.log(`inbox at the end: ${outcome.processed} processed, ${outcome.dead} dead, ${outcome.pending} pending`);
     for (const r of reasons) console.log(`  dead: ${r.n} × ${r.e}`);
     const qp99 = quantile(quiet, 0.99);

@@ -170,6 +170,12 @@ export function loadConfig(env: Env = process.env) {
     drainTimeBudgetMs: r.int('DRAIN_TIME_BUDGET_MS', 30 * SECOND, 100),
     /** Chunks one drain applies at once, each on its own connection: one's JavaScript overlaps another's SQL. */
     drainConcurrency: r.int('DRAIN_CONCURRENCY', 2, 1, 16),
+    /**
+     * A source with more pending events than this is backlogged (docs/drain.md "Fairness"): one more drain loop, the
+     * express lane, serves only the others, so a backfill of one source never holds another's fresh webhooks behind
+     * full chunks. 0 turns the express loop off.
+     */
+    drainExpressPerSource: r.int('DRAIN_EXPRESS_PER_SOURCE', 50, 0, 10000),
     drainKickDebounceMs: r.int('DRAIN_KICK_DEBOUNCE_MS', 25, 0),
 
     /** `sandbox` selects ShipBob's sandbox API (separate accounts); PROVIDER_BASE_URL, when set, wins. */
