@@ -76,6 +76,7 @@ function startDrain(sql: Sql, loops: number, maxBytes: number, expressPerSource:
   let processed = 0;
   const full: number[] = [];
   const small: number[] = [];
+  const smallPhases: Record<string, number> = {};
   const all = (async () => {
     while (running) {
       const r = await drainInbox(sql, {
@@ -86,7 +87,10 @@ function startDrain(sql: Sql, loops: number, maxBytes: number, expressPerSource:
         expressPerSource,
         onChunk(r, ms) {
           if (r.claimed === CHUNK) full.push(ms);
-          else if (r.claimed > 0) small.push(ms);
+          else if (r.claimed > 0) {
+            small.push(ms);
+            for (const [k, v] of Object.entries(r.phases)) smallPhases[k] = (smallPhases[k] ?? 0) + v;
+          }
           processed += r.processed;
           for (const a of r.applied) for (const at of a.receivedAt) onApplied((parseMicros(at) ?? 0) / 1000, a.committedAt);
         },
@@ -99,6 +103,7 @@ function startDrain(sql: Sql, loops: number, maxBytes: number, expressPerSource:
     /** Durations of the full chunks and of the others (ms). */
     full,
     small,
+    smallPhases,
     stop: async () => {
       running = false;
       await all;
@@ -166,6 +171,7 @@ async function main() {
     phase = 'backfill';
     drain.full.length = 0;
     drain.small.length = 0;
+    for (const k of Object.keys(drain.smallPhases)) delete drain.smallPhases[k];
     t0 = performance.now();
     const loader = createDb({ url, max: 1 });
     for (let i = 0; i < backfill.length; i += 5000) await insertInboxEvents(loader.sql, backfill.slice(i, i + 5000));
@@ -205,7 +211,7 @@ async function main() {
     }
     console.log(`backfill: ${BACKFILL - left} of ${BACKFILL} drained in ${(backfillMs / 1000).toFixed(1)} s (inserted in ${(loadedMs / 1000).toFixed(1)} s): ${Math.round(backfillEps)} events/s beside the drain's usual ${Math.round(usualEps)} events/s alone (${(backfillEps / usualEps).toFixed(2)}x)`);
     console.log(`full chunks of ${CHUNK} during the backfill: ${fullChunks.length}, p50 ${quantile(fullChunks, 0.5).toFixed(1)} ms, p99 ${quantile(fullChunks, 0.99).toFixed(1)} ms (a webhook rides in one, and may wait for one)`);
-    console.log(`other chunks (express or short) during the backfill: ${smallChunks.length}, p50 ${quantile(smallChunks, 0.5).toFixed(1)} ms, p99 ${quantile(smallChunks, 0.99).toFixed(1)} ms`);
+    console.log(`other chunks (express or short) during the backfill: ${smallChunks.length}, p50 ${quantile(smallChunks, 0.5).toFixed(1)} ms, p99 ${quantile(smallChunks, 0.99).toFixed(1)} ms; mean by phase: ${Object.entries(drain.smallPhases).map(([k, v]) => `${k} ${(v / Math.max(1, smallChunks.length)).toFixed(1)}`).join(', ')} ms`);
     console.log(`inbox at the end: ${outcome.processed} processed, ${outcome.dead} dead, ${outcome.pending} pending`);
     for (const r of reasons) console.log(`  dead: ${r.n} × ${r.e}`);
     const qp99 = quantile(quiet, 0.99);
