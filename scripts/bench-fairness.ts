@@ -1,12 +1,14 @@
 /**
  * `npm run bench:fairness`: is a merchant's fresh webhook stuck behind another merchant's backfill? Durable embedded
- * PostgreSQL in a temp dir unless DATABASE_URL is set; the real drain (`drainChunk`, chunks of 500, two concurrent
- * loops as DRAIN_CONCURRENCY's default) in this process; the simulator's own payloads. Three phases, bounded (~1 min):
+ * PostgreSQL in a temp dir unless DATABASE_URL is set; the real drain (`drainInbox`, chunks of 500, DRAIN_CONCURRENCY
+ * bulk loops and the express loop, called again whenever it returns, as the worker's kicks do) in this process; the
+ * simulator's own payloads. `--express 0` runs it without the express loop. Three phases, bounded (~2 min):
  *
  * 1. usual: 20,000 polled events of a third source drained with nothing else going on (the drain's usual events/s);
  * 2. quiet: source B receives webhooks at a steady rate (one insert per event, as the intake does) for 8 s;
- * 3. backfill: source A's 50,000 polled events land in the inbox at once (the worst case: a poller's pages arrive
- *    over time) while B's webhooks go on at the same rate, until the backfill is drained.
+ * 3. backfill: source A's 50,000 polled events land in the inbox as fast as the database takes them, in the poller's
+ *    pages of 250 (ORDER_PAGE_LIMIT), one statement each (the worst case: a real poller's pages arrive over time, at
+ *    most 150 calls a minute per token) while B's webhooks go on at the same rate, until the backfill is drained.
  *
  * Latency = the chunk's commit (Date.now() after COMMIT) minus the row's received_at (set by the insert's
  * transaction): webhook → applied. Last line: one JSON object.
@@ -18,6 +20,7 @@ import { throwawayDatabase } from '../src/db/embedded.js';
 import { runMigrations } from '../src/db/migrate.js';
 import { drainInbox } from '../src/drain/drain-inbox.js';
 import { insertInboxEvents, type NewInboxEvent } from '../src/inbox/insert-events.js';
+import { ORDER_PAGE_LIMIT } from '../src/provider/client.js';
 import { parseMicros } from '../src/time.js';
 import { createWorld } from '../test/harness/simulator/index.js';
 
@@ -167,14 +170,14 @@ async function main() {
     const webhooks = startWebhooks(sql, hooks);
     await sleep(QUIET_MS);
 
-    // 3. backfill: A's 50,000 polled events at once, B's webhooks going on.
+    // 3. backfill: A's 50,000 polled events in pages of 250 as fast as they go in, B's webhooks going on.
     phase = 'backfill';
     drain.full.length = 0;
     drain.small.length = 0;
     for (const k of Object.keys(drain.smallPhases)) delete drain.smallPhases[k];
     t0 = performance.now();
     const loader = createDb({ url, max: 1 });
-    for (let i = 0; i < backfill.length; i += 5000) await insertInboxEvents(loader.sql, backfill.slice(i, i + 5000));
+    for (let i = 0; i < backfill.length; i += ORDER_PAGE_LIMIT) await insertInboxEvents(loader.sql, backfill.slice(i, i + ORDER_PAGE_LIMIT));
     const loadedMs = performance.now() - t0;
     let left = BACKFILL;
     while (performance.now() - t0 < BACKFILL_BOUND_MS) {
