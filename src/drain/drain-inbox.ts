@@ -221,8 +221,9 @@ export interface DrainResult extends ChunkResult {
  * Lanes (docs/drain.md "Fairness"): the `concurrency` loops claim `bulk` chunks (the backlogged sources while there
  * are any, else every source); with `expressPerSource` > 0 one more loop claims `express` chunks (the sources with at
  * most that many pending rows), so a backlog drains in full chunks beside a lane that is at most one small chunk away
- * from any other source's fresh event. The express loop waits a moment when it finds nothing while the bulk loops run,
- * and ends once they have ended and it finds nothing.
+ * from any other source's fresh event. A bulk loop starts its next chunk only after the express chunk in flight, if
+ * any (the two lanes share a few cores). The express loop waits a moment when it finds nothing while the bulk loops
+ * run, and ends once they have ended and it finds nothing.
  */
 export async function drainInbox(
   sql: Sql,
@@ -246,11 +247,16 @@ export async function drainInbox(
   let failed = false;
   let emptiedLoops = 0;
   let bulkRunning = bulkLoops;
+  // The express chunk in flight: a bulk loop starts its next chunk after it (priority on 2 cores), at most one wait.
+  let expressInFlight: Promise<unknown> | undefined;
   const loop = async (lane: ClaimLane) => {
     try {
       while (!failed) {
+        if (lane.lane === 'bulk' && expressInFlight) await expressInFlight;
         const started = performance.now();
-        const r = await drainChunk(sql, opts.chunkSize, { futureToleranceMs: opts.futureToleranceMs, maxBytes: opts.chunkMaxBytes, lane });
+        const chunk = drainChunk(sql, opts.chunkSize, { futureToleranceMs: opts.futureToleranceMs, maxBytes: opts.chunkMaxBytes, lane });
+        if (lane.lane === 'express') expressInFlight = chunk.catch(() => undefined);
+        const r = await chunk;
         if (lane.lane === 'express' && r.claimed === 0) {
           if (bulkRunning === 0) {
             emptiedLoops++;
