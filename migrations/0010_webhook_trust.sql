@@ -1,6 +1,7 @@
 -- Webhook trust per source (src/poll/trust.ts, docs/polling.md "Webhook trust and the adaptive interval").
--- source_trust_days: per source and UTC day, the events applied (by how they came) and the poll catches, added once a
--- minute by the ops sampler (src/worker/ops-samples.ts) from what it already reads; the drain writes nothing here.
+-- source_trust_days: per source and UTC day of the change, the events applied (by how they came; added once a minute by
+-- the ops sampler, src/worker/ops-samples.ts) and the poll catches (added by the drain's existing catch statement,
+-- src/poll/catches.ts). Pruned with the ops samples.
 CREATE TABLE IF NOT EXISTS "source_trust_days" (
 	"source_id" text NOT NULL,
 	"day" date NOT NULL,

@@ -525,8 +525,8 @@ export const reconcileWindows = pgTable(
 );
 
 /**
- * Webhook trust (src/poll/trust.ts): per source and UTC day, events applied by how they came and the poll catches,
- * added once a minute by the ops sampler (src/worker/ops-samples.ts). Pruned with the samples.
+ * Webhook trust (src/poll/trust.ts): per source and UTC day of the change, events applied by how they came (the ops
+ * sampler, once a minute) and poll catches (the drain's catch statement). Pruned with the ops samples.
  */
 export const sourceTrustDays = pgTable(
   'source_trust_days',

@@ -218,9 +218,13 @@ function pollCatches(
     transactions: WrittenTransaction[];
   },
 ): PollCatch[] {
-  const caught = new Set<number>();
+  // Inbox id of each caught poll event → the version time (µs) of the change it brought (the newest, if several).
+  const caught = new Map<number, number>();
+  const catchAt = (inboxId: number, us: number) => {
+    if ((caught.get(inboxId) ?? -Infinity) < us) caught.set(inboxId, us);
+  };
   const consider = (key: string, v: { via: string; eventUs: number; inboxId: number } | null | undefined) => {
-    if (v && v.via === 'poll' && v.eventUs > (chunk.pushedUs.get(key) ?? -Infinity)) caught.add(v.inboxId);
+    if (v && v.via === 'poll' && v.eventUs > (chunk.pushedUs.get(key) ?? -Infinity)) catchAt(v.inboxId, v.eventUs);
   };
   const orderById = new Map(chunk.orders.map((o) => [o.id, o]));
   for (const o of written.orders) if (o.newer) consider(entityKey('order', o.id), orderById.get(Number(o.id)));
@@ -228,7 +232,7 @@ function pollCatches(
   for (const s of written.shipments) {
     const input = shipmentById.get(Number(s.id))!;
     if (s.newer) consider(entityKey('shipment', s.id), input.version);
-    if (s.delivered && input.deliveredByPollOnly !== null) caught.add(input.deliveredByPollOnly);
+    if (s.delivered && input.deliveredByPollOnly !== null) catchAt(input.deliveredByPollOnly, input.deliveredUs ?? 0);
   }
   const returnById = new Map(chunk.returns.map((r) => [r.id, r]));
   for (const r of written.returns) if (r.newer) consider(entityKey('return', r.id), returnById.get(Number(r.id)));
@@ -237,11 +241,13 @@ function pollCatches(
 
   const byKey = new Map<string, PollCatch>();
   for (const { row } of normalised) {
-    if (!caught.has(row.id)) continue;
+    const us = caught.get(row.id);
+    if (us === undefined) continue;
     const stream = streamOfPollTopic(row.topic) ?? row.topic ?? 'unknown';
     const k = `${row.sourceId}\u0000${stream}`;
-    const c = byKey.get(k) ?? { sourceId: row.sourceId, stream, count: 0 };
+    const c = byKey.get(k) ?? { sourceId: row.sourceId, stream, count: 0, eventUs: [] };
     c.count++;
+    c.eventUs.push(us);
     byKey.set(k, c);
   }
   return [...byKey.values()];

@@ -10,10 +10,15 @@ import type { Queryable } from '../db/client.js';
  * re-read what a webhook had delivered is not a change of its own (with every change also read by a poll, counting all
  * applied events would show a 50% loss as 33%). The ops page's catch share is the same ratio.
  *
- * The counts cost the drain nothing: the ops sampler (src/worker/ops-samples.ts, once a minute) already reads the
- * events processed in its window (an id range of the inbox, bounded) and the growth of `poll_cursors.catches`; it adds
- * both, per source and day, in the statement it already runs. Events are dated by `processed_at`, catches by the
- * window they were sampled in (at most a minute late: a catch just before midnight may count for the next day).
+ * Both are counted per UTC day of the change (the version time an event carries; its arrival when it has none), in
+ * statements that already run, never a statement per event:
+ * - catches by the drain, in the statement that already adds them to `poll_cursors.catches` (src/poll/catches.ts,
+ *   run only by chunks that caught something). A change older than the source is not counted: a first poll's
+ *   backfill of history that no webhook was ever due for is not a webhook miss;
+ * - events applied by the ops sampler (src/worker/ops-samples.ts, once a minute), from the rows processed in its window
+ *   that it already reads for the ops page (an id range of the inbox, bounded), in its per-source statement.
+ * So the share of a day is final once that day's late webhooks and polls are in (the provider retries for ~24 h);
+ * the current day's share moves as the day goes on.
  */
 
 /** Days the adaptive interval looks at: the current UTC day and the one before (between 24 and 48 hours of events). */

@@ -3,8 +3,9 @@ import type { Sql } from '../db/client.js';
 /**
  * The ops page's time series. Once a minute (cron task sample_ops_metrics) the worker writes one ops_samples row for
  * the window since the previous sample, and per source one ops_source_samples row when it received events or its polls
- * caught some, and adds both to the source's UTC day in source_trust_days (the webhook-trust share, src/poll/trust.ts:
- * the drain writes nothing for it). The series live in the database, so charts survive restarts and are the same whichever process serves
+ * caught some; and it adds the events applied in the window to source_trust_days (per source and UTC day of the
+ * change: the webhook-trust share's denominator, src/poll/trust.ts, from rows this sample reads anyway). The series
+ * live in the database, so charts survive restarts and are the same whichever process serves
  * the page; with several workers graphile-worker runs a cron line once per minute, and the sample itself is serialised
  * by an advisory lock and keyed by the window's end, so a second run of the same minute writes nothing.
  *
@@ -83,12 +84,12 @@ export async function sampleOpsMetrics(sql: Sql, p: { now: Date; retentionDays: 
       { applied: number; p50: number | null; p99: number | null; lagCount: number; perSource: AppliedPerSource[] }[]
     >`
       with w as materialized (
-        select source_id, via, processed_at, received_at
+        select source_id, via, processed_at, received_at, event_time
           from inbox_events
          where id >= ${scanFrom}::bigint and id <= ${scanTo}::bigint and status = 'processed'
            and processed_at >= ${start}::timestamptz and processed_at < ${end}::timestamptz),
       per as (
-        select source_id as "sourceId", (processed_at at time zone 'UTC')::date::text as day,
+        select source_id as "sourceId", (coalesce(event_time, received_at) at time zone 'UTC')::date::text as day,
                count(*) filter (where via = 'webhook')::int as webhook, count(*) filter (where via = 'poll')::int as poll,
                count(*) filter (where via = 'replay')::int as replay
           from w group by 1, 2)
@@ -100,8 +101,6 @@ export async function sampleOpsMetrics(sql: Sql, p: { now: Date; retentionDays: 
              (select count(*) from w where via = 'webhook')::int as "lagCount",
              (select coalesce(json_agg(per), '[]'::json) from per) as "perSource"`;
     const per = applied.perSource;
-    // Catches are the growth of poll_cursors.catches since the last sample: dated by the window's last minute.
-    const catchDay = new Date(end.getTime() - 1).toISOString().slice(0, 10);
 
     // Per source: arrivals in the window, the newest webhook, and poll catches since the last sample (poll_cursors
     // keeps a running total per stream; the state row keeps the total seen last time).
@@ -137,19 +136,14 @@ export async function sampleOpsMetrics(sql: Sql, p: { now: Date; retentionDays: 
                              ${per.map((a) => a.webhook)}::bigint[], ${per.map((a) => a.poll)}::bigint[],
                              ${per.map((a) => a.replay)}::bigint[]) as x(source_id, day, webhook, poll, replay)),
       trust as (
-        insert into source_trust_days as d (source_id, day, webhook_applied, poll_applied, replay_applied, catches)
-        select u.source_id, u.day, sum(u.webhook), sum(u.poll), sum(u.replay), sum(u.caught)
-          from (select source_id, day, webhook, poll, replay, 0::bigint as caught from applied_in
-                union all
-                select source_id, ${catchDay}::date, 0, 0, 0, caught from merged where caught > 0) u
-         where exists (select 1 from sources s where s.id = u.source_id)
-         group by u.source_id, u.day
-         order by u.source_id, u.day
+        insert into source_trust_days as d (source_id, day, webhook_applied, poll_applied, replay_applied)
+        select a.source_id, a.day, a.webhook, a.poll, a.replay from applied_in a
+         where exists (select 1 from sources s where s.id = a.source_id)
+         order by a.source_id, a.day
         on conflict (source_id, day) do update
           set webhook_applied = d.webhook_applied + excluded.webhook_applied,
               poll_applied = d.poll_applied + excluded.poll_applied,
-              replay_applied = d.replay_applied + excluded.replay_applied,
-              catches = d.catches + excluded.catches, updated_at = now()),
+              replay_applied = d.replay_applied + excluded.replay_applied, updated_at = now()),
       written as (
         insert into ops_source_samples (at, source_id, webhook_events, poll_events, replay_events, catches)
         select ${end}::timestamptz, source_id, webhook, poll, replay, caught from merged
