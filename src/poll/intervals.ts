@@ -1,7 +1,7 @@
 import { type Config, MINUTE, SECOND } from '../config.js';
 import type { Queryable } from '../db/client.js';
 import { PollStreams } from './streams.js';
-import { readTrustDays, sumTrust, TRUST_DAYS, type TrustFigures } from './trust.js';
+import { readTrustDays, type SourceTrustDay, sumTrust, TRUST_DAYS, type TrustFigures } from './trust.js';
 
 /**
  * The adaptive poll interval (docs/polling.md "Webhook trust and the adaptive interval"). poll_schedule, once a
@@ -109,12 +109,13 @@ export async function planPollIntervals(sql: Queryable, config: Config): Promise
      where s.enabled and s.api_token is not null
      group by s.id
      order by s.id`;
-  const days = await readTrustDays(sql, { days: TRUST_DAYS });
+  const days = new Map<string, SourceTrustDay[]>();
+  for (const d of await readTrustDays(sql, { days: TRUST_DAYS })) days.set(d.sourceId, [...(days.get(d.sourceId) ?? []), d]);
   const sharers = new Map<string, number>();
   for (const s of sources) sharers.set(s.budgetKey, (sharers.get(s.budgetKey) ?? 0) + 1);
   const policy = intervalPolicy(config);
   const planned = sources.map((s): PlannedInterval => {
-    const trust = sumTrust(days.filter((d) => d.sourceId === s.sourceId));
+    const trust = sumTrust(days.get(s.sourceId) ?? []);
     const n = sharers.get(s.budgetKey) ?? 1;
     // Plus the slack: a stream may start that much early, and its spending must still fit.
     const floor = budgetFloorMs(s.callsPerCycle, (config.pollBudgetShare * config.providerCallsPerMinute) / n) + scheduleSlackMs(config);
