@@ -1,12 +1,14 @@
 /**
  * `npm run bench:fairness`: is a merchant's fresh webhook stuck behind another merchant's backfill? Durable embedded
- * PostgreSQL in a temp dir unless DATABASE_URL is set; the real drain (`drainChunk`, chunks of 500, two concurrent
- * loops as DRAIN_CONCURRENCY's default) in this process; the simulator's own payloads. Three phases, bounded (~1 min):
+ * PostgreSQL in a temp dir unless DATABASE_URL is set; the real drain (`drainInbox`, chunks of 500, DRAIN_CONCURRENCY
+ * bulk loops and the express loop, called again whenever it returns, as the worker's kicks do) in this process; the
+ * simulator's own payloads. `--express 0` runs it without the express loop. Three phases, bounded (~2 min):
  *
  * 1. usual: 20,000 polled events of a third source drained with nothing else going on (the drain's usual events/s);
  * 2. quiet: source B receives webhooks at a steady rate (one insert per event, as the intake does) for 8 s;
- * 3. backfill: source A's 50,000 polled events land in the inbox at once (the worst case: a poller's pages arrive
- *    over time) while B's webhooks go on at the same rate, until the backfill is drained.
+ * 3. backfill: source A's 50,000 polled events land in the inbox as fast as the database takes them, in the poller's
+ *    pages of 250 (ORDER_PAGE_LIMIT), one statement each (the worst case: a real poller's pages arrive over time, at
+ *    most 150 calls a minute per token) while B's webhooks go on at the same rate, until the backfill is drained.
  *
  * Latency = the chunk's commit (Date.now() after COMMIT) minus the row's received_at (set by the insert's
  * transaction): webhook → applied. Last line: one JSON object.
@@ -16,8 +18,9 @@ import { loadConfig } from '../src/config.js';
 import { createDb, type Sql } from '../src/db/client.js';
 import { throwawayDatabase } from '../src/db/embedded.js';
 import { runMigrations } from '../src/db/migrate.js';
-import { drainChunk } from '../src/drain/drain-inbox.js';
+import { drainInbox } from '../src/drain/drain-inbox.js';
 import { insertInboxEvents, type NewInboxEvent } from '../src/inbox/insert-events.js';
+import { ORDER_PAGE_LIMIT } from '../src/provider/client.js';
 import { parseMicros } from '../src/time.js';
 import { createWorld } from '../test/harness/simulator/index.js';
 
@@ -28,6 +31,9 @@ const QUIET_MS = 8_000;
 /** Bound on the backfill phase whatever happens (the bench reports what it saw by then). */
 const BACKFILL_BOUND_MS = 60_000;
 const CHUNK = 500;
+/** `--express N`: DRAIN_EXPRESS_PER_SOURCE for this run (0: no express lane, every loop claims the oldest rows). */
+const expressArg = process.argv.indexOf('--express');
+const EXPRESS = expressArg > 0 ? Number(process.argv[expressArg + 1]) : Number(process.env.DRAIN_EXPRESS_PER_SOURCE ?? 50);
 
 /**
  * The simulator's events for three clients of one world (entity ids never collide between sources), split by client:
@@ -64,29 +70,46 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
-/** Runs `loops` drain loops until `stop()`; each applied webhook row's latency goes to `onApplied`. */
-function startDrain(sql: Sql, loops: number, maxBytes: number, onApplied: (receivedMs: number, committedMs: number) => void) {
+/**
+ * Runs the real drain (`drainInbox`: `loops` loops, the express lane of `expressPerSource`) as the worker does, again
+ * after each return (a kick), until `stop()`; each applied webhook row's latency goes to `onApplied`.
+ */
+function startDrain(sql: Sql, loops: number, maxBytes: number, expressPerSource: number, onApplied: (receivedMs: number, committedMs: number) => void) {
   let running = true;
   let processed = 0;
   const full: number[] = [];
-  const one = async () => {
+  const small: number[] = [];
+  const smallPhases: Record<string, number> = {};
+  const all = (async () => {
     while (running) {
-      const t = performance.now();
-      const r = await drainChunk(sql, CHUNK, { maxBytes });
-      if (r.claimed === CHUNK) full.push(performance.now() - t);
-      processed += r.processed;
-      for (const a of r.applied) for (const at of a.receivedAt) onApplied((parseMicros(at) ?? 0) / 1000, a.committedAt);
-      if (r.claimed === 0) await sleep(2);
+      const r = await drainInbox(sql, {
+        chunkSize: CHUNK,
+        chunkMaxBytes: maxBytes,
+        budgetMs: 1000,
+        concurrency: loops,
+        expressPerSource,
+        onChunk(r, ms) {
+          if (r.claimed === CHUNK) full.push(ms);
+          else if (r.claimed > 0) {
+            small.push(ms);
+            for (const [k, v] of Object.entries(r.phases)) smallPhases[k] = (smallPhases[k] ?? 0) + v;
+          }
+          processed += r.processed;
+          for (const a of r.applied) for (const at of a.receivedAt) onApplied((parseMicros(at) ?? 0) / 1000, a.committedAt);
+        },
+      });
+      if (r.emptied) await sleep(2);
     }
-  };
-  const all = Array.from({ length: loops }, one);
+  })();
   return {
     processed: () => processed,
-    /** Durations of the full chunks (ms). */
+    /** Durations of the full chunks and of the others (ms). */
     full,
+    small,
+    smallPhases,
     stop: async () => {
       running = false;
-      await Promise.all(all);
+      await all;
     },
   };
 }
@@ -131,7 +154,7 @@ async function main() {
     for (let i = 0; i < usual.length; i += 5000) await insertInboxEvents(sql, usual.slice(i, i + 5000));
     await sql`vacuum analyze inbox_events`;
     let t0 = performance.now();
-    let drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, () => {});
+    let drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, EXPRESS, () => {});
     while (drain.processed() < USUAL && performance.now() - t0 < BACKFILL_BOUND_MS) await sleep(5);
     const usualEps = drain.processed() / ((performance.now() - t0) / 1000);
     await drain.stop();
@@ -140,18 +163,21 @@ async function main() {
     const quiet: number[] = [];
     const during: number[] = [];
     let phase: 'quiet' | 'backfill' | 'after' = 'quiet';
-    drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, (received, committed) => {
+    drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, EXPRESS, (received, committed) => {
       if (phase === 'quiet') quiet.push(committed - received);
       else if (phase === 'backfill') during.push(committed - received);
     });
     const webhooks = startWebhooks(sql, hooks);
     await sleep(QUIET_MS);
 
-    // 3. backfill: A's 50,000 polled events at once, B's webhooks going on.
+    // 3. backfill: A's 50,000 polled events in pages of 250 as fast as they go in, B's webhooks going on.
     phase = 'backfill';
+    drain.full.length = 0;
+    drain.small.length = 0;
+    for (const k of Object.keys(drain.smallPhases)) delete drain.smallPhases[k];
     t0 = performance.now();
     const loader = createDb({ url, max: 1 });
-    for (let i = 0; i < backfill.length; i += 5000) await insertInboxEvents(loader.sql, backfill.slice(i, i + 5000));
+    for (let i = 0; i < backfill.length; i += ORDER_PAGE_LIMIT) await insertInboxEvents(loader.sql, backfill.slice(i, i + ORDER_PAGE_LIMIT));
     const loadedMs = performance.now() - t0;
     let left = BACKFILL;
     while (performance.now() - t0 < BACKFILL_BOUND_MS) {
@@ -165,6 +191,7 @@ async function main() {
     await webhooks.stop();
     await drain.stop();
     const fullChunks = [...drain.full].sort((a, b) => a - b);
+    const smallChunks = [...drain.small].sort((a, b) => a - b);
     await loader.close();
     const [outcome] = await sql`
       select count(*) filter (where status = 'pending')::int as pending, count(*) filter (where status = 'dead')::int as dead,
@@ -187,6 +214,7 @@ async function main() {
     }
     console.log(`backfill: ${BACKFILL - left} of ${BACKFILL} drained in ${(backfillMs / 1000).toFixed(1)} s (inserted in ${(loadedMs / 1000).toFixed(1)} s): ${Math.round(backfillEps)} events/s beside the drain's usual ${Math.round(usualEps)} events/s alone (${(backfillEps / usualEps).toFixed(2)}x)`);
     console.log(`full chunks of ${CHUNK} during the backfill: ${fullChunks.length}, p50 ${quantile(fullChunks, 0.5).toFixed(1)} ms, p99 ${quantile(fullChunks, 0.99).toFixed(1)} ms (a webhook rides in one, and may wait for one)`);
+    console.log(`other chunks (express or short) during the backfill: ${smallChunks.length}, p50 ${quantile(smallChunks, 0.5).toFixed(1)} ms, p99 ${quantile(smallChunks, 0.99).toFixed(1)} ms; mean by phase: ${Object.entries(drain.smallPhases).map(([k, v]) => `${k} ${(v / Math.max(1, smallChunks.length)).toFixed(1)}`).join(', ')} ms`);
     console.log(`inbox at the end: ${outcome.processed} processed, ${outcome.dead} dead, ${outcome.pending} pending`);
     for (const r of reasons) console.log(`  dead: ${r.n} × ${r.e}`);
     const qp99 = quantile(quiet, 0.99);

@@ -48,6 +48,17 @@ function reader(env: Env, problems: string[]) {
       }
       return n;
     },
+    /** A decimal fraction in [min, max] (a share: 0.01 is 1%). */
+    share(key: string, dflt: number, min = 0, max = 1): number {
+      const v = raw(key);
+      if (v === undefined) return dflt;
+      const n = Number(v);
+      if (!/^\d*\.?\d+$/.test(v) || n < min || n > max) {
+        problems.push(`${key} must be a decimal in [${min}, ${max}], got ${JSON.stringify(v)}`);
+        return dflt;
+      }
+      return n;
+    },
     /** A value the operator keeps secret: never echoed in an error. */
     secret(key: string, minChars = 1): string | undefined {
       const v = raw(key);
@@ -106,6 +117,20 @@ export function loadConfig(env: Env = process.env) {
     problems.push(`HTTP_HEADERS_TIMEOUT_MS (${httpHeadersTimeoutMs}) must not exceed HTTP_REQUEST_TIMEOUT_MS (${httpRequestTimeoutMs})`);
   const webhookBodyLimitBytes = r.int('WEBHOOK_BODY_LIMIT_BYTES', 256 * 1024, 1);
   const providerEnvironment = r.oneOf('PROVIDER_ENVIRONMENT', ProviderEnvironments, 'production');
+  const pollIntervalMs = r.int('POLL_INTERVAL_MS', 5 * MINUTE, SECOND);
+  // The adaptive interval's bounds (docs/polling.md): by default a fifth of the base and six times it.
+  const pollIntervalMinMs = r.int('POLL_INTERVAL_MIN_MS', Math.max(SECOND, Math.round(pollIntervalMs / 5)), SECOND);
+  const pollIntervalMaxMs = r.int('POLL_INTERVAL_MAX_MS', pollIntervalMs * 6, SECOND, 7 * DAY);
+  if (pollIntervalMinMs > pollIntervalMs || pollIntervalMs > pollIntervalMaxMs)
+    problems.push(
+      `POLL_INTERVAL_MIN_MS (${pollIntervalMinMs}) <= POLL_INTERVAL_MS (${pollIntervalMs}) <= POLL_INTERVAL_MAX_MS (${pollIntervalMaxMs}) must hold`,
+    );
+  const pollTrustMissShare = r.share('POLL_TRUST_MISS_SHARE', 0.01, 0.0001, 1);
+  const pollTrustReliableShare = r.share('POLL_TRUST_RELIABLE_SHARE', 0.001, 0, 1);
+  if (pollTrustReliableShare >= pollTrustMissShare)
+    problems.push(
+      `POLL_TRUST_RELIABLE_SHARE (${pollTrustReliableShare}) must be below POLL_TRUST_MISS_SHARE (${pollTrustMissShare})`,
+    );
   const config = {
     env: r.str('NODE_ENV', 'development'),
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
@@ -170,6 +195,12 @@ export function loadConfig(env: Env = process.env) {
     drainTimeBudgetMs: r.int('DRAIN_TIME_BUDGET_MS', 30 * SECOND, 100),
     /** Chunks one drain applies at once, each on its own connection: one's JavaScript overlaps another's SQL. */
     drainConcurrency: r.int('DRAIN_CONCURRENCY', 2, 1, 16),
+    /**
+     * A source with more pending events than this is backlogged (docs/drain.md "Fairness"): one more drain loop, the
+     * express lane, serves only the others, so a backfill of one source never holds another's fresh webhooks behind
+     * full chunks. 0 turns the express loop off.
+     */
+    drainExpressPerSource: r.int('DRAIN_EXPRESS_PER_SOURCE', 50, 0, 10000),
     drainKickDebounceMs: r.int('DRAIN_KICK_DEBOUNCE_MS', 25, 0),
 
     /** `sandbox` selects ShipBob's sandbox API (separate accounts); PROVIDER_BASE_URL, when set, wins. */
@@ -178,7 +209,19 @@ export function loadConfig(env: Env = process.env) {
     providerApiVersion: r.str('PROVIDER_API_VERSION', '2026-01'),
     /** Our own budget per API token, below the provider's 150/min. */
     providerCallsPerMinute: r.int('PROVIDER_CALLS_PER_MINUTE', 120, 1),
-    pollIntervalMs: r.int('POLL_INTERVAL_MS', 5 * MINUTE, SECOND),
+    /** The base interval: each source's streams are polled this often unless its webhook trust moves it. */
+    pollIntervalMs,
+    /** The adaptive interval (src/poll/intervals.ts) stays in [min, max]. */
+    pollIntervalMinMs,
+    pollIntervalMaxMs,
+    /** A recent share of poll catches above this shortens the source's interval (in proportion). */
+    pollTrustMissShare,
+    /** A recent share at or below this, over POLL_TRUST_MIN_EVENTS events at least, lengthens it to the max. */
+    pollTrustReliableShare,
+    /** Fewer events than this over the recent days: the base interval holds. */
+    pollTrustMinEvents: r.int('POLL_TRUST_MIN_EVENTS', 200, 1),
+    /** Share of a token's PROVIDER_CALLS_PER_MINUTE that shortened polling intervals may plan to spend. */
+    pollBudgetShare: r.share('POLL_BUDGET_SHARE', 0.5, 0.01, 1),
     pollOverlapMs: r.int('POLL_OVERLAP_MS', 2 * MINUTE, 0),
     pollLagMs: r.int('POLL_LAG_MS', 30 * SECOND, 0),
     billingRescanDays: r.int('BILLING_RESCAN_DAYS', 7, 0),

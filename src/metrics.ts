@@ -220,6 +220,24 @@ export const dbGauges = {
     labelNames: ['source', 'stream'] as const,
     registers,
   }),
+  webhookMissShare: new Gauge({
+    name: 'wharf_webhook_miss_share',
+    help: 'Share of changes only polling found, poll catches / (webhook events applied + poll catches), by source; window: day (current UTC day) or recent (the days the poll interval is chosen from)',
+    labelNames: ['source', 'window'] as const,
+    registers,
+  }),
+  webhookTrustEvents: new Gauge({
+    name: 'wharf_webhook_trust_events',
+    help: 'The share’s denominator (webhook events applied + poll catches), by source and window',
+    labelNames: ['source', 'window'] as const,
+    registers,
+  }),
+  pollIntervalSeconds: new Gauge({
+    name: 'wharf_poll_interval_seconds',
+    help: 'The poll interval poll_schedule chose for a source from its webhook trust, by reason (too_few_events, missing, reliable, normal)',
+    labelNames: ['source', 'reason'] as const,
+    registers,
+  }),
   rateBudgetThrottled: new Gauge({
     name: 'wharf_rate_budget_throttled',
     help: 'Provider 429s recorded for a rate budget (stored total, all processes)',

@@ -3,6 +3,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  date,
   doublePrecision,
   index,
   integer,
@@ -526,3 +527,42 @@ export const reconcileWindows = pgTable(
   },
   (t) => [primaryKey({ name: 'reconcile_windows_pk', columns: [t.sourceId, t.stream, t.windowStart] })],
 );
+
+/**
+ * Webhook trust (src/poll/trust.ts): per source and UTC day of the change, events applied by how they came (the ops
+ * sampler, once a minute) and poll catches (the drain's catch statement). Pruned with the ops samples.
+ */
+export const sourceTrustDays = pgTable(
+  'source_trust_days',
+  {
+    sourceId: text('source_id')
+      .notNull()
+      .references(() => sources.id, { onDelete: 'cascade' }),
+    day: date('day', { mode: 'string' }).notNull(),
+    webhookApplied: bigint('webhook_applied', { mode: 'number' }).notNull().default(0),
+    pollApplied: bigint('poll_applied', { mode: 'number' }).notNull().default(0),
+    replayApplied: bigint('replay_applied', { mode: 'number' }).notNull().default(0),
+    catches: bigint('catches', { mode: 'number' }).notNull().default(0),
+    updatedAt: tz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ name: 'source_trust_days_pk', columns: [t.sourceId, t.day] }),
+    index('source_trust_days_day_idx').on(t.day),
+  ],
+);
+
+/** The poll interval poll_schedule chose per polled source (src/poll/intervals.ts), and why. */
+export const pollIntervals = pgTable('poll_intervals', {
+  sourceId: text('source_id')
+    .primaryKey()
+    .references(() => sources.id, { onDelete: 'cascade' }),
+  intervalMs: integer('interval_ms').notNull(),
+  /** `too_few_events`, `missing`, `reliable`, `normal` (see intervals.ts). */
+  reason: text('reason').notNull(),
+  /** The recent share the decision used (null: no events). */
+  share: doublePrecision('share'),
+  events: bigint('events', { mode: 'number' }).notNull(),
+  /** The shortest interval the source's share of its token's budget allows. */
+  budgetFloorMs: integer('budget_floor_ms').notNull(),
+  decidedAt: tz('decided_at').notNull().defaultNow(),
+});

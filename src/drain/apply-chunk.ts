@@ -206,7 +206,8 @@ export async function applyChunk(sql: Queryable, rows: readonly InboxRow[], opts
 
 /**
  * Poll catches: a written version, strictly newer than the database held, that came by poll and that no webhook of
- * this chunk carried as new; and a delivery that only a poll of this chunk brought. Counted per source and stream.
+ * this chunk carried as new (a polled order only when its own version is later than its shipments'); and a delivery
+ * that only a poll of this chunk brought. Counted per source and stream, with each change's version time.
  */
 function pollCatches(
   normalised: Prepared['normalised'],
@@ -218,17 +219,32 @@ function pollCatches(
     transactions: WrittenTransaction[];
   },
 ): PollCatch[] {
-  const caught = new Set<number>();
-  const consider = (key: string, v: { via: string; eventUs: number; inboxId: number } | null | undefined) => {
-    if (v && v.via === 'poll' && v.eventUs > (chunk.pushedUs.get(key) ?? -Infinity)) caught.add(v.inboxId);
+  // Inbox id of each caught poll event → the version time (µs) of the change it brought (the newest, if several).
+  const caught = new Map<number, number>();
+  const catchAt = (inboxId: number, us: number) => {
+    if ((caught.get(inboxId) ?? -Infinity) < us) caught.set(inboxId, us);
   };
+  const consider = (key: string, v: { via: string; eventUs: number; inboxId: number } | null | undefined) => {
+    if (v && v.via === 'poll' && v.eventUs > (chunk.pushedUs.get(key) ?? -Infinity)) catchAt(v.inboxId, v.eventUs);
+  };
+  // A polled order carries its shipments, and its version (last update) moves with theirs: an order version no later
+  // than its newest shipment's is a shipment change, a catch only if that shipment is one (counted below), not when a
+  // webhook already brought the shipment.
+  const newestShipmentUs = new Map<number, number>();
+  for (const { row, n } of normalised) {
+    if (row.via !== 'poll' || n.outcome !== 'apply') continue;
+    for (const sh of n.entities.shipments) newestShipmentUs.set(row.id, Math.max(newestShipmentUs.get(row.id) ?? -Infinity, sh.eventUs));
+  }
   const orderById = new Map(chunk.orders.map((o) => [o.id, o]));
-  for (const o of written.orders) if (o.newer) consider(entityKey('order', o.id), orderById.get(Number(o.id)));
+  for (const o of written.orders) {
+    const v = orderById.get(Number(o.id));
+    if (o.newer && v && v.eventUs > (newestShipmentUs.get(v.inboxId) ?? -Infinity)) consider(entityKey('order', o.id), v);
+  }
   const shipmentById = new Map(chunk.shipments.map((s) => [s.id, s]));
   for (const s of written.shipments) {
     const input = shipmentById.get(Number(s.id))!;
     if (s.newer) consider(entityKey('shipment', s.id), input.version);
-    if (s.delivered && input.deliveredByPollOnly !== null) caught.add(input.deliveredByPollOnly);
+    if (s.delivered && input.deliveredByPollOnly !== null) catchAt(input.deliveredByPollOnly, input.deliveredUs ?? 0);
   }
   const returnById = new Map(chunk.returns.map((r) => [r.id, r]));
   for (const r of written.returns) if (r.newer) consider(entityKey('return', r.id), returnById.get(Number(r.id)));
@@ -237,11 +253,13 @@ function pollCatches(
 
   const byKey = new Map<string, PollCatch>();
   for (const { row } of normalised) {
-    if (!caught.has(row.id)) continue;
+    const us = caught.get(row.id);
+    if (us === undefined) continue;
     const stream = streamOfPollTopic(row.topic) ?? row.topic ?? 'unknown';
     const k = `${row.sourceId}\u0000${stream}`;
-    const c = byKey.get(k) ?? { sourceId: row.sourceId, stream, count: 0 };
+    const c = byKey.get(k) ?? { sourceId: row.sourceId, stream, count: 0, eventUs: [] };
     c.count++;
+    c.eventUs.push(us);
     byKey.set(k, c);
   }
   return [...byKey.values()];

@@ -1,5 +1,5 @@
 import type { Queryable, Sql } from '../db/client.js';
-import { type ClaimedChunk, claimInboxChunk, claimInboxEventsById, type InboxRow } from '../inbox/claim.js';
+import { type ClaimedChunk, type ClaimLane, claimInboxChunk, claimInboxEventsById, type InboxRow } from '../inbox/claim.js';
 import { type InboxMark, markInboxEvents } from '../inbox/mark.js';
 import { type AppliedChunk, type ApplyOptions, applyChunk } from './apply-chunk.js';
 
@@ -149,10 +149,14 @@ const byIds = (ids: readonly number[]) => async (tx: Queryable): Promise<Claimed
  * larger than that alone). Safe to run from several processes at once. Resolves with what it did; rejects on a
  * transient error (nothing marked: retry later).
  */
-export async function drainChunk(sql: Sql, size: number, opts: ApplyOptions & { maxBytes?: number } = {}): Promise<ChunkResult> {
+export async function drainChunk(
+  sql: Sql,
+  size: number,
+  opts: ApplyOptions & { maxBytes?: number; lane?: ClaimLane } = {},
+): Promise<ChunkResult> {
   const claimed: InboxRow[] = [];
   try {
-    return await applyInTransaction(sql, (tx) => claimInboxChunk(tx, size, opts.maxBytes), claimed, opts);
+    return await applyInTransaction(sql, (tx) => claimInboxChunk(tx, size, opts.maxBytes, opts.lane), claimed, opts);
   } catch (err) {
     if (!isDataError(err) || claimed.length === 0) throw err;
     const result = await bisect(
@@ -197,6 +201,10 @@ async function bisect(sql: Sql, ids: readonly number[], cause: unknown, opts: Ap
   return result;
 }
 
+/** How long the express loop waits when its sources have nothing pending, while bulk loops still run. */
+const EXPRESS_IDLE_MS = 20;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export interface DrainResult extends ChunkResult {
   chunks: number;
   /** False when the time budget ran out with events possibly left: the caller re-queues the drain. */
@@ -209,6 +217,13 @@ export interface DrainResult extends ChunkResult {
  * must have that many): one loop's JavaScript overlaps another's SQL. They take disjoint chunks (SKIP LOCKED) and lock
  * shared rows in the same order, so they never deadlock. When one loop fails, the others stop after their current
  * chunk and the first error is thrown. `onChunk` sees each chunk's result (metrics).
+ *
+ * Lanes (docs/drain.md "Fairness"): the `concurrency` loops claim `bulk` chunks (the backlogged sources while there
+ * are any, else every source); with `expressPerSource` > 0 one more loop claims `express` chunks (the sources with at
+ * most that many pending rows), so a backlog drains in full chunks beside a lane that is at most one small chunk away
+ * from any other source's fresh event. A bulk loop starts its next chunk only after the express chunk in flight, if
+ * any (the two lanes share a few cores). The express loop waits a moment when it finds nothing while the bulk loops
+ * run, and ends once they have ended and it finds nothing.
  */
 export async function drainInbox(
   sql: Sql,
@@ -217,6 +232,8 @@ export async function drainInbox(
     chunkMaxBytes?: number;
     budgetMs: number;
     concurrency?: number;
+    /** DRAIN_EXPRESS_PER_SOURCE: the express lane's bound on a light source's pending rows (0: no express loop). */
+    expressPerSource?: number;
     onChunk?: (r: ChunkResult, ms: number) => void;
     /** WEBHOOK_TOLERANCE_MS: how far an event time may lead its arrival (apply-chunk.ts). */
     futureToleranceMs?: number;
@@ -224,30 +241,52 @@ export async function drainInbox(
 ): Promise<DrainResult> {
   const deadline = performance.now() + opts.budgetMs;
   const total: DrainResult = { ...emptyResult(), chunks: 0, emptied: false };
+  const bulkLoops = Math.max(1, opts.concurrency ?? 1);
+  const perSource = opts.expressPerSource ?? 0;
+  const loops = bulkLoops + (perSource > 0 ? 1 : 0);
   let failed = false;
   let emptiedLoops = 0;
-  const loop = async () => {
+  let bulkRunning = bulkLoops;
+  // The express chunk in flight: a bulk loop starts its next chunk after it (priority on 2 cores), at most one wait.
+  let expressInFlight: Promise<unknown> | undefined;
+  const loop = async (lane: ClaimLane) => {
     try {
       while (!failed) {
+        if (lane.lane === 'bulk' && expressInFlight) await expressInFlight;
         const started = performance.now();
-        const r = await drainChunk(sql, opts.chunkSize, { futureToleranceMs: opts.futureToleranceMs, maxBytes: opts.chunkMaxBytes });
-        opts.onChunk?.(r, performance.now() - started);
-        add(total, r);
-        total.chunks++;
-        // A short chunk emptied the inbox, unless the byte bound cut it or it left deferred rows (claimable again at once).
-        if (r.claimed < opts.chunkSize && !r.cutByBytes && r.deferred === 0) {
-          emptiedLoops++;
-          return;
+        const chunk = drainChunk(sql, opts.chunkSize, { futureToleranceMs: opts.futureToleranceMs, maxBytes: opts.chunkMaxBytes, lane });
+        if (lane.lane === 'express') expressInFlight = chunk.catch(() => undefined);
+        const r = await chunk;
+        if (lane.lane === 'express' && r.claimed === 0) {
+          if (bulkRunning === 0) {
+            emptiedLoops++;
+            return;
+          }
+          // Nothing fresh: look again in a moment (uncounted) while the bulk loops go on.
+          await sleep(EXPRESS_IDLE_MS);
+        } else {
+          opts.onChunk?.(r, performance.now() - started);
+          add(total, r);
+          total.chunks++;
+          // A short bulk chunk emptied its sources, unless the byte bound cut it or it left deferred rows (claimable
+          // again at once); an express chunk is short by design.
+          if (lane.lane === 'bulk' && r.claimed < opts.chunkSize && !r.cutByBytes && r.deferred === 0) {
+            emptiedLoops++;
+            return;
+          }
         }
         if (performance.now() >= deadline) return;
       }
     } catch (err) {
       failed = true;
       throw err;
+    } finally {
+      if (lane.lane === 'bulk') bulkRunning--;
     }
   };
-  const loops = Math.max(1, opts.concurrency ?? 1);
-  const settled = await Promise.allSettled(Array.from({ length: loops }, loop));
+  const lanes: ClaimLane[] = Array.from({ length: bulkLoops }, () => ({ lane: 'bulk', perSource }));
+  if (perSource > 0) lanes.push({ lane: 'express', perSource });
+  const settled = await Promise.allSettled(lanes.map(loop));
   const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (rejected) throw rejected.reason;
   total.emptied = emptiedLoops === loops;

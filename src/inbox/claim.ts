@@ -42,24 +42,46 @@ export interface ClaimedChunk {
 }
 
 /**
- * Locks up to `size` pending inbox rows, shared fairly between sources, until the transaction ends, and returns those
- * whose bodies fit in `maxBytes` together (always at least the first: an event larger than the bound is applied
- * alone). Must run inside a transaction. One statement: sizes come from `octet_length(body)`, which reads the stored
- * length without detoasting, so bodies past the bound are never loaded.
+ * Which sources a claim serves (docs/drain.md "Fairness"). A source with at most `perSource` pending rows is light, one
+ * with more is backlogged (a backfill, a catch-up, a burst):
+ * - `bulk`: the backlogged sources, or every source while none is; chunks of `size` shared between them;
+ * - `express`: light sources only: their rows are few, so the chunk is small and quick, and a fresh webhook rides in
+ *   the next one whatever another source's backlog.
+ * While a source is backlogged, express and bulk never take the same source's rows, so one lane never waits for the
+ * other's row locks (a source's events share entity rows; two sources' never do). `perSource` 0: every source is
+ * backlogged, bulk serves them all (the default).
+ */
+export interface ClaimLane {
+  lane: 'bulk' | 'express';
+  perSource: number;
+}
+
+/**
+ * Locks up to `size` pending inbox rows of the lane's sources until the transaction ends, shared fairly between them,
+ * and returns those whose bodies fit in `maxBytes` together (always at least the first: an event larger than the bound
+ * is applied alone). Must run inside a transaction. One statement: sizes come from `octet_length(body)`, which reads
+ * the stored length without detoasting, so bodies past the bound are never loaded.
  *
- * Fairness (docs/drain.md): each source with pending rows gets a share of `ceil(size / active sources)` slots, filled
- * with its oldest rows (locked first); the slots the shares leave empty go to the oldest pending rows of the whole inbox
- * (locked second, scanning past rows other drains hold, as before). So a source backfilling
- * 50,000 events takes what the others leave, and another source's fresh webhooks wait at most one chunk behind it,
- * whatever the backlog. The fair candidates are bounded (at most `size + active sources` ids): the active sources are
- * found by a skip scan of the pending (source_id, id) index, one probe each, and each share by a range of the same
- * index; the filler reads the pending id index. Rows come back in id order (applying a chunk does not depend on order).
+ * Fairness: each source served gets a share of `ceil(size / sources)` slots, filled with its oldest rows (locked
+ * first); the slots the shares leave empty go to the oldest pending rows of those sources (locked second, scanning past
+ * rows other drains hold). Express needs no filler: its sources hold at most `perSource` rows each, so every one of them
+ * is a candidate, taken in turns (each source's first row, then each one's second...); a filler scanning the pending
+ * ids would read through the backlogged sources' rows. The sources with pending rows are found by a skip scan of the
+ * pending (source_id, id) index, one probe each; each is classed by counting at most `perSource + 1` entries of it, and
+ * each share is a range of it. Rows come back in id order (applying a chunk does not depend on order).
  *
  * `SKIP LOCKED`: concurrent drains take disjoint chunks instead of queueing behind each other; so it may return fewer
- * than asked (or none) while other drains hold rows, and fewer than `size` without `cutByBytes` means the inbox held no
- * more claimable rows (the filler scans past locked rows, so an inbox with `size` claimable rows always fills a chunk).
+ * than asked (or none) while other drains hold rows. A bulk chunk of fewer than `size` without `cutByBytes` means its
+ * sources held no more claimable rows (the filler scans past locked rows); an express chunk is short by design.
  */
-export async function claimInboxChunk(sql: Queryable, size: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<ClaimedChunk> {
+export async function claimInboxChunk(
+  sql: Queryable,
+  size: number,
+  maxBytes = Number.MAX_SAFE_INTEGER,
+  lane: ClaimLane = { lane: 'bulk', perSource: 0 },
+): Promise<ClaimedChunk> {
+  const express = lane.lane === 'express';
+  const bound = lane.perSource;
   const rows = await sql<(ClaimedRow & { locked: number })[]>`
     with locked as (
       with recursive active(source_id) as (
@@ -70,36 +92,54 @@ export async function claimInboxChunk(sql: Queryable, size: number, maxBytes = N
                  order by e.source_id limit 1)
           from active a
          where a.source_id is not null
+      ), classed as (
+        -- Each active source's pending rows, counted up to bound + 1: light is 1..bound, backlogged bound + 1.
+        select a.source_id, pending.n
+          from active a
+         cross join lateral (
+           select count(*) as n from (select 1 from inbox_events e
+                                       where e.status = 'pending' and e.source_id = a.source_id
+                                       order by e.id
+                                       limit ${bound + 1}) c
+         ) pending
+         where a.source_id is not null
+      ), served as (
+        select source_id from classed
+         where ${
+           express
+             ? sql`n <= ${bound}`
+             : sql`n > ${bound} or not exists (select 1 from classed where n > ${bound})`
+         }
       ), share as (
-        select ceil(${size}::numeric / greatest(count(*), 1))::int as n from active where source_id is not null
+        select ceil(${size}::numeric / greatest(count(*), 1))::int as n from served
       ), candidates as (
         select p.id, p.turn
-          from active a
+          from served a
          cross join lateral (
            select e.id, row_number() over (order by e.id) as turn
              from inbox_events e
             where e.status = 'pending' and e.source_id = a.source_id
             order by e.id
-            limit (select n from share)
+            limit ${express ? bound : sql`(select n from share)`}
          ) p
-         where a.source_id is not null
-      ), fair as (
-        select e.id, octet_length(e.body)::bigint as bytes, c.turn
-          from candidates c
-          join inbox_events e on e.id = c.id
-         where e.status = 'pending'
-         order by c.turn, c.id
+         order by p.turn, p.id
          limit ${size}
-           for update of e skip locked
+      ), fair as (
+        -- By primary key (= any of an array), as the final read: a join with a CTE may be planned as a scan of the inbox.
+        select id, octet_length(body)::bigint as bytes
+          from inbox_events
+         where id = any(array(select id from candidates)) and status = 'pending'
+           for update skip locked
       ), fill as (
         select id, octet_length(body)::bigint as bytes, ${size}::bigint + 1 as turn
           from inbox_events
-         where status = 'pending' and id not in (select id from fair)
+         where status = 'pending' and source_id = any(array(select source_id from served))
+           and id not in (select id from fair)
          order by id
-         limit (select ${size} - count(*) from fair)
+         limit ${express ? 0 : sql`(select ${size} - count(*) from fair)`}
            for update skip locked
       )
-      select * from fair
+      select f.id, f.bytes, c.turn from fair f join candidates c on c.id = f.id
       union all
       select * from fill
     ), sized as (
@@ -107,9 +147,8 @@ export async function claimInboxChunk(sql: Queryable, size: number, maxBytes = N
     )
     select e.id, e.source_id, e.topic, e.body, e.event_time::text, e.received_at::text, e.via,
            (select count(*) from locked)::int as locked
-      from sized s
-      join inbox_events e on e.id = s.id
-     where s.n = 1 or s.total <= ${maxBytes}::bigint
+      from inbox_events e
+     where e.id = any(array(select id from sized where n = 1 or total <= ${maxBytes}::bigint))
      order by e.id`;
   return { rows: rows.map(toInboxRow), cutByBytes: rows.length > 0 && rows.length < rows[0].locked };
 }

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type Config, keyRingOf, SECOND } from '../config.js';
 import type { Sql } from '../db/client.js';
 import { InboxVia } from '../db/schema.js';

@@ -520,6 +520,24 @@ async function status(s: Session) {
       ]),
     ),
   );
+  io.out('\nwebhook trust: changes only polling found, catches / (webhook events + catches) (docs/polling.md)');
+  const pct = (share: number | null) => (share === null ? '-' : `${(share * 100).toFixed(2)}%`);
+  io.out(
+    table(
+      ['source', 'day (UTC)', 'day share', 'recent share', 'recent events', 'recent catches', 'poll interval', 'why', 'budget floor'],
+      st.trust.map((r) => [
+        r.sourceName,
+        r.days[0]?.day ?? '-',
+        pct(r.days[0]?.share ?? null),
+        pct(r.recent.share),
+        r.recent.events,
+        r.recent.catches,
+        r.interval ? `${formatAge(r.interval.ms / 1000)}` : r.polled ? `${formatAge(s.config.pollIntervalMs / 1000)} (base, not chosen yet)` : 'not polled',
+        r.interval?.reason,
+        r.interval ? formatAge(r.interval.budgetFloorMs / 1000) : undefined,
+      ]),
+    ),
+  );
   io.out('\nrate budgets');
   io.out(
     table(

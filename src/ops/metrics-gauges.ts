@@ -70,6 +70,20 @@ export function startGaugeRefresher(opts: {
         dbGauges.reconcileShortWindows.set(labels, r.short.length);
         if (r.newestReconciled) dbGauges.reconcileNewestAge.set(labels, (s.at.getTime() - r.newestReconciled.getTime()) / 1000);
       }
+      dbGauges.webhookMissShare.reset();
+      dbGauges.webhookTrustEvents.reset();
+      dbGauges.pollIntervalSeconds.reset();
+      const today = s.at.toISOString().slice(0, 10);
+      for (const r of s.trust) {
+        const day = r.days.find((d) => d.day === today);
+        for (const [window, f] of [['day', day], ['recent', r.recent]] as const) {
+          if (!f) continue;
+          dbGauges.webhookTrustEvents.set({ source: r.sourceId, window }, f.events);
+          // No events, no share: the series is absent rather than a 0 that reads as "trusted".
+          if (f.share !== null) dbGauges.webhookMissShare.set({ source: r.sourceId, window }, f.share);
+        }
+        if (r.interval && r.polled) dbGauges.pollIntervalSeconds.set({ source: r.sourceId, reason: r.interval.reason }, r.interval.ms / 1000);
+      }
       dbGauges.rateBudgetThrottled.reset();
       // Budget keys are token hashes already (never a token).
       for (const b of s.rateBudgets) dbGauges.rateBudgetThrottled.set({ budget: b.key }, b.throttled);

@@ -1,7 +1,8 @@
-import type { Sql } from '../db/client.js';
+import type { Queryable, Sql } from '../db/client.js';
 import { PollStreams } from '../poll/streams.js';
 import { type ReconcileStatus, reconcileStatus } from '../poll/reconcile.js';
 import { QuarantineReason } from '../intake/quarantine.js';
+import { readTrustDays, type SourceTrustDay, sumTrust, TRUST_DAYS, type TrustFigures } from '../poll/trust.js';
 
 /**
  * What `ops status` prints and `/metrics` exports from the database: every query here is bounded (every count stops at
@@ -83,6 +84,21 @@ export interface Status {
   subscriptions: SubscriptionStatus[];
   /** Reconciliation against the provider's counts, per source and stream: newest reconciled window, windows still short. */
   reconcile: ReconcileStatus[];
+  /** Webhook trust per source (src/poll/trust.ts) and the poll interval chosen from it (src/poll/intervals.ts). */
+  trust: TrustStatus[];
+}
+
+export interface TrustStatus {
+  sourceId: string;
+  sourceName: string;
+  /** Enabled with an API token: poll_schedule chooses its interval. */
+  polled: boolean;
+  /** The last TRUST_DAYS UTC days with counts, newest first (a day without events is absent). */
+  days: Omit<SourceTrustDay, 'sourceId'>[];
+  /** Those days summed: what the interval is chosen from. */
+  recent: TrustFigures;
+  /** The interval last chosen (null: not chosen yet, the base applies). */
+  interval: { ms: number; reason: string; share: number | null; events: number; budgetFloorMs: number; decidedAt: Date } | null;
 }
 
 export interface DriftStatus {
@@ -170,8 +186,10 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
        where s.api_token is not null and s.enabled
        order by s.name`;
     const reconcile = await reconcileStatus(tx);
+    const trust = await readTrustStatus(tx);
     const { at, ...figures } = inbox;
     return {
+      trust,
       reconcile,
       at: at,
       inbox: { ...figures, pendingCapped: figures.pending >= COUNT_CAP },
@@ -193,5 +211,25 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
       resolves,
       subscriptions,
     };
+  });
+}
+
+/** Every source that is polled or has trust counts: its recent days and its chosen interval. Three bounded reads. */
+async function readTrustStatus(tx: Queryable): Promise<TrustStatus[]> {
+  const days = await readTrustDays(tx, { days: TRUST_DAYS });
+  const rows = await tx<(Omit<TrustStatus, 'days' | 'recent' | 'interval'> & { interval: TrustStatus['interval'] })[]>`
+    select s.id as "sourceId", s.name as "sourceName", (s.enabled and s.api_token is not null) as polled,
+           case when pi.source_id is null then null
+                else json_build_object('ms', pi.interval_ms, 'reason', pi.reason, 'share', pi.share, 'events', pi.events,
+                                       'budgetFloorMs', pi.budget_floor_ms, 'decidedAt', pi.decided_at) end as interval
+      from sources s
+      left join poll_intervals pi on pi.source_id = s.id
+     where (s.enabled and s.api_token is not null) or pi.source_id is not null
+        or s.id = any(${[...new Set(days.map((d) => d.sourceId))]}::text[])
+     order by s.name`;
+  return rows.map((r) => {
+    const mine = days.filter((d) => d.sourceId === r.sourceId).map(({ sourceId: _, ...d }) => d);
+    const interval = r.interval && { ...r.interval, events: Number(r.interval.events), decidedAt: new Date(r.interval.decidedAt) };
+    return { ...r, days: mine, recent: sumTrust(mine), interval };
   });
 }

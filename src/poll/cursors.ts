@@ -91,20 +91,25 @@ export async function recordPollError(
 }
 
 /**
- * Every (enabled source with an API token, stream) whose last run started at least `intervalMs` ago, or never ran.
- * One statement. A poll that died mid-way is due again at its interval and resumes its window.
+ * Every (enabled source with an API token, stream) whose last run started at least its source's interval ago
+ * (`poll_intervals`, chosen by planPollIntervals; `intervalMs`, the base, for a source without one), or never ran.
+ * A run is due `slackMs` early (intervals.ts: scheduleSlackMs). One statement. A poll that died mid-way is due again at its interval
+ * and resumes its window.
  */
 export async function listDuePollStreams(
   sql: Sql,
-  p: { intervalMs: number },
+  p: { intervalMs: number; slackMs?: number },
 ): Promise<{ sourceId: string; stream: PollStream }[]> {
   return sql<{ sourceId: string; stream: PollStream }[]>`
     select s.id as "sourceId", st.stream
       from sources s
      cross join unnest(${PollStreams as unknown as string[]}::text[]) as st(stream)
       left join poll_cursors c on c.source_id = s.id and c.stream = st.stream
+      left join poll_intervals pi on pi.source_id = s.id
      where s.enabled and s.api_token is not null
-       and (c.last_run_at is null or c.last_run_at <= now() - ${p.intervalMs}::float8 * interval '1 millisecond')
+       and (c.last_run_at is null
+            or c.last_run_at <= now() - (coalesce(pi.interval_ms, ${p.intervalMs}::int) - ${p.slackMs ?? 0}::int)::float8
+                                        * interval '1 millisecond')
      order by s.id, st.stream`;
 }
 

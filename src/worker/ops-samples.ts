@@ -3,7 +3,9 @@ import type { Sql } from '../db/client.js';
 /**
  * The ops page's time series. Once a minute (cron task sample_ops_metrics) the worker writes one ops_samples row for
  * the window since the previous sample, and per source one ops_source_samples row when it received events or its polls
- * caught some. The series live in the database, so charts survive restarts and are the same whichever process serves
+ * caught some; and it adds the events applied in the window to source_trust_days (per source and UTC day of the
+ * change: the webhook-trust share's denominator, src/poll/trust.ts, from rows this sample reads anyway). The series
+ * live in the database, so charts survive restarts and are the same whichever process serves
  * the page; with several workers graphile-worker runs a cron line once per minute, and the sample itself is serialised
  * by an advisory lock and keyed by the window's end, so a second run of the same minute writes nothing.
  *
@@ -34,6 +36,14 @@ export interface OpsSampleResult {
   applied: number;
   sources: number;
   pruned: number;
+}
+
+interface AppliedPerSource {
+  sourceId: string;
+  day: string;
+  webhook: number;
+  poll: number;
+  replay: number;
 }
 
 const minuteFloor = (d: Date) => new Date(Math.floor(d.getTime() / 60_000) * 60_000);
@@ -68,16 +78,29 @@ export async function sampleOpsMetrics(sql: Sql, p: { now: Date; retentionDays: 
     const scanFrom = prev ? Number(prev.scanFromId) : Math.max(0, maxId - 100_000);
     const scanTo = Math.min(maxId, scanFrom + SAMPLE_SCAN_MAX_IDS);
 
-    const [applied] = await tx<{ applied: number; p50: number | null; p99: number | null; lagCount: number }[]>`
-      select count(*)::int as applied,
-             percentile_cont(0.5) within group (order by (extract(epoch from processed_at - received_at) * 1000)::float8)
-               filter (where via = 'webhook') as p50,
-             percentile_cont(0.99) within group (order by (extract(epoch from processed_at - received_at) * 1000)::float8)
-               filter (where via = 'webhook') as p99,
-             count(*) filter (where via = 'webhook')::int as "lagCount"
-        from inbox_events
-       where id >= ${scanFrom}::bigint and id <= ${scanTo}::bigint and status = 'processed'
-         and processed_at >= ${start}::timestamptz and processed_at < ${end}::timestamptz`;
+    // One read of the window's processed rows: the global figures, and per source and UTC day the counts that
+    // source_trust_days adds up (src/poll/trust.ts).
+    const [applied] = await tx<
+      { applied: number; p50: number | null; p99: number | null; lagCount: number; perSource: AppliedPerSource[] }[]
+    >`
+      with w as materialized (
+        select source_id, via, processed_at, received_at, event_time
+          from inbox_events
+         where id >= ${scanFrom}::bigint and id <= ${scanTo}::bigint and status = 'processed'
+           and processed_at >= ${start}::timestamptz and processed_at < ${end}::timestamptz),
+      per as (
+        select source_id as "sourceId", (coalesce(event_time, received_at) at time zone 'UTC')::date::text as day,
+               count(*) filter (where via = 'webhook')::int as webhook, count(*) filter (where via = 'poll')::int as poll,
+               count(*) filter (where via = 'replay')::int as replay
+          from w group by 1, 2)
+      select (select count(*) from w)::int as applied,
+             (select percentile_cont(0.5) within group (order by (extract(epoch from processed_at - received_at) * 1000)::float8)
+                from w where via = 'webhook') as p50,
+             (select percentile_cont(0.99) within group (order by (extract(epoch from processed_at - received_at) * 1000)::float8)
+                from w where via = 'webhook') as p99,
+             (select count(*) from w where via = 'webhook')::int as "lagCount",
+             (select coalesce(json_agg(per), '[]'::json) from per) as "perSource"`;
+    const per = applied.perSource;
 
     // Per source: arrivals in the window, the newest webhook, and poll catches since the last sample (poll_cursors
     // keeps a running total per stream; the state row keeps the total seen last time).
@@ -108,6 +131,19 @@ export async function sampleOpsMetrics(sql: Sql, p: { now: Date; retentionDays: 
         on conflict (source_id) do update
           set last_webhook_at = greatest(st.last_webhook_at, excluded.last_webhook_at),
               catches_total = excluded.catches_total, updated_at = now()),
+      applied_in as (
+        select * from unnest(${per.map((a) => a.sourceId)}::text[], ${per.map((a) => a.day)}::date[],
+                             ${per.map((a) => a.webhook)}::bigint[], ${per.map((a) => a.poll)}::bigint[],
+                             ${per.map((a) => a.replay)}::bigint[]) as x(source_id, day, webhook, poll, replay)),
+      trust as (
+        insert into source_trust_days as d (source_id, day, webhook_applied, poll_applied, replay_applied)
+        select a.source_id, a.day, a.webhook, a.poll, a.replay from applied_in a
+         where exists (select 1 from sources s where s.id = a.source_id)
+         order by a.source_id, a.day
+        on conflict (source_id, day) do update
+          set webhook_applied = d.webhook_applied + excluded.webhook_applied,
+              poll_applied = d.poll_applied + excluded.poll_applied,
+              replay_applied = d.replay_applied + excluded.replay_applied, updated_at = now()),
       written as (
         insert into ops_source_samples (at, source_id, webhook_events, poll_events, replay_events, catches)
         select ${end}::timestamptz, source_id, webhook, poll, replay, caught from merged
@@ -134,7 +170,10 @@ export async function pruneOpsSamples(sql: Sql, before: Date): Promise<number> {
     with a as (delete from ops_samples where at in (
                  select at from ops_samples where at < ${before}::timestamptz order by at limit 1440) returning 1),
          b as (delete from ops_source_samples where (at, source_id) in (
-                 select at, source_id from ops_source_samples where at < ${before}::timestamptz order by at limit 100000) returning 1)
-    select ((select count(*) from a) + (select count(*) from b))::int as n`;
+                 select at, source_id from ops_source_samples where at < ${before}::timestamptz order by at limit 100000) returning 1),
+         c as (delete from source_trust_days where (source_id, day) in (
+                 select source_id, day from source_trust_days
+                  where day < (${before}::timestamptz at time zone 'UTC')::date order by day limit 100000) returning 1)
+    select ((select count(*) from a) + (select count(*) from b) + (select count(*) from c))::int as n`;
   return r.n;
 }

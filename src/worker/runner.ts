@@ -26,10 +26,11 @@ export interface WorkerHandle {
 
 /**
  * Connections the worker role opens at most: graphile-worker's pool plus the tasks' pool (a connection per running
- * job, the drain's DRAIN_CONCURRENCY in place of its one, and the heartbeat's).
+ * job, the drain's DRAIN_CONCURRENCY loops and its express loop in place of its one, and the heartbeat's).
  */
 export function workerConnectionBound(config: Config): { graphile: number; tasks: number } {
-  return { graphile: config.workerConcurrency + 2, tasks: config.workerConcurrency + config.drainConcurrency };
+  const drainLoops = config.drainConcurrency + (config.drainExpressPerSource > 0 ? 1 : 0);
+  return { graphile: config.workerConcurrency + 2, tasks: config.workerConcurrency + drainLoops };
 }
 
 /**

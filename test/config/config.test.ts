@@ -54,3 +54,29 @@ t.test('the sandbox is one setting away; an explicit PROVIDER_BASE_URL wins', as
   t.equal(loadConfig({ PROVIDER_ENVIRONMENT: 'sandbox', PROVIDER_BASE_URL: 'http://127.0.0.1:1' }).providerBaseUrl, 'http://127.0.0.1:1');
   t.throws(() => loadConfig({ PROVIDER_ENVIRONMENT: 'staging' }), /PROVIDER_ENVIRONMENT/);
 });
+
+t.test('the adaptive poll interval: bounds follow POLL_INTERVAL_MS, out-of-order bounds and bad shares are refused', async (t) => {
+  const d = loadConfig({});
+  t.same(
+    [d.pollIntervalMinMs, d.pollIntervalMs, d.pollIntervalMaxMs, d.pollTrustMissShare, d.pollTrustReliableShare, d.pollTrustMinEvents, d.pollBudgetShare],
+    [60_000, 300_000, 1_800_000, 0.01, 0.001, 200, 0.5],
+  );
+  const fast = loadConfig({ POLL_INTERVAL_MS: '5000' });
+  t.same([fast.pollIntervalMinMs, fast.pollIntervalMaxMs], [1000, 30_000], 'a fifth and six times the base');
+  t.equal(loadConfig({ POLL_TRUST_MISS_SHARE: '0.05', POLL_TRUST_RELIABLE_SHARE: '0' }).pollTrustMissShare, 0.05);
+  const err = t.throws(() =>
+    loadConfig({
+      POLL_INTERVAL_MIN_MS: '600000',
+      POLL_TRUST_MISS_SHARE: '1.5',
+      POLL_BUDGET_SHARE: 'half',
+      POLL_TRUST_MIN_EVENTS: '0',
+    }),
+  ) as ConfigError;
+  t.match(err.message, /POLL_INTERVAL_MIN_MS \(600000\) <= POLL_INTERVAL_MS \(300000\)/);
+  t.match(err.message, /POLL_TRUST_MISS_SHARE must be a decimal in \[0\.0001, 1\], got "1\.5"/);
+  t.match(err.message, /POLL_BUDGET_SHARE must be a decimal/);
+  t.match(err.message, /POLL_TRUST_MIN_EVENTS/);
+  const order = t.throws(() => loadConfig({ POLL_TRUST_MISS_SHARE: '0.01', POLL_TRUST_RELIABLE_SHARE: '0.02' })) as ConfigError;
+  t.match(order.message, /POLL_TRUST_RELIABLE_SHARE \(0\.02\) must be below POLL_TRUST_MISS_SHARE/);
+  t.throws(() => loadConfig({ POLL_INTERVAL_MAX_MS: '60000' }), /POLL_INTERVAL_MAX_MS \(60000\)/, 'a max below the base');
+});

@@ -92,3 +92,76 @@ t.test('a claim shares a chunk between sources: a backfill of one source does no
   const r = await drainInbox(sql, { chunkSize: 500, budgetMs: 60_000 });
   t.equal(r.processed, 1530, 'the drain still applies every event once');
 });
+
+t.test('lanes: express takes the light sources only, bulk the backlogged ones, and neither waits for the other', async (t) => {
+  const { sql } = await freshDatabase(t);
+  await insertSources(sql, 3);
+  const shipment = (sourceId: string, id: number, via: 'webhook' | 'poll') => ({
+    sourceId,
+    via,
+    topic: 'order.shipment.tracking.updated',
+    body: shipmentBody(id, id),
+  });
+  const sources = (rows: { sourceId: string }[]) => [...new Set(rows.map((r) => r.sourceId))].sort();
+  // src-2 has 30 webhooks pending: no source is backlogged, so bulk serves every source.
+  await insertInbox(sql, Array.from({ length: 30 }, (_, i) => shipment('src-2', 10_000 + i, 'webhook')));
+  const calm = await sql.begin((tx) => claimInboxChunk(tx, 500, Number.MAX_SAFE_INTEGER, { lane: 'bulk', perSource: 50 }));
+  t.same([calm.rows.length, sources(calm.rows)], [30, ['src-2']], 'no backlog: bulk takes the light rows too');
+  // Then src-1 backfills 1,200 polled events and src-3 receives 50 webhooks.
+  await insertInbox(sql, Array.from({ length: 1200 }, (_, i) => shipment('src-1', i + 1, 'poll')));
+  await insertInbox(sql, Array.from({ length: 50 }, (_, i) => shipment('src-3', 20_000 + i, 'webhook')));
+
+  await sql.begin(async (bulkTx) => {
+    const bulk = await claimInboxChunk(bulkTx, 500, Number.MAX_SAFE_INTEGER, { lane: 'bulk', perSource: 50 });
+    t.equal(bulk.rows.length, 500, 'bulk: a full chunk');
+    t.same(sources(bulk.rows), ['src-1'], 'of the backlogged source only (src-2 is older but light; src-3, at the bound of 50, too)');
+    // While the bulk chunk holds its rows, an express claim goes through at once and takes every light row.
+    await sql.begin(async (expressTx) => {
+      await expressTx`set local lock_timeout = '1s'`;
+      const express = await claimInboxChunk(expressTx, 500, Number.MAX_SAFE_INTEGER, { lane: 'express', perSource: 50 });
+      t.equal(express.rows.length, 80, 'express: all 80 fresh webhooks');
+      t.same(sources(express.rows), ['src-2', 'src-3'], 'and none of the backlog');
+      t.equal(express.cutByBytes, false);
+    });
+  });
+
+  // With one more webhook src-3 is past the bound: backlogged, so bulk serves it beside src-1, sharing the chunk.
+  await insertInbox(sql, [shipment('src-3', 30_000, 'webhook')]);
+  const shared = await sql.begin((tx) => claimInboxChunk(tx, 500, Number.MAX_SAFE_INTEGER, { lane: 'bulk', perSource: 50 }));
+  t.equal(shared.rows.filter((r) => r.sourceId === 'src-3').length, 51, 'src-3: all 51 (under its share of 250)');
+  t.equal(shared.rows.filter((r) => r.sourceId === 'src-1').length, 449, 'src-1: the rest of the chunk');
+  const express = await sql.begin((tx) => claimInboxChunk(tx, 500, Number.MAX_SAFE_INTEGER, { lane: 'express', perSource: 50 }));
+  t.same(sources(express.rows), ['src-2'], 'express now serves src-2 alone');
+});
+
+t.test('the drain in lanes applies every event once, and the fresh webhooks never ride with the backlog', async (t) => {
+  const { sql } = await freshDatabase(t);
+  await insertSources(sql, 2);
+  await insertInbox(
+    sql,
+    Array.from({ length: 3000 }, (_, i) => ({ sourceId: 'src-1', via: 'poll' as const, topic: 'order.shipment.tracking.updated', body: shipmentBody(i + 1, i + 1) })),
+  );
+  await insertInbox(
+    sql,
+    Array.from({ length: 20 }, (_, i) => ({ sourceId: 'src-2', via: 'webhook' as const, topic: 'order.shipment.tracking.updated', body: shipmentBody(50_000 + i, 1) })),
+  );
+  const mixed: number[] = [];
+  let webhookChunks = 0;
+  const r = await drainInbox(sql, {
+    chunkSize: 500,
+    budgetMs: 60_000,
+    concurrency: 2,
+    expressPerSource: 50,
+    onChunk(c) {
+      const webhooks = c.applied.reduce((n, a) => n + a.receivedAt.length, 0);
+      if (webhooks > 0) webhookChunks++;
+      if (webhooks > 0 && c.claimed > webhooks) mixed.push(c.claimed);
+    },
+  });
+  t.equal(r.emptied, true, 'emptied');
+  t.equal(r.processed, 3020, 'every event once');
+  t.ok(webhookChunks >= 1, 'the webhooks were applied');
+  t.same(mixed, [], 'no chunk carried a webhook together with backlog rows');
+  const [{ n }] = await sql`select count(*)::int as n from inbox_events where status <> 'processed'`;
+  t.equal(n, 0);
+});

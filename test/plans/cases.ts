@@ -70,6 +70,20 @@ export const planCases: PlanCase[] = [
     // The index gives the claim's order; the statement then ranks the claimed rows (a sort of those 500 only).
   },
   {
+    name: 'claim-inbox-chunk-express',
+    fn: 'claimInboxChunk (src/inbox/claim.ts): the express lane (light sources only)',
+    run: (sql) => inRollback(sql, (tx) => claimInboxChunk(tx, 500, Number.MAX_SAFE_INTEGER, { lane: 'express', perSource: 50 })),
+    pick: (q) => q.includes('skip locked'),
+    indexes: ['inbox_events_pending_source_idx'],
+  },
+  {
+    name: 'claim-inbox-chunk-bulk',
+    fn: 'claimInboxChunk (src/inbox/claim.ts): the bulk lane (backlogged sources only)',
+    run: (sql) => inRollback(sql, (tx) => claimInboxChunk(tx, 500, Number.MAX_SAFE_INTEGER, { lane: 'bulk', perSource: 50 })),
+    pick: (q) => q.includes('skip locked'),
+    indexes: ['inbox_events_pending_source_idx', 'inbox_events_pending_idx'],
+  },
+  {
     name: 'list-due-timelines',
     fn: 'listDueTimelines (src/poll/timelines.ts): one batch of a source',
     run: (sql, c) => listDueTimelines(sql, { sourceId, now: c.now, limit: 50 }),

@@ -46,6 +46,13 @@ t.test('the sampler writes one row per window, counts what the window applied an
   t.ok(row.p99 > 390 && row.p99 <= 400, `p99 ${row.p99}`);
   const per = await sql`select webhook_events, poll_events, catches from ops_source_samples where at = ${at(MIN)}`;
   t.same([...per], [{ webhook_events: 5, poll_events: 2, catches: 2 }], 'per-source arrivals and catches');
+  const trust = await sql`
+    select day::text, webhook_applied::int as webhook, poll_applied::int as poll, catches::int from source_trust_days`;
+  t.same(
+    [...trust],
+    [{ day: at(10_000).toISOString().slice(0, 10), webhook: 4, poll: 2, catches: 0 }],
+    'the applied events added to the source’s day (catches come from the drain, not from the sampler)',
+  );
 
   // Two silent minutes are folded into one window; catches count only what is new since the last sample.
   await sql`update poll_cursors set catches = 5`;

@@ -29,6 +29,7 @@ export function drainTask(deps: TaskDeps): Task {
       chunkMaxBytes: deps.config.drainChunkMaxBytes,
       budgetMs: deps.config.drainTimeBudgetMs,
       concurrency: deps.config.drainConcurrency,
+      expressPerSource: deps.config.drainExpressPerSource,
       futureToleranceMs: deps.config.webhookToleranceMs,
       onChunk(r, ms) {
         if (r.refused) tenancyMetrics.ownershipRefused.inc(r.refused);

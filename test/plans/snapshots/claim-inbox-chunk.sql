@@ -10,11 +10,25 @@
                  order by e.source_id limit 1)
           from active a
          where a.source_id is not null
+      ), classed as (
+        -- Each active source's pending rows, counted up to bound + 1: light is 1..bound, backlogged bound + 1.
+        select a.source_id, pending.n
+          from active a
+         cross join lateral (
+           select count(*) as n from (select 1 from inbox_events e
+                                       where e.status = 'pending' and e.source_id = a.source_id
+                                       order by e.id
+                                       limit $1) c
+         ) pending
+         where a.source_id is not null
+      ), served as (
+        select source_id from classed
+         where n > $2 or not exists (select 1 from classed where n > $3)
       ), share as (
-        select ceil($1::numeric / greatest(count(*), 1))::int as n from active where source_id is not null
+        select ceil($4::numeric / greatest(count(*), 1))::int as n from served
       ), candidates as (
         select p.id, p.turn
-          from active a
+          from served a
          cross join lateral (
            select e.id, row_number() over (order by e.id) as turn
              from inbox_events e
@@ -22,24 +36,24 @@
             order by e.id
             limit (select n from share)
          ) p
-         where a.source_id is not null
+         order by p.turn, p.id
+         limit $5
       ), fair as (
-        select e.id, octet_length(e.body)::bigint as bytes, c.turn
-          from candidates c
-          join inbox_events e on e.id = c.id
-         where e.status = 'pending'
-         order by c.turn, c.id
-         limit $2
-           for update of e skip locked
-      ), fill as (
-        select id, octet_length(body)::bigint as bytes, $3::bigint + 1 as turn
+        -- By primary key (= any of an array), as the final read: a join with a CTE may be planned as a scan of the inbox.
+        select id, octet_length(body)::bigint as bytes
           from inbox_events
-         where status = 'pending' and id not in (select id from fair)
+         where id = any(array(select id from candidates)) and status = 'pending'
+           for update skip locked
+      ), fill as (
+        select id, octet_length(body)::bigint as bytes, $6::bigint + 1 as turn
+          from inbox_events
+         where status = 'pending' and source_id = any(array(select source_id from served))
+           and id not in (select id from fair)
          order by id
-         limit (select $4 - count(*) from fair)
+         limit (select $7 - count(*) from fair)
            for update skip locked
       )
-      select * from fair
+      select f.id, f.bytes, c.turn from fair f join candidates c on c.id = f.id
       union all
       select * from fill
     ), sized as (
@@ -47,7 +61,6 @@
     )
     select e.id, e.source_id, e.topic, e.body, e.event_time::text, e.received_at::text, e.via,
            (select count(*) from locked)::int as locked
-      from sized s
-      join inbox_events e on e.id = s.id
-     where s.n = 1 or s.total <= $5::bigint
+      from inbox_events e
+     where e.id = any(array(select id from sized where n = 1 or total <= $8::bigint))
      order by e.id;

@@ -67,3 +67,19 @@ select set_config('statement_timeout', $1, true);
       from reconcile_windows
      order by source_id, stream, window_start
      limit 100000;
+-- statement 14
+    select source_id as "sourceId", day::text as day, webhook_applied::float8 as "webhookApplied",
+           poll_applied::float8 as "pollApplied", replay_applied::float8 as "replayApplied", catches::float8 as catches
+      from source_trust_days
+     where day > (now() at time zone 'UTC')::date - $1::int
+     order by source_id, day desc;
+-- statement 15
+    select s.id as "sourceId", s.name as "sourceName", (s.enabled and s.api_token is not null) as polled,
+           case when pi.source_id is null then null
+                else json_build_object('ms', pi.interval_ms, 'reason', pi.reason, 'share', pi.share, 'events', pi.events,
+                                       'budgetFloorMs', pi.budget_floor_ms, 'decidedAt', pi.decided_at) end as interval
+      from sources s
+      left join poll_intervals pi on pi.source_id = s.id
+     where (s.enabled and s.api_token is not null) or pi.source_id is not null
+        or s.id = any($1::text[])
+     order by s.name;

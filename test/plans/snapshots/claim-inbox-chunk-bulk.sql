@@ -1,0 +1,66 @@
+-- claimInboxChunk (src/inbox/claim.ts): the bulk lane (backlogged sources only)
+-- The statements test/plans/plans.test.ts checks (UPDATE_PLAN_SNAPSHOTS=1 rewrites this file).
+-- statement 1
+    with locked as (
+      with recursive active(source_id) as (
+        (select source_id from inbox_events where status = 'pending' order by source_id limit 1)
+        union all
+        select (select e.source_id from inbox_events e
+                 where e.status = 'pending' and e.source_id > a.source_id
+                 order by e.source_id limit 1)
+          from active a
+         where a.source_id is not null
+      ), classed as (
+        -- Each active source's pending rows, counted up to bound + 1: light is 1..bound, backlogged bound + 1.
+        select a.source_id, pending.n
+          from active a
+         cross join lateral (
+           select count(*) as n from (select 1 from inbox_events e
+                                       where e.status = 'pending' and e.source_id = a.source_id
+                                       order by e.id
+                                       limit $1) c
+         ) pending
+         where a.source_id is not null
+      ), served as (
+        select source_id from classed
+         where n > $2 or not exists (select 1 from classed where n > $3)
+      ), share as (
+        select ceil($4::numeric / greatest(count(*), 1))::int as n from served
+      ), candidates as (
+        select p.id, p.turn
+          from served a
+         cross join lateral (
+           select e.id, row_number() over (order by e.id) as turn
+             from inbox_events e
+            where e.status = 'pending' and e.source_id = a.source_id
+            order by e.id
+            limit (select n from share)
+         ) p
+         order by p.turn, p.id
+         limit $5
+      ), fair as (
+        -- By primary key (= any of an array), as the final read: a join with a CTE may be planned as a scan of the inbox.
+        select id, octet_length(body)::bigint as bytes
+          from inbox_events
+         where id = any(array(select id from candidates)) and status = 'pending'
+           for update skip locked
+      ), fill as (
+        select id, octet_length(body)::bigint as bytes, $6::bigint + 1 as turn
+          from inbox_events
+         where status = 'pending' and source_id = any(array(select source_id from served))
+           and id not in (select id from fair)
+         order by id
+         limit (select $7 - count(*) from fair)
+           for update skip locked
+      )
+      select f.id, f.bytes, c.turn from fair f join candidates c on c.id = f.id
+      union all
+      select * from fill
+    ), sized as (
+      select id, sum(bytes) over (order by turn, id) as total, row_number() over (order by turn, id) as n from locked
+    )
+    select e.id, e.source_id, e.topic, e.body, e.event_time::text, e.received_at::text, e.via,
+           (select count(*) from locked)::int as locked
+      from inbox_events e
+     where e.id = any(array(select id from sized where n = 1 or total <= $8::bigint))
+     order by e.id;
