@@ -48,6 +48,11 @@ import { recordPayloadDrift } from '../apply/drift.js';
 export interface ApplyOptions {
   /** How far an event time may lead its arrival (WEBHOOK_TOLERANCE_MS). */
   futureToleranceMs?: number;
+  /**
+   * Awaited before each stretch of JavaScript (normalising, building the second pipeline): the bulk lane gives way to
+   * an express chunk in flight in this process (drain-inbox.ts), which must bound the wait (it holds this chunk's locks).
+   */
+  giveWay?: () => Promise<unknown>;
 }
 
 export interface AppliedChunk {
@@ -132,6 +137,7 @@ function prepare(rows: readonly InboxRow[], futureToleranceMs: number): Prepared
 }
 
 export async function applyChunk(sql: Queryable, rows: readonly InboxRow[], opts: ApplyOptions = {}): Promise<AppliedChunk> {
+  await opts.giveWay?.();
   const t0 = performance.now();
   const { normalised, chunk, marks, deferred, clamped } = prepare(rows, opts.futureToleranceMs ?? DEFAULT_WEBHOOK_TOLERANCE_MS);
   const t1 = performance.now();
@@ -143,6 +149,7 @@ export async function applyChunk(sql: Queryable, rows: readonly InboxRow[], opts
     transactions: upsertTransactions(sql, chunk.transactions),
   });
   const t2 = performance.now();
+  await opts.giveWay?.();
   // Refusals: a written row whose owner is not the incoming version's source (each key has one source per chunk).
   const refusedKeys = new Set<string>();
   const sourceOf = {

@@ -203,6 +203,8 @@ async function bisect(sql: Sql, ids: readonly number[], cause: unknown, opts: Ap
 
 /** How long the express loop waits when its sources have nothing pending, while bulk loops still run. */
 const EXPRESS_IDLE_MS = 20;
+/** The longest a bulk chunk waits, between its statements, for the express chunk in flight. */
+const GIVE_WAY_MAX_MS = 100;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface DrainResult extends ChunkResult {
@@ -249,12 +251,20 @@ export async function drainInbox(
   let bulkRunning = bulkLoops;
   // The express chunk in flight: a bulk loop starts its next chunk after it (priority on 2 cores), at most one wait.
   let expressInFlight: Promise<unknown> | undefined;
+  // Inside a bulk chunk the wait is bounded: with no backlog both lanes serve the same sources, and the express chunk
+  // may be waiting for this chunk's row locks.
+  const giveWay = () => (expressInFlight ? Promise.race([expressInFlight, sleep(GIVE_WAY_MAX_MS)]) : Promise.resolve());
   const loop = async (lane: ClaimLane) => {
     try {
       while (!failed) {
         if (lane.lane === 'bulk' && expressInFlight) await expressInFlight;
         const started = performance.now();
-        const chunk = drainChunk(sql, opts.chunkSize, { futureToleranceMs: opts.futureToleranceMs, maxBytes: opts.chunkMaxBytes, lane });
+        const chunk = drainChunk(sql, opts.chunkSize, {
+          futureToleranceMs: opts.futureToleranceMs,
+          maxBytes: opts.chunkMaxBytes,
+          lane,
+          giveWay: lane.lane === 'bulk' ? giveWay : undefined,
+        });
         if (lane.lane === 'express') expressInFlight = chunk.catch(() => undefined);
         const r = await chunk;
         if (lane.lane === 'express' && r.claimed === 0) {

@@ -84,12 +84,14 @@ export async function claimInboxChunk(
   const bound = lane.perSource;
   const rows = await sql<(ClaimedRow & { locked: number })[]>`
     with locked as (
+      -- Scans run newest first wherever the order allows: a drained source's processed rows stay in the partial index
+      -- as dead entries at the old end of its range until vacuum, and an oldest-first probe would step over them all.
       with recursive active(source_id) as (
-        (select source_id from inbox_events where status = 'pending' order by source_id limit 1)
+        (select source_id from inbox_events where status = 'pending' order by source_id desc limit 1)
         union all
         select (select e.source_id from inbox_events e
-                 where e.status = 'pending' and e.source_id > a.source_id
-                 order by e.source_id limit 1)
+                 where e.status = 'pending' and e.source_id < a.source_id
+                 order by e.source_id desc limit 1)
           from active a
          where a.source_id is not null
       ), classed as (
@@ -99,7 +101,7 @@ export async function claimInboxChunk(
          cross join lateral (
            select count(*) as n from (select 1 from inbox_events e
                                        where e.status = 'pending' and e.source_id = a.source_id
-                                       order by e.id
+                                       order by e.id desc
                                        limit ${bound + 1}) c
          ) pending
          where a.source_id is not null
@@ -116,11 +118,11 @@ export async function claimInboxChunk(
         select p.id, p.turn
           from served a
          cross join lateral (
-           select e.id, row_number() over (order by e.id) as turn
-             from inbox_events e
-            where e.status = 'pending' and e.source_id = a.source_id
-            order by e.id
-            limit ${express ? bound : sql`(select n from share)`}
+           select x.id, row_number() over (order by x.id) as turn
+             from (select e.id from inbox_events e
+                    where e.status = 'pending' and e.source_id = a.source_id
+                    -- A light source's rows all fit: newest first finds them without passing its drained ones.
+                    order by ${express ? sql`e.id desc limit ${bound}` : sql`e.id limit (select n from share)`}) x
          ) p
          order by p.turn, p.id
          limit ${size}
