@@ -139,7 +139,8 @@ export async function readOpsPage(sql: Sql, p: { now: Date; staleAfterMs: number
              r.recent
         from g
         cross join lateral (
-          select json_agg(json_build_object('id', x.id, 'topic', x.topic, 'sourceId', x.source_id, 'receivedAt', x.received_at)) as recent
+          select json_agg(json_build_object('id', x.id, 'topic', x.topic, 'sourceId', x.source_id, 'receivedAt', x.received_at)
+                          order by x.received_at desc, x.id desc) as recent
             from (select e.id, e.topic, e.source_id, e.received_at from inbox_events e
                    where e.status = 'dead' and coalesce(md5(e.last_error), '') = g.reason_key
                    order by coalesce(md5(e.last_error), '') desc, e.received_at desc, e.id desc limit ${RECENT_PER_GROUP}::int) x) r
