@@ -8,7 +8,7 @@
 -- that ends the event, so `ops explain` finds an entity's events through an index instead of reading every body.
 -- Null until drained (pending rows), and for events drained before this migration.
 ALTER TABLE "inbox_events" ADD COLUMN IF NOT EXISTS "entity_keys" text[];--> statement-breakpoint
-CREATE INDEX IF NOT EXISTS "inbox_events_entity_keys_idx" ON "inbox_events" USING gin ("entity_keys") WHERE entity_keys IS NOT NULL;--> statement-breakpoint
+CREATE INDEX IF NOT EXISTS "inbox_events_entity_keys_idx" ON "inbox_events" USING gin ("entity_keys") WITH (fastupdate = off) WHERE entity_keys IS NOT NULL;--> statement-breakpoint
 -- Dead letters by reason, newest first (the ops page's groups: a group's newest rows and its first one). The reason as
 -- its digest, '' for none: a long PostgreSQL message would not fit in a btree entry.
 CREATE INDEX IF NOT EXISTS "inbox_events_dead_reason_idx" ON "inbox_events" USING btree ((coalesce(md5("last_error"), '')),"received_at","id") WHERE status = 'dead';--> statement-breakpoint
