@@ -29,8 +29,8 @@ interface DrizzleInternals {
  * a plain CREATE INDEX on a large table blocks its writes for the whole build. So a migration whose first line is
  * `-- wharf:concurrently` is applied in three steps: drizzle applies the migrations before it; then each of its
  * `CREATE [UNIQUE] INDEX IF NOT EXISTS` and `DROP INDEX IF EXISTS` statements runs here as `… CONCURRENTLY`, alone,
- * in autocommit, after its `ALTER TABLE … ADD COLUMN IF NOT EXISTS` ones (so an index can be on a new column; write them
- * without a default, which makes them instant) (an index a crashed build left INVALID is dropped and built again); then drizzle applies the file
+ * in autocommit (an index a crashed build left INVALID is dropped and built again), after the file's `ALTER TABLE …
+ * ADD COLUMN IF NOT EXISTS` statements without a default (instant), so an index may be on a new column; then drizzle applies the file
  * itself in its transaction, where those statements find their work done, and records it. A crash between the steps
  * is safe: the next run repeats the concurrent step (IF NOT EXISTS) and the file.
  *

@@ -80,7 +80,6 @@ interface Prepared {
   clamped: number;
 }
 
-/** The entity keys an event touches (a timeline or a delivery touches its shipment). */
 /** Clamps every version time of `e` to `limitUs`; returns how many it changed. */
 function clampVersions(e: Entities, limitUs: number): number {
   let n = 0;
@@ -113,11 +112,12 @@ function prepare(rows: readonly InboxRow[], futureToleranceMs: number): Prepared
   for (const { row, keys } of all) for (const k of keys) if (!firstSource.has(k)) firstSource.set(k, row.sourceId);
   const normalised = all.filter(({ row, keys }) => keys.every((k) => firstSource.get(k) === row.sourceId));
   const chunk = collapseChunk(normalised.flatMap(({ n }) => (n.outcome === 'apply' ? [n.entities] : [])));
-  const marks = normalised.map(({ row, n }): InboxMark =>
-    n.outcome === 'apply'
-      ? { id: row.id, status: 'processed', error: null, keys: inboxKeysOf(row.body, n) }
-      : { id: row.id, status: n.outcome, error: n.reason, keys: inboxKeysOf(row.body, n) },
-  );
+  // Each mark stores the row's keys for `ops explain` (src/apply/entity-keys.ts).
+  const marks = normalised.map(({ row, n }): InboxMark => ({
+    id: row.id,
+    ...(n.outcome === 'apply' ? { status: 'processed', error: null } : { status: n.outcome, error: n.reason }),
+    keys: inboxKeysOf(row.body, n),
+  }));
   return { normalised, chunk, marks, deferred: all.length - normalised.length, clamped };
 }
 
