@@ -29,7 +29,8 @@ interface DrizzleInternals {
  * a plain CREATE INDEX on a large table blocks its writes for the whole build. So a migration whose first line is
  * `-- wharf:concurrently` is applied in three steps: drizzle applies the migrations before it; then each of its
  * `CREATE [UNIQUE] INDEX IF NOT EXISTS` and `DROP INDEX IF EXISTS` statements runs here as `… CONCURRENTLY`, alone,
- * in autocommit (an index a crashed build left INVALID is dropped and built again); then drizzle applies the file
+ * in autocommit (an index a crashed build left INVALID is dropped and built again), after the file's `ALTER TABLE …
+ * ADD COLUMN IF NOT EXISTS` statements without a default (instant), so an index may be on a new column; then drizzle applies the file
  * itself in its transaction, where those statements find their work done, and records it. A crash between the steps
  * is safe: the next run repeats the concurrent step (IF NOT EXISTS) and the file.
  *
@@ -80,8 +81,8 @@ async function isPending(sql: Sql, folderMillis: number): Promise<boolean> {
 }
 
 export interface ConcurrentStatement {
-  kind: 'create' | 'drop';
-  /** The index's name, as written (unquoted). */
+  kind: 'column' | 'create' | 'drop';
+  /** The index's name, as written (unquoted); for a column, the table's. */
   index: string;
   /** The statement as it runs outside a transaction. */
   text: string;
@@ -94,6 +95,7 @@ export interface ConcurrentStatement {
 export function concurrentStatements(statements: readonly string[]): ConcurrentStatement[] {
   if (!statements[0]?.startsWith(CONCURRENT_MARKER)) return [];
   const out: ConcurrentStatement[] = [];
+  const columns: ConcurrentStatement[] = [];
   for (const raw of statements) {
     const stmt = raw
       .split('\n')
@@ -101,6 +103,11 @@ export function concurrentStatements(statements: readonly string[]): ConcurrentS
       .join('\n')
       .trim()
       .replace(/;$/, '');
+    const column = /^ALTER TABLE "?([\w]+)"? ADD COLUMN IF NOT EXISTS [^;]+$/i.exec(stmt);
+    if (column && !/\bDEFAULT\b/i.test(stmt)) {
+      columns.push({ kind: 'column', index: column[1], text: stmt });
+      continue;
+    }
     const create = /^CREATE (UNIQUE )?INDEX IF NOT EXISTS "?([\w]+)"? ON ([\s\S]+)$/i.exec(stmt);
     if (create) {
       out.push({ kind: 'create', index: create[2], text: `CREATE ${create[1] ?? ''}INDEX CONCURRENTLY IF NOT EXISTS "${create[2]}" ON ${create[3]}` });
@@ -109,7 +116,7 @@ export function concurrentStatements(statements: readonly string[]): ConcurrentS
     const drop = /^DROP INDEX IF EXISTS "?([\w]+)"?$/i.exec(stmt);
     if (drop) out.push({ kind: 'drop', index: drop[1], text: `DROP INDEX CONCURRENTLY IF EXISTS "${drop[1]}"` });
   }
-  return out;
+  return out.length === 0 ? [] : [...columns, ...out];
 }
 
 async function runConcurrently(sql: Sql, s: ConcurrentStatement): Promise<void> {

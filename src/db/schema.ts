@@ -102,6 +102,8 @@ export const inboxEvents = pgTable(
     lastError: text('last_error'),
     duplicateCount: integer('duplicate_count').notNull().default(0),
     processedAt: tz('processed_at'),
+    /** The entities the drain read in it ('shipment:123', 'token:…' for an unreadable body): `ops explain` (0009). */
+    entityKeys: text('entity_keys').array(),
   },
   (t) => [
     uniqueIndex('inbox_events_source_event_uq').on(t.sourceId, t.eventId),
@@ -118,8 +120,29 @@ export const inboxEvents = pgTable(
     index('inbox_events_finished_idx')
       .on(t.status, t.receivedAt)
       .where(sql`status in ('dead', 'ignored')`),
+    index('inbox_events_entity_keys_idx')
+      .using('gin', t.entityKeys)
+      .where(sql`entity_keys is not null`),
+    // The ops page's dead-letter groups: a reason's newest rows (0009).
+    index('inbox_events_dead_reason_idx')
+      .on(sql`(coalesce(md5(last_error), ''))`, t.receivedAt, t.id)
+      .where(sql`status = 'dead'`),
   ],
 );
+
+/**
+ * Dead and ignored inbox rows counted per (status, source, topic, reason) and slot, kept exact by triggers on
+ * inbox_events (migration 0009): a count is the sum over slots.
+ */
+export const inboxFinishedCounts = pgTable('inbox_finished_counts', {
+  status: text('status').notNull(),
+  sourceId: text('source_id').notNull(),
+  topic: text('topic'),
+  reason: text('reason'),
+  reasonKey: text('reason_key').notNull(),
+  slot: integer('slot').notNull(),
+  count: bigint('count', { mode: 'number' }).notNull(),
+});
 
 /**
  * Samples of refused requests of known sources (a few per source, reason and hour: src/intake/quarantine.ts), kept for

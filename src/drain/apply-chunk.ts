@@ -20,6 +20,7 @@ import { addPollCatches, type PollCatch } from '../poll/catches.js';
 import { streamOfPollTopic } from '../poll/streams.js';
 import { queueResolves } from '../poll/resolve-queue.js';
 import { recordPayloadDrift } from '../apply/drift.js';
+import { entityKeysOf, inboxKeysOf } from '../apply/entity-keys.js';
 
 /**
  * The one owner of a chunk's statements and their order, inside the caller's transaction (which claimed `rows`):
@@ -84,18 +85,6 @@ interface Prepared {
   clamped: number;
 }
 
-/** The entity keys an event touches (a timeline or a delivery touches its shipment). */
-function keysOf(e: Entities): string[] {
-  const keys = new Set<string>();
-  for (const o of e.orders) keys.add(entityKey('order', o.id));
-  for (const s of e.shipments) keys.add(entityKey('shipment', s.id));
-  for (const d of e.deliveries) keys.add(entityKey('shipment', d.shipmentId));
-  for (const t of e.timeline) keys.add(entityKey('shipment', t.shipmentId));
-  for (const r of e.returns) keys.add(entityKey('return', r.id));
-  for (const t of e.transactions) keys.add(entityKey('transaction', t.transactionId));
-  return [...keys];
-}
-
 /** Clamps every version time of `e` to `limitUs`; returns how many it changed. */
 function clampVersions(e: Entities, limitUs: number): number {
   let n = 0;
@@ -121,18 +110,19 @@ function prepare(rows: readonly InboxRow[], futureToleranceMs: number): Prepared
     if (n.outcome !== 'apply') return { row, n, keys: [] as string[] };
     const receivedUs = parseMicros(row.receivedAt);
     if (receivedUs !== undefined) clamped += clampVersions(n.entities, receivedUs + futureToleranceMs * 1000);
-    return { row, n, keys: keysOf(n.entities) };
+    return { row, n, keys: entityKeysOf(n.entities) };
   });
   // Rows come in id order: the first source to touch a key in this chunk is its candidate owner here.
   const firstSource = new Map<string, string>();
   for (const { row, keys } of all) for (const k of keys) if (!firstSource.has(k)) firstSource.set(k, row.sourceId);
   const normalised = all.filter(({ row, keys }) => keys.every((k) => firstSource.get(k) === row.sourceId));
   const chunk = collapseChunk(normalised.flatMap(({ n }) => (n.outcome === 'apply' ? [n.entities] : [])));
-  const marks = normalised.map(({ row, n }): InboxMark =>
-    n.outcome === 'apply'
-      ? { id: row.id, status: 'processed', error: null }
-      : { id: row.id, status: n.outcome, error: n.reason },
-  );
+  // Each mark stores the row's keys for `ops explain` (src/apply/entity-keys.ts).
+  const marks = normalised.map(({ row, n }): InboxMark => ({
+    id: row.id,
+    ...(n.outcome === 'apply' ? { status: 'processed', error: null } : { status: n.outcome, error: n.reason }),
+    keys: inboxKeysOf(row.body, n),
+  }));
   return { normalised, chunk, marks, deferred: all.length - normalised.length, clamped };
 }
 

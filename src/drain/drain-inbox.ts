@@ -1,6 +1,8 @@
 import type { Queryable, Sql } from '../db/client.js';
 import { type ClaimedChunk, type ClaimLane, claimInboxChunk, claimInboxEventsById, type InboxRow } from '../inbox/claim.js';
 import { type InboxMark, markInboxEvents } from '../inbox/mark.js';
+import { inboxKeysOf } from '../apply/entity-keys.js';
+import { normaliseEvent } from '../apply/normalise.js';
 import { type AppliedChunk, type ApplyOptions, applyChunk } from './apply-chunk.js';
 
 /**
@@ -180,7 +182,8 @@ async function bisect(sql: Sql, ids: readonly number[], cause: unknown, opts: Ap
     await sql.begin(async (tx) => {
       const rows = await claimInboxEventsById(tx, ids);
       if (rows.length === 0) return;
-      const marks: InboxMark[] = [{ id: rows[0].id, status: 'dead', error: reason }];
+      const n = normaliseEvent(rows[0]);
+      const marks: InboxMark[] = [{ id: rows[0].id, status: 'dead', error: reason, keys: inboxKeysOf(rows[0].body, n) }];
       await markInboxEvents(tx, marks);
       add(result, summarise(rows, marks));
     });

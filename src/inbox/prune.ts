@@ -65,8 +65,19 @@ export async function pruneInbox(
       if (n < p.batchSize) break;
     }
   }
+  await deleteEmptyCounters(sql);
   result.complete = true;
   return result;
+}
+
+/**
+ * Deletes the dead-and-ignored counters (inbox_finished_counts, kept by triggers) that fell to zero: keys whose rows
+ * were pruned or replayed. One statement over a table of one row per source, topic, reason and slot. A counter a
+ * concurrent mark is raising is locked by it: the delete waits, sees the new count and keeps it.
+ */
+export async function deleteEmptyCounters(sql: Sql): Promise<number> {
+  const rows = await sql`delete from inbox_finished_counts where count = 0 returning 1`;
+  return rows.length;
 }
 
 /**

@@ -1,4 +1,7 @@
+import { entityKey } from '../apply/collapse.js';
+import { tokenKey } from '../apply/entity-keys.js';
 import { type Entities, normaliseEvent } from '../apply/normalise.js';
+import { UsageError } from '../errors.js';
 import type { Sql } from '../db/client.js';
 import type { InboxRow } from '../inbox/claim.js';
 import { isoFromMicros } from '../time.js';
@@ -11,8 +14,11 @@ import { table } from './format.js';
  * version the row holds.
  *
  * Which events concern the entity is decided by the drain's own normaliser (never a second reading of the payloads):
- * inbox bodies that contain the id as text are the candidates (a scan, bounded by a statement timeout and a row cap),
- * and each is normalised and kept when one of its entities is this one.
+ * the candidates are the drained rows whose entity_keys (written by the drain's mark: src/apply/entity-keys.ts) name
+ * the entity, or, for a body the drain could not read, the id as a token (both through inbox_events_entity_keys_idx),
+ * and the pending rows whose body contains the id as text (through the pending index: bounded by the backlog, not by
+ * the inbox); each is normalised and kept when one of its entities is this one. Events drained before migration 0009
+ * carry no keys: they are not found (retention removes them).
  */
 
 export const ExplainKinds = ['order', 'shipment', 'transaction'] as const;
@@ -48,10 +54,10 @@ export interface Explanation {
   truncated: boolean;
 }
 
-const TABLES: Record<ExplainKind, { table: string; key: string }> = {
-  order: { table: 'orders', key: 'id' },
-  shipment: { table: 'shipments', key: 'id' },
-  transaction: { table: 'transactions', key: 'transaction_id' },
+const TABLES: Record<ExplainKind, { table: string; key: string; cast: string }> = {
+  order: { table: 'orders', key: 'id', cast: 'bigint' },
+  shipment: { table: 'shipments', key: 'id', cast: 'bigint' },
+  transaction: { table: 'transactions', key: 'transaction_id', cast: 'text' },
 };
 
 /** Versions (epoch µs) this event's entities carry for the entity asked about; empty when it does not concern it. */
@@ -76,18 +82,27 @@ export function validExplainId(kind: ExplainKind, id: string): boolean {
   return kind === 'transaction' ? id.length > 0 && id.length <= 200 : /^\d{1,16}$/.test(id) && Number(id) > 0;
 }
 
-/** Reads the explanation in one read-only transaction under `timeoutMs`; `cap` candidate bodies at most. */
+/**
+ * Reads the explanation in one read-only transaction under `timeoutMs`; `cap` candidate bodies at most. An id that
+ * is not one (a non-numeric order or shipment id, an empty transaction id) is a UsageError, before any query; a
+ * numeric id is read as a bigint (leading zeros dropped), so the stored row is found through its primary key.
+ */
 export async function explainEntity(
   sql: Sql,
   p: { kind: ExplainKind; id: string; cap?: number; timeoutMs?: number },
 ): Promise<Explanation> {
   const cap = p.cap ?? 2000;
-  const { table, key } = TABLES[p.kind];
+  const { table, key, cast } = TABLES[p.kind];
+  if (!validExplainId(p.kind, p.id)) {
+    throw new UsageError(`${p.kind} id ${JSON.stringify(p.id.slice(0, 40))}: ${p.kind === 'transaction' ? 'must be a transaction id' : 'must be a positive integer'}`);
+  }
+  const id = p.kind === 'transaction' ? p.id : BigInt(p.id).toString();
+  const keys = [entityKey(p.kind, id), tokenKey(id)];
   return sql.begin('read only', async (tx) => {
     await tx`select set_config('statement_timeout', ${String(p.timeoutMs ?? 30_000)}, true)`;
     const [stored] = await tx.unsafe<{ row: Record<string, unknown> }[]>(
-      `select to_jsonb(t) - 'data' as row from ${table} t where ${key}::text = $1`,
-      [p.id],
+      `select to_jsonb(t) - 'data' as row from ${table} t where ${key} = $1::${cast}`,
+      [id],
     );
     const candidates = await tx<(Omit<InboxRow, 'eventTime' | 'receivedAt'> & {
       eventTime: string | null;
@@ -103,18 +118,21 @@ export async function explainEntity(
              received_at::text as "receivedAtText", received_at as "receivedAt", via, status, last_error as "lastError",
              duplicate_count as "duplicateCount", processed_at as "processedAt"
         from inbox_events
-       where strpos(body, ${p.id}) > 0
+       where id in (
+         select id from inbox_events where entity_keys && ${keys}::text[] and status <> 'pending'
+         union all
+         select id from inbox_events where status = 'pending' and strpos(body, ${id}) > 0)
        order by id desc
        limit ${cap + 1}::int`;
     const truncated = candidates.length > cap;
     const reflectedId = stored ? Number(stored.row.event_inbox_id) : null;
     const events: ExplainedEvent[] = [];
-    const token = new RegExp(`(^|[^0-9A-Za-z_-])${p.id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([^0-9A-Za-z_-]|$)`);
+    const token = new RegExp(`(^|[^0-9A-Za-z_-])${id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([^0-9A-Za-z_-]|$)`);
     for (const c of candidates.slice(0, cap).reverse()) {
       const n = normaliseEvent({ ...c, receivedAt: c.receivedAtText } as InboxRow);
       // An event the drain cannot read (dead) has no entities: kept when its body names the id as a whole token.
       const versions =
-        n.outcome === 'apply' ? versionsFor(p.kind, p.id, n.entities) : n.outcome === 'dead' && token.test(c.body) ? [Number.NaN] : [];
+        n.outcome === 'apply' ? versionsFor(p.kind, id, n.entities) : n.outcome === 'dead' && token.test(c.body) ? [Number.NaN] : [];
       if (versions.length === 0) continue;
       const v = versions.find((us) => Number.isFinite(us));
       events.push({
@@ -134,7 +152,7 @@ export async function explainEntity(
     }
     return {
       kind: p.kind,
-      id: p.id,
+      id,
       row: stored?.row ?? null,
       reflects: stored
         ? { inboxId: reflectedId!, eventTime: String(stored.row.event_time), held: events.some((e) => e.reflected) }

@@ -5,9 +5,10 @@ import { QuarantineReason } from '../intake/quarantine.js';
 import { readTrustDays, type SourceTrustDay, sumTrust, TRUST_DAYS, type TrustFigures } from '../poll/trust.js';
 
 /**
- * What `ops status` prints and `/metrics` exports from the database: every query here is bounded (every count stops at
- * COUNT_CAP rows, the oldest pending row is read through the pending index, quarantine figures are sums of hourly
- * counters) and the whole read runs under a statement timeout, so a read during a huge backlog or a flood stays cheap.
+ * What `ops status` prints and `/metrics` exports from the database: every query here is bounded (the pending count
+ * stops at COUNT_CAP rows, dead and ignored rows are the exact sums of their counters (inbox_finished_counts, kept by
+ * triggers: migration 0009), the oldest pending row is read through the pending index, quarantine figures are sums of
+ * hourly counters) and the whole read runs under a statement timeout, so a read during a huge backlog or a flood stays cheap.
  */
 
 /** Counts stop at this many rows (the figure is then "at least"). */
@@ -129,8 +130,8 @@ export async function readStatus(sql: Sql, p: { staleAfterMs: number; timeoutMs?
         (select count(*) from (select 1 from inbox_events where status = 'pending' limit ${COUNT_CAP}::int) x)::int as pending,
         (select extract(epoch from now() - received_at)::float8 from inbox_events
           where status = 'pending' order by id limit 1) as "oldestPendingAgeSeconds",
-        (select count(*) from (select 1 from inbox_events where status = 'dead' limit ${COUNT_CAP}::int) x)::int as dead,
-        (select count(*) from (select 1 from inbox_events where status = 'ignored' limit ${COUNT_CAP}::int) x)::int as ignored`;
+        (select coalesce(sum(count), 0) from inbox_finished_counts where status = 'dead')::float8 as dead,
+        (select coalesce(sum(count), 0) from inbox_finished_counts where status = 'ignored')::float8 as ignored`;
     // Every stream that has a cursor, and every stream of a polled source (enabled, with a token) even if it has
     // none yet: a stream that never polled successfully must still show (and export an age that can alert).
     const cursors = await tx<CursorStatus[]>`

@@ -69,7 +69,7 @@ export async function sampleOpsMetrics(sql: Sql, p: { now: Date; retentionDays: 
       select (select count(*) from (select 1 from inbox_events where status = 'pending' limit ${SAMPLE_COUNT_CAP}::int) x)::int as pending,
              (select extract(epoch from ${end}::timestamptz - received_at)::float8 from inbox_events
                where status = 'pending' order by id limit 1) as oldest,
-             (select count(*) from (select 1 from inbox_events where status = 'dead' limit ${SAMPLE_COUNT_CAP}::int) x)::int as dead,
+             (select coalesce(sum(count), 0) from inbox_finished_counts where status = 'dead')::int as dead,
              coalesce((select max(id) from inbox_events), 0)::text as "maxId",
              (select id from inbox_events where status = 'pending' order by id limit 1)::text as "minPendingId"`;
     const maxId = Number(now.maxId);

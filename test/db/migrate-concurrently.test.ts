@@ -109,3 +109,40 @@ t.test('the inbox is vacuumed every 2% of dead rows, whatever its size', async (
   const [r] = await sql<{ options: string[] }[]>`select reloptions as options from pg_class where relname = 'inbox_events'`;
   t.same([...r.options].sort(), ['autovacuum_vacuum_insert_scale_factor=0.02', 'autovacuum_vacuum_scale_factor=0.02']);
 });
+
+t.test('0009 adds its column before the indexes on it, and counts the dead and ignored rows an older release left', async (t) => {
+  const file = '0009_inbox_counts';
+  const text = readFileSync(path.join(migrationsDir, `${file}.sql`), 'utf8').split('--> statement-breakpoint');
+  t.same(
+    concurrentStatements(text).map((s) => [s.kind, s.index]),
+    [
+      ['column', 'inbox_events'],
+      ['create', 'inbox_events_entity_keys_idx'],
+      ['create', 'inbox_events_dead_reason_idx'],
+    ],
+    'the column first (instant, no default), then each index CONCURRENTLY',
+  );
+  const { sql, url } = await freshDatabase(t);
+  const at: number = journal.entries.find((e: { tag: string }) => e.tag === file).when;
+  // A database of the release before 0009, with finished rows in it.
+  await sql`delete from drizzle.__drizzle_migrations where created_at >= ${at}`;
+  await sql.unsafe(`drop trigger inbox_events_count_insert on inbox_events;
+    drop trigger inbox_events_count_update on inbox_events; drop trigger inbox_events_count_delete on inbox_events;
+    drop function wharf_count_finished(); drop table inbox_finished_counts;
+    drop index inbox_events_entity_keys_idx; drop index inbox_events_dead_reason_idx;
+    alter table inbox_events drop column entity_keys`);
+  await sql`
+    insert into inbox_events (source_id, event_id, body, status, last_error)
+    select 's' || (n % 3), 'e' || n, '{}', (array['dead', 'ignored', 'processed'])[1 + n % 3], 'r' || (n % 2)
+      from generate_series(1, 30) n`;
+  await runMigrations(url);
+  const [c] = await sql<{ counted: number; rows: number; keys: number }[]>`
+    select (select sum(count)::int from inbox_finished_counts) as counted,
+           (select count(*)::int from inbox_events where status in ('dead', 'ignored')) as rows,
+           (select count(*)::int from pg_index i join pg_class x on x.oid = i.indexrelid
+             where x.relname in ('inbox_events_entity_keys_idx', 'inbox_events_dead_reason_idx') and i.indisvalid) as keys`;
+  t.same(c, { counted: 20, rows: 20, keys: 2 }, 'the existing rows are counted, both indexes valid');
+  await sql`update inbox_events set status = 'pending' where status = 'dead'`;
+  const [after] = await sql<{ n: number }[]>`select sum(count)::int as n from inbox_finished_counts`;
+  t.equal(after.n, 10, 'and the triggers count from then on');
+});

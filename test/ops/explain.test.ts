@@ -41,6 +41,24 @@ t.test('explain --shipment lists its events oldest first and marks the one the r
   t.ok(e.events[0].version! > e.events[1].version!, 'the reflected event carries the newest version');
   t.ok(e.events[3].error, 'the dead one says why');
 
+  // Found through the keys the drain's mark stored (an index), not by reading every body.
+  const keysOf = async (eventId: string) =>
+    (await sql<{ k: string[] | null }[]>`select entity_keys as k from inbox_events where event_id = ${eventId}`)[0].k;
+  t.ok((await keysOf('p-mid'))?.includes('shipment:777'), 'the poll of the order carries the shipment it holds as a key');
+  t.ok((await keysOf('w-bad'))?.includes('token:777'), "the unreadable body carries its id-like tokens");
+  t.notOk((await keysOf('other'))?.includes('shipment:777'), 'the other shipment does not carry this key');
+  // A pending event (not drained yet, no keys) is found by its text.
+  await event('late', 'order.shipment.updated', shipmentBody(777, 70, { status: 'Completed' }));
+  const withPending = await explainEntity(sql, { kind: 'shipment', id: '0777' });
+  t.equal(withPending.id, '777', 'a numeric id is read as a number (leading zeros dropped)');
+  t.same(
+    withPending.events.map((x) => x.status),
+    ['processed', 'processed', 'processed', 'dead', 'pending'],
+    'the pending event is listed after the drained ones',
+  );
+  await t.rejects(explainEntity(sql, { kind: 'order', id: 'abc' }), { code: 'USAGE' }, 'a non-numeric order id is a usage error, before any query');
+  await t.rejects(explainEntity(sql, { kind: 'shipment', id: '12; drop table shipments' }), { code: 'USAGE' });
+
   const cli = await runOpsCli(db.url, ['explain', '--shipment', '777']);
   t.equal(cli.code, 0, cli.stderr);
   t.match(cli.stdout, /shipment 777: stored, version .* from inbox event \d+/);
@@ -57,6 +75,8 @@ t.test('explain --shipment lists its events oldest first and marks the one the r
   t.match(none.stdout, /order 424242: no stored row/);
   const bad = await runOpsCli(db.url, ['explain', '--order', 'abc']);
   t.equal(bad.code, 2, 'a malformed id is a usage error');
+  t.match(bad.stderr, /must be a positive integer/, 'which says what is wrong');
+  t.notMatch(bad.stderr, /at .*\.ts:\d+/, 'not a stack trace');
   const two = await runOpsCli(db.url, ['explain', '--order', '1', '--shipment', '2']);
   t.equal(two.code, 2, 'exactly one entity');
 });

@@ -7,6 +7,7 @@ import { explainEntity } from '../../src/ops/explain.js';
 import { startGaugeRefresher } from '../../src/ops/metrics-gauges.js';
 import { readDeadLetter, readOpsPage } from '../../src/ops/page/queries.js';
 import { readStatus } from '../../src/ops/status.js';
+import { sampleOpsMetrics } from '../../src/worker/ops-samples.js';
 import type { PollContext, PollResult } from '../../src/poll/context.js';
 import { advancePollCursor, openPollWindow } from '../../src/poll/cursors.js';
 import { commitPollPage } from '../../src/poll/page.js';
@@ -234,7 +235,7 @@ export const planCases: PlanCase[] = [
     name: 'read-status',
     fn: 'readStatus (src/ops/status.ts): ops status',
     run: (sql) => readStatus(sql, { staleAfterMs: 60_000 }),
-    indexes: ['inbox_events_pending_idx', 'inbox_events_finished_idx', 'quarantine_counts_bucket_idx'],
+    indexes: ['inbox_events_pending_idx', 'quarantine_counts_bucket_idx'],
   },
   {
     name: 'refresh-gauges',
@@ -244,25 +245,32 @@ export const planCases: PlanCase[] = [
       await gauges.refresh();
       await gauges.stop();
     },
-    indexes: ['inbox_events_pending_idx', 'inbox_events_finished_idx', 'quarantine_counts_bucket_idx'],
+    indexes: ['inbox_events_pending_idx', 'quarantine_counts_bucket_idx'],
   },
   {
     name: 'ops-explain-shipment',
     fn: 'explainEntity (src/ops/explain.ts): ops explain shipment <id>',
     run: (sql, c) => explainEntity(sql, { kind: 'shipment', id: String(c.shipments - 10) }),
-    indexes: ['shipments_pkey'],
-    todo:
-      'found by this test: the stored row is looked up by `id::text = $1` (a sequential scan of shipments) and the ' +
-      'candidate events by a sequential scan of the inbox; issue #18 owns explain.ts',
+    indexes: ['shipments_pkey', 'inbox_events_entity_keys_idx', 'inbox_events_pending_idx', 'inbox_events_pkey'],
+    // The pending rows not yet drained are read and those whose body does not name the id dropped: the backlog, not
+    // the inbox.
+    maxRowsDropped: async (c) => {
+      const [r] = await c.plain`select count(*)::int as n from inbox_events where status = 'pending'`;
+      return r.n;
+    },
   },
   {
     name: 'ops-page',
     fn: 'readOpsPage (src/ops/page/queries.ts): the ops page overview',
-    run: (sql, c) => readOpsPage(sql, { now: c.now, staleAfterMs: 60_000 }),
-    indexes: [],
-    todo:
-      'found by this test: the overview reads and sorts every dead letter to group them by reason (218 sorted for ' +
-      '20 shown here), linear in dead rows like the status counts; issue #14 owns page/queries.ts',
+    run: async (sql, c) => {
+      // The sampler runs every minute: the page reads live only the inbox ids above its last sample.
+      await sampleOpsMetrics(c.plain, { now: c.now, retentionDays: 7 });
+      return readOpsPage(sql, { now: c.now, staleAfterMs: 60_000 });
+    },
+    indexes: ['inbox_events_pending_idx', 'inbox_events_pkey', 'inbox_events_dead_reason_idx'],
+    // The dead-letter counters are grouped by reason (a sort of their rows: one per source, topic, reason and slot,
+    // however many dead letters there are); each listed group's rows are then index probes.
+    maxSortRows: 200,
   },
   {
     name: 'ops-page-dead-letter',

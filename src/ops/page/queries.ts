@@ -4,7 +4,8 @@ import { type ReconcileStatus, reconcileStatus } from '../../poll/reconcile.js';
 /**
  * What the ops page reads. Everything runs in one read-only transaction under a statement timeout, and every query is
  * bounded: time series come from the sampler's small tables (ops_samples, ops_source_samples; src/worker/ops-samples.ts),
- * inbox counts stop at PAGE_COUNT_CAP, dead letters are read through the partial (status, received_at) index, lists have
+ * the pending count stops at PAGE_COUNT_CAP, dead letters are counted by their counters (inbox_finished_counts, kept
+ * exact by triggers) and only each listed group's newest few are read (inbox_events_dead_reason_idx), lists have
  * a LIMIT, and the only look at fresh inbox rows is the id range above the last sample (at most FRESH_SCAN_IDS ids).
  *
  * Tables other branches add are optional: `poll_runs` (recent poll runs), `quarantine_counts` (rejected requests
@@ -64,8 +65,6 @@ export interface PageData {
   deadGroups: DeadGroup[];
   /** More reasons exist than listed. */
   deadGroupsTruncated: boolean;
-  /** The groups were built from the newest DEAD_SCAN_CAP dead letters only. */
-  deadGroupsCapped: boolean;
   cursors: {
     sourceId: string;
     sourceName: string;
@@ -90,8 +89,6 @@ export interface PageData {
 
 const DEAD_GROUPS = 50;
 const RECENT_PER_GROUP = 10;
-/** Dead-letter groups are built from at most this many of the newest dead letters (the figure is then "at least"). */
-export const DEAD_SCAN_CAP = 200_000;
 
 /** Reads everything the page shows. Read-only; bounded (see the module comment). */
 export async function readOpsPage(sql: Sql, p: { now: Date; staleAfterMs: number; timeoutMs?: number }): Promise<PageData> {
@@ -108,10 +105,9 @@ export async function readOpsPage(sql: Sql, p: { now: Date; staleAfterMs: number
       select (select count(*) from (select 1 from inbox_events where status = 'pending' limit ${PAGE_COUNT_CAP}::int) x)::int as pending,
              (select extract(epoch from ${p.now}::timestamptz - received_at)::float8 from inbox_events
                where status = 'pending' order by id limit 1) as "oldestPendingAgeS",
-             (select count(*) from (select 1 from inbox_events where status in ('dead', 'ignored') and status = 'dead'
-                limit ${PAGE_COUNT_CAP}::int) x)::int as dead`;
+             (select coalesce(sum(count), 0) from inbox_finished_counts where status = 'dead')::float8 as dead`;
     inbox.pendingCapped = inbox.pending >= PAGE_COUNT_CAP;
-    inbox.deadCapped = inbox.dead >= PAGE_COUNT_CAP;
+    inbox.deadCapped = false; // an exact sum of counters, never capped
 
     const series = await tx<SeriesPoint[]>`
       select (extract(epoch from at) * 1000)::float8 as at, inbox_pending as pending, oldest_pending_age_s as "oldestPendingAgeS",
@@ -128,29 +124,34 @@ export async function readOpsPage(sql: Sql, p: { now: Date; staleAfterMs: number
       subscriptions,
     });
 
-    // One pass over the newest DEAD_SCAN_CAP dead letters (through the partial (status, received_at) index): groups
-    // and each group's newest rows come from the same rows, so a small group among many costs no extra scan.
-    const groups = await tx<(Omit<DeadGroup, 'recent'> & { recent: DeadGroup['recent'] | null; scanned: number })[]>`
-      with d as (
-        select id, topic, source_id, received_at, last_error from inbox_events
-         where status in ('dead', 'ignored') and status = 'dead' order by received_at desc limit ${DEAD_SCAN_CAP}::int),
+    // Groups from the dead-letter counters (exact, one row per source, topic and reason and slot: read whole), the
+    // largest DEAD_GROUPS + 1; then each group's newest rows and its first one, probes of inbox_events_dead_reason_idx.
+    const groups = await tx<(Omit<DeadGroup, 'recent' | 'lastAt'> & { recent: DeadGroup['recent'] | null })[]>`
+      with k as (
+        select reason_key, min(reason) as reason, topic, source_id, sum(count) as n
+          from inbox_finished_counts where status = 'dead'
+         group by reason_key, topic, source_id having sum(count) > 0),
       g as (
-        select last_error as reason, count(*)::int as count,
-               array_agg(distinct coalesce(topic, '(none)')) as topics, array_agg(distinct source_id) as sources,
-               min(received_at) as "firstAt", max(received_at) as "lastAt"
-          from d group by last_error order by count(*) desc, last_error limit ${DEAD_GROUPS + 1}::int),
-      r as (
-        select * from (select d.*, row_number() over (partition by last_error order by received_at desc, id desc) as n from d) x
-         where n <= ${RECENT_PER_GROUP}::int)
-      select g.*, (select count(*)::int from d) as scanned, (
-        select json_agg(json_build_object('id', r.id, 'topic', r.topic, 'sourceId', r.source_id, 'receivedAt', r.received_at)
-                        order by r.received_at desc, r.id desc)
-          from r where r.last_error is not distinct from g.reason) as recent
-        from g order by g.count desc, g.reason`;
-    const deadGroups: DeadGroup[] = groups.slice(0, DEAD_GROUPS).map(({ scanned: _, ...g }) => ({
-      ...g,
-      recent: (g.recent ?? []).map((r) => ({ ...r, id: Number(r.id), receivedAt: new Date(r.receivedAt) })),
-    }));
+        select reason_key, min(reason) as reason, sum(n)::float8 as count,
+               array_agg(distinct coalesce(topic, '(none)')) as topics, array_agg(distinct source_id) as sources
+          from k group by reason_key order by sum(n) desc, min(reason) limit ${DEAD_GROUPS + 1}::int)
+      select g.reason, g.count, g.topics, g.sources,
+             (select e.received_at from inbox_events e
+               where e.status = 'dead' and coalesce(md5(e.last_error), '') = g.reason_key
+               order by coalesce(md5(e.last_error), ''), e.received_at, e.id limit 1) as "firstAt",
+             r.recent
+        from g
+        cross join lateral (
+          select json_agg(json_build_object('id', x.id, 'topic', x.topic, 'sourceId', x.source_id, 'receivedAt', x.received_at)
+                          order by x.received_at desc, x.id desc) as recent
+            from (select e.id, e.topic, e.source_id, e.received_at from inbox_events e
+                   where e.status = 'dead' and coalesce(md5(e.last_error), '') = g.reason_key
+                   order by coalesce(md5(e.last_error), '') desc, e.received_at desc, e.id desc limit ${RECENT_PER_GROUP}::int) x) r
+       order by g.count desc, g.reason`;
+    const deadGroups: DeadGroup[] = groups.slice(0, DEAD_GROUPS).map((g) => {
+      const recent = (g.recent ?? []).map((r) => ({ ...r, id: Number(r.id), receivedAt: new Date(r.receivedAt) }));
+      return { ...g, lastAt: recent[0]?.receivedAt ?? g.firstAt, recent };
+    });
 
     const cursors = await tx<PageData['cursors']>`
       select c.source_id as "sourceId", s.name as "sourceName", c.stream, c.cursor_time as "cursorTime",
@@ -186,7 +187,6 @@ export async function readOpsPage(sql: Sql, p: { now: Date; staleAfterMs: number
       sources,
       deadGroups,
       deadGroupsTruncated: groups.length > DEAD_GROUPS,
-      deadGroupsCapped: (groups[0]?.scanned ?? 0) >= DEAD_SCAN_CAP,
       cursors,
       pollRuns,
       workers,
@@ -215,10 +215,7 @@ async function readSources(
     day as (
       select source_id, sum(webhook_events)::int as webhook, sum(poll_events)::int as poll, sum(catches)::int as catches
         from ops_source_samples where at > ${p.since}::timestamptz group by source_id),
-    dead as (
-      select source_id, count(*)::int as n from (
-        select source_id from inbox_events where status in ('dead', 'ignored') and status = 'dead' limit ${PAGE_COUNT_CAP}::int) x
-       group by source_id),
+    dead as (select source_id, sum(count)::int as n from inbox_finished_counts where status = 'dead' group by source_id),
     polls as (select source_id, max(last_run_at) as last_poll from poll_cursors group by source_id)
     select s.id, s.name, s.enabled, null::text as subscription,
            greatest(st.last_webhook_at, f.last_webhook) as "lastWebhookAt", pl.last_poll as "lastPollAt",

@@ -135,7 +135,7 @@ export function renderOverview(d: PageData, csrf: string, refreshSeconds?: numbe
   const dead = `<table id="dead-groups"><thead><tr><th>reason</th><th>count</th><th>topics</th><th>sources</th><th>first / last received</th><th></th></tr></thead>
 <tbody>${d.deadGroups.map((g, i) => deadGroup(g, i, csrf)).join('') || '<tr><td colspan="6" class="muted">no dead letters</td></tr>'}</tbody></table>
 ${d.deadGroupsTruncated ? '<p class="note">More reasons exist: the 50 largest groups are shown.</p>' : ''}
-${d.deadGroupsCapped ? '<p class="note">Groups are counted over the newest 200,000 dead letters; a replay plan counts them all.</p>' : ''}`;
+`;
 
   const cursors = `<table id="cursors"><thead><tr><th>source</th><th>stream</th><th>cursor</th><th>last run</th><th>last success</th><th>catches</th><th>state</th></tr></thead>
 <tbody>${

@@ -225,11 +225,13 @@ export async function seedScale(sql: Sql, o: ScaleOptions): Promise<SeededCounts
   await step('inbox_events', total, (a, b) =>
     sql.unsafe(`
       insert into inbox_events (source_id, event_id, topic, body, event_time, received_at, via, status, attempts,
-                                last_error, processed_at)
+                                last_error, processed_at, entity_keys)
       select 'src-' || (1 + n % ${N}), 'seed-' || n,
              case when status = 'processed' then 'order.shipped' else 'order.unknown' end,
              '{"id":' || n || ',"event_time":"' || r || '","pad":"${pad}"}',
-             r, r, 'webhook', status, 1, case when status = 'dead' then 'apply failed: seeded' end, r + interval '1 second'
+             r, r, 'webhook', status, 1, case when status = 'dead' then 'apply failed: seeded' end, r + interval '1 second',
+             -- As the drain's mark keys them (src/apply/entity-keys.ts): the order it read, an unreadable body's tokens.
+             case status when 'processed' then array['order:' || n] when 'dead' then array['token:' || n] end
         from (select n,
                      case when n <= ${early} then timestamptz '${now}' - interval '90 days' + interval '60 days' * (n::float8 / ${Math.max(1, early)})
                           else timestamptz '${now}' - interval '30 days' * (1 - (n - ${early})::float8 / ${late}) end as r,

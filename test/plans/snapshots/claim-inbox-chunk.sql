@@ -2,12 +2,14 @@
 -- The statements test/plans/plans.test.ts checks (UPDATE_PLAN_SNAPSHOTS=1 rewrites this file).
 -- statement 1
     with locked as (
+      -- Scans run newest first wherever the order allows: a drained source's processed rows stay in the partial index
+      -- as dead entries at the old end of its range until vacuum, and an oldest-first probe would step over them all.
       with recursive active(source_id) as (
-        (select source_id from inbox_events where status = 'pending' order by source_id limit 1)
+        (select source_id from inbox_events where status = 'pending' order by source_id desc limit 1)
         union all
         select (select e.source_id from inbox_events e
-                 where e.status = 'pending' and e.source_id > a.source_id
-                 order by e.source_id limit 1)
+                 where e.status = 'pending' and e.source_id < a.source_id
+                 order by e.source_id desc limit 1)
           from active a
          where a.source_id is not null
       ), classed as (
@@ -17,7 +19,7 @@
          cross join lateral (
            select count(*) as n from (select 1 from inbox_events e
                                        where e.status = 'pending' and e.source_id = a.source_id
-                                       order by e.id
+                                       order by e.id desc
                                        limit $1) c
          ) pending
          where a.source_id is not null
@@ -30,11 +32,11 @@
         select p.id, p.turn
           from served a
          cross join lateral (
-           select e.id, row_number() over (order by e.id) as turn
-             from inbox_events e
-            where e.status = 'pending' and e.source_id = a.source_id
-            order by e.id
-            limit (select n from share)
+           select x.id, row_number() over (order by x.id) as turn
+             from (select e.id from inbox_events e
+                    where e.status = 'pending' and e.source_id = a.source_id
+                    -- A light source's rows all fit: newest first finds them without passing its drained ones.
+                    order by e.id limit (select n from share)) x
          ) p
          order by p.turn, p.id
          limit $5

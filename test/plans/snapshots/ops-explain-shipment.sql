@@ -3,12 +3,15 @@
 -- statement 1
 select set_config('statement_timeout', $1, true);
 -- statement 2
-select to_jsonb(t) - 'data' as row from shipments t where id::text = $1;
+select to_jsonb(t) - 'data' as row from shipments t where id = $1::bigint;
 -- statement 3
       select id::float8 as id, source_id as "sourceId", event_id as "eventId", topic, body, event_time::text as "eventTime",
              received_at::text as "receivedAtText", received_at as "receivedAt", via, status, last_error as "lastError",
              duplicate_count as "duplicateCount", processed_at as "processedAt"
         from inbox_events
-       where strpos(body, $1) > 0
+       where id in (
+         select id from inbox_events where entity_keys && $1::text[] and status <> 'pending'
+         union all
+         select id from inbox_events where status = 'pending' and strpos(body, $2) > 0)
        order by id desc
-       limit $2::int;
+       limit $3::int;

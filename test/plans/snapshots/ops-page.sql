@@ -10,8 +10,7 @@ select set_config('statement_timeout', $1, true);
       select (select count(*) from (select 1 from inbox_events where status = 'pending' limit $1::int) x)::int as pending,
              (select extract(epoch from $2::timestamptz - received_at)::float8 from inbox_events
                where status = 'pending' order by id limit 1) as "oldestPendingAgeS",
-             (select count(*) from (select 1 from inbox_events where status in ('dead', 'ignored') and status = 'dead'
-                limit $3::int) x)::int as dead;
+             (select coalesce(sum(count), 0) from inbox_finished_counts where status = 'dead')::float8 as dead;
 -- statement 4
       select (extract(epoch from at) * 1000)::float8 as at, inbox_pending as pending, oldest_pending_age_s as "oldestPendingAgeS",
              (applied * 60000.0 / greatest(window_ms, 1))::float8 as "appliedPerMin",
@@ -31,10 +30,7 @@ select coalesce(max(id), 0)::text as "maxId" from inbox_events;
     day as (
       select source_id, sum(webhook_events)::int as webhook, sum(poll_events)::int as poll, sum(catches)::int as catches
         from ops_source_samples where at > $2::timestamptz group by source_id),
-    dead as (
-      select source_id, count(*)::int as n from (
-        select source_id from inbox_events where status in ('dead', 'ignored') and status = 'dead' limit $3::int) x
-       group by source_id),
+    dead as (select source_id, sum(count)::int as n from inbox_finished_counts where status = 'dead' group by source_id),
     polls as (select source_id, max(last_run_at) as last_poll from poll_cursors group by source_id)
     select s.id, s.name, s.enabled, null::text as subscription,
            greatest(st.last_webhook_at, f.last_webhook) as "lastWebhookAt", pl.last_poll as "lastPollAt",
@@ -53,22 +49,27 @@ select coalesce(max(id), 0)::text as "maxId" from inbox_events;
 -- statement 9
     select row_to_json(w) as r from webhook_subscriptions w order by source_id limit 500;
 -- statement 10
-      with d as (
-        select id, topic, source_id, received_at, last_error from inbox_events
-         where status in ('dead', 'ignored') and status = 'dead' order by received_at desc limit $1::int),
+      with k as (
+        select reason_key, min(reason) as reason, topic, source_id, sum(count) as n
+          from inbox_finished_counts where status = 'dead'
+         group by reason_key, topic, source_id having sum(count) > 0),
       g as (
-        select last_error as reason, count(*)::int as count,
-               array_agg(distinct coalesce(topic, '(none)')) as topics, array_agg(distinct source_id) as sources,
-               min(received_at) as "firstAt", max(received_at) as "lastAt"
-          from d group by last_error order by count(*) desc, last_error limit $2::int),
-      r as (
-        select * from (select d.*, row_number() over (partition by last_error order by received_at desc, id desc) as n from d) x
-         where n <= $3::int)
-      select g.*, (select count(*)::int from d) as scanned, (
-        select json_agg(json_build_object('id', r.id, 'topic', r.topic, 'sourceId', r.source_id, 'receivedAt', r.received_at)
-                        order by r.received_at desc, r.id desc)
-          from r where r.last_error is not distinct from g.reason) as recent
-        from g order by g.count desc, g.reason;
+        select reason_key, min(reason) as reason, sum(n)::float8 as count,
+               array_agg(distinct coalesce(topic, '(none)')) as topics, array_agg(distinct source_id) as sources
+          from k group by reason_key order by sum(n) desc, min(reason) limit $1::int)
+      select g.reason, g.count, g.topics, g.sources,
+             (select e.received_at from inbox_events e
+               where e.status = 'dead' and coalesce(md5(e.last_error), '') = g.reason_key
+               order by coalesce(md5(e.last_error), ''), e.received_at, e.id limit 1) as "firstAt",
+             r.recent
+        from g
+        cross join lateral (
+          select json_agg(json_build_object('id', x.id, 'topic', x.topic, 'sourceId', x.source_id, 'receivedAt', x.received_at)
+                          order by x.received_at desc, x.id desc) as recent
+            from (select e.id, e.topic, e.source_id, e.received_at from inbox_events e
+                   where e.status = 'dead' and coalesce(md5(e.last_error), '') = g.reason_key
+                   order by coalesce(md5(e.last_error), '') desc, e.received_at desc, e.id desc limit $2::int) x) r
+       order by g.count desc, g.reason;
 -- statement 11
       select c.source_id as "sourceId", s.name as "sourceName", c.stream, c.cursor_time as "cursorTime",
              c.last_run_at as "lastRunAt", c.last_success_at as "lastSuccessAt", c.last_error as "lastError",
@@ -92,3 +93,9 @@ select coalesce(max(id), 0)::text as "maxId" from inbox_events;
              count(*) filter (where j.attempts >= j.max_attempts)::int as failed
         from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
        group by t.identifier order by t.identifier;
+-- statement 16
+    select source_id as "sourceId", stream, window_start as "windowStart", window_end as "windowEnd", state,
+           provider_count as "providerCount", wharf_count as "wharfCount"
+      from reconcile_windows
+     order by source_id, stream, window_start
+     limit 100000;

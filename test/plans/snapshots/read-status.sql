@@ -7,8 +7,8 @@ select set_config('statement_timeout', $1, true);
         (select count(*) from (select 1 from inbox_events where status = 'pending' limit $1::int) x)::int as pending,
         (select extract(epoch from now() - received_at)::float8 from inbox_events
           where status = 'pending' order by id limit 1) as "oldestPendingAgeSeconds",
-        (select count(*) from (select 1 from inbox_events where status = 'dead' limit $2::int) x)::int as dead,
-        (select count(*) from (select 1 from inbox_events where status = 'ignored' limit $3::int) x)::int as ignored;
+        (select coalesce(sum(count), 0) from inbox_finished_counts where status = 'dead')::float8 as dead,
+        (select coalesce(sum(count), 0) from inbox_finished_counts where status = 'ignored')::float8 as ignored;
 -- statement 3
       select s.id as "sourceId", s.name as "sourceName", s.enabled, st.stream, c.cursor_time as "cursorTime",
              extract(epoch from now() - c.last_success_at)::float8 as "ageSeconds", c.last_success_at as "lastSuccessAt",
