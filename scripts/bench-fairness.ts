@@ -14,6 +14,7 @@
  * transaction): webhook → applied. Last line: one JSON object.
  */
 import { loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { loadConfig } from '../src/config.js';
 import { createDb, type Sql } from '../src/db/client.js';
 import { throwawayDatabase } from '../src/db/embedded.js';
@@ -172,6 +173,10 @@ async function main() {
 
     // 3. backfill: A's 50,000 polled events in pages of 250 as fast as they go in, B's webhooks going on.
     phase = 'backfill';
+    // How long this process's event loop was held (by the bulk chunks' JavaScript, the loader's pages): a chunk's
+    // round trips wait for it.
+    const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+    loopDelay.enable();
     drain.full.length = 0;
     drain.small.length = 0;
     for (const k of Object.keys(drain.smallPhases)) delete drain.smallPhases[k];
@@ -187,6 +192,7 @@ async function main() {
       await sleep(50);
     }
     const backfillMs = performance.now() - t0;
+    loopDelay.disable();
     phase = 'after';
     await webhooks.stop();
     await drain.stop();
@@ -215,6 +221,7 @@ async function main() {
     console.log(`backfill: ${BACKFILL - left} of ${BACKFILL} drained in ${(backfillMs / 1000).toFixed(1)} s (inserted in ${(loadedMs / 1000).toFixed(1)} s): ${Math.round(backfillEps)} events/s beside the drain's usual ${Math.round(usualEps)} events/s alone (${(backfillEps / usualEps).toFixed(2)}x)`);
     console.log(`full chunks of ${CHUNK} during the backfill: ${fullChunks.length}, p50 ${quantile(fullChunks, 0.5).toFixed(1)} ms, p99 ${quantile(fullChunks, 0.99).toFixed(1)} ms (a webhook rides in one, and may wait for one)`);
     console.log(`other chunks (express or short) during the backfill: ${smallChunks.length}, p50 ${quantile(smallChunks, 0.5).toFixed(1)} ms, p99 ${quantile(smallChunks, 0.99).toFixed(1)} ms; mean by phase: ${Object.entries(drain.smallPhases).map(([k, v]) => `${k} ${(v / Math.max(1, smallChunks.length)).toFixed(1)}`).join(', ')} ms`);
+    console.log(`event loop delay during the backfill: p50 ${(loopDelay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(loopDelay.max / 1e6).toFixed(1)} ms`);
     console.log(`inbox at the end: ${outcome.processed} processed, ${outcome.dead} dead, ${outcome.pending} pending`);
     for (const r of reasons) console.log(`  dead: ${r.n} × ${r.e}`);
     const qp99 = quantile(quiet, 0.99);

@@ -41,6 +41,8 @@ export function bodyTokenKeys(body: string): string[] {
 /** What the mark stores for a normalised row: its entities, an unreadable body's tokens, nothing for an ignored one. */
 export function inboxKeysOf(body: string, n: Normalised): string[] | null {
   const keys = n.outcome === 'apply' ? entityKeysOf(n.entities) : n.outcome === 'dead' ? bodyTokenKeys(body) : [];
-  const kept = keys.filter((k) => !k.includes(KEY_SEPARATOR));
+  // A key PostgreSQL text cannot hold (NUL: a hostile id escaped as \u0000) is dropped, never sent: the mark that
+  // carries the keys is also the one that dead-letters the event PostgreSQL refused.
+  const kept = keys.filter((k) => !k.includes(KEY_SEPARATOR) && !k.includes('\u0000'));
   return kept.length > 0 ? kept : null;
 }
