@@ -44,15 +44,17 @@ t.test('the drain goes on past chunks cut by bytes until the inbox is empty, and
   t.equal(n, 12);
 });
 
+/** A tracking update of shipment `id` for `sourceId`, delivered by webhook or found by polling. */
+const shipment = (sourceId: string, id: number, via: 'webhook' | 'poll', t = id) => ({
+  sourceId,
+  via,
+  topic: 'order.shipment.tracking.updated',
+  body: shipmentBody(id, t),
+});
+
 t.test('a claim shares a chunk between sources: a backfill of one source does not push the others out', async (t) => {
   const { sql } = await freshDatabase(t);
   await insertSources(sql, 3);
-  const shipment = (sourceId: string, id: number, via: 'webhook' | 'poll') => ({
-    sourceId,
-    via,
-    topic: 'order.shipment.tracking.updated',
-    body: shipmentBody(id, id),
-  });
   // src-1 backfills 1,200 polled events first; src-2 and src-3 then receive a few fresh webhooks.
   await insertInbox(sql, Array.from({ length: 1200 }, (_, i) => shipment('src-1', i + 1, 'poll')));
   await insertInbox(sql, Array.from({ length: 30 }, (_, i) => shipment('src-2', 10_000 + i, 'webhook')));
@@ -96,12 +98,6 @@ t.test('a claim shares a chunk between sources: a backfill of one source does no
 t.test('lanes: express takes the light sources only, bulk the backlogged ones, and neither waits for the other', async (t) => {
   const { sql } = await freshDatabase(t);
   await insertSources(sql, 3);
-  const shipment = (sourceId: string, id: number, via: 'webhook' | 'poll') => ({
-    sourceId,
-    via,
-    topic: 'order.shipment.tracking.updated',
-    body: shipmentBody(id, id),
-  });
   const sources = (rows: { sourceId: string }[]) => [...new Set(rows.map((r) => r.sourceId))].sort();
   // src-2 has 30 webhooks pending: no source is backlogged, so bulk serves every source.
   await insertInbox(sql, Array.from({ length: 30 }, (_, i) => shipment('src-2', 10_000 + i, 'webhook')));
@@ -139,11 +135,11 @@ t.test('the drain in lanes applies every event once, and the fresh webhooks neve
   await insertSources(sql, 2);
   await insertInbox(
     sql,
-    Array.from({ length: 3000 }, (_, i) => ({ sourceId: 'src-1', via: 'poll' as const, topic: 'order.shipment.tracking.updated', body: shipmentBody(i + 1, i + 1) })),
+    Array.from({ length: 3000 }, (_, i) => shipment('src-1', i + 1, 'poll')),
   );
   await insertInbox(
     sql,
-    Array.from({ length: 20 }, (_, i) => ({ sourceId: 'src-2', via: 'webhook' as const, topic: 'order.shipment.tracking.updated', body: shipmentBody(50_000 + i, 1) })),
+    Array.from({ length: 20 }, (_, i) => shipment('src-2', 50_000 + i, 'webhook', 1)),
   );
   const mixed: number[] = [];
   let webhookChunks = 0;
