@@ -206,6 +206,8 @@ async function bisect(sql: Sql, ids: readonly number[], cause: unknown, opts: Ap
 
 /** How long the express loop waits when its sources have nothing pending, while bulk loops still run. */
 const EXPRESS_IDLE_MS = 20;
+/** How long after an express chunk with rows the bulk loops take turns (one full chunk at a time). */
+const EXPRESS_BUSY_MS = 250;
 /** The longest a bulk chunk waits, between its statements, for the express chunk in flight. */
 const GIVE_WAY_MAX_MS = 100;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -227,7 +229,7 @@ export interface DrainResult extends ChunkResult {
  * are any, else every source); with `expressPerSource` > 0 one more loop claims `express` chunks (the sources with at
  * most that many pending rows), so a backlog drains in full chunks beside a lane that is at most one small chunk away
  * from any other source's fresh event. A bulk loop starts its next chunk only after the express chunk in flight, if
- * any (the two lanes share a few cores). The express loop waits a moment when it finds nothing while the bulk loops
+ * any, and while the express lane has work the bulk loops take turns (the two lanes share a few cores). The express loop waits a moment when it finds nothing while the bulk loops
  * run, and ends once they have ended and it finds nothing.
  */
 export async function drainInbox(
@@ -257,10 +259,24 @@ export async function drainInbox(
   // Inside a bulk chunk the wait is bounded: with no backlog both lanes serve the same sources, and the express chunk
   // may be waiting for this chunk's row locks.
   const giveWay = () => (expressInFlight ? Promise.race([expressInFlight, sleep(GIVE_WAY_MAX_MS)]) : Promise.resolve());
+  // While the express lane has work (it claimed rows lately), bulk chunks go one at a time: fewer full chunks compete
+  // with the express chunk for the cores and the database.
+  let expressBusyUntil = 0;
+  let bulkSlot: Promise<void> = Promise.resolve();
   const loop = async (lane: ClaimLane) => {
     try {
       while (!failed) {
-        if (lane.lane === 'bulk' && expressInFlight) await expressInFlight;
+        let release: (() => void) | undefined;
+        if (lane.lane === 'bulk') {
+          if (performance.now() < expressBusyUntil) {
+            const previous = bulkSlot;
+            bulkSlot = new Promise<void>((resolve) => {
+              release = resolve;
+            });
+            await previous;
+          }
+          if (expressInFlight) await expressInFlight;
+        }
         const started = performance.now();
         const chunk = drainChunk(sql, opts.chunkSize, {
           futureToleranceMs: opts.futureToleranceMs,
@@ -269,7 +285,8 @@ export async function drainInbox(
           giveWay: lane.lane === 'bulk' ? giveWay : undefined,
         });
         if (lane.lane === 'express') expressInFlight = chunk.catch(() => undefined);
-        const r = await chunk;
+        const r = await chunk.finally(() => release?.());
+        if (lane.lane === 'express' && r.claimed > 0) expressBusyUntil = performance.now() + EXPRESS_BUSY_MS;
         if (lane.lane === 'express' && r.claimed === 0) {
           if (bulkRunning === 0) {
             emptiedLoops++;

@@ -74,6 +74,9 @@ export interface ClaimLane {
  * than asked (or none) while other drains hold rows. A bulk chunk of fewer than `size` without `cutByBytes` means its
  * sources held no more claimable rows (the filler scans past locked rows); an express chunk is short by design.
  */
+/** Above every inbox id (bigserial): the upper bound of a source's range in the (source_id, id) index. */
+const MAX_ID = '9223372036854775807';
+
 export async function claimInboxChunk(
   sql: Queryable,
   size: number,
@@ -86,6 +89,11 @@ export async function claimInboxChunk(
     with locked as (
       -- Scans run newest first wherever the order allows: a drained source's processed rows stay in the partial index
       -- as dead entries at the old end of its range until vacuum, and an oldest-first probe would step over them all.
+      -- Each per-source scan reads the (source_id, id) index from the source's end of its range, bounded by a row
+      -- comparison, and keeps its own source's rows after the limit: only that index gives the order. With
+      -- source_id = x the planner may walk the pending id index instead and drop every other source's rows (it did on
+      -- PostgreSQL 17 in the plan test, at random with the sample ANALYZE took), and a range of one value was planned
+      -- as a bitmap scan of the whole source and a sort.
       with recursive active(source_id) as (
         (select source_id from inbox_events where status = 'pending' order by source_id desc limit 1)
         union all
@@ -99,10 +107,11 @@ export async function claimInboxChunk(
         select a.source_id, pending.n
           from active a
          cross join lateral (
-           select count(*) as n from (select 1 from inbox_events e
-                                       where e.status = 'pending' and e.source_id = a.source_id
-                                       order by e.id desc
-                                       limit ${bound + 1}) c
+           select count(*) filter (where c.source_id = a.source_id) as n
+             from (select e.source_id from inbox_events e
+                    where e.status = 'pending' and (e.source_id, e.id) <= (a.source_id, ${MAX_ID}::bigint)
+                    order by e.source_id desc, e.id desc
+                    limit ${bound + 1}) c
          ) pending
          where a.source_id is not null
       ), served as (
@@ -119,10 +128,14 @@ export async function claimInboxChunk(
           from served a
          cross join lateral (
            select x.id, row_number() over (order by x.id) as turn
-             from (select e.id from inbox_events e
-                    where e.status = 'pending' and e.source_id = a.source_id
+             from (select e.id, e.source_id from inbox_events e
                     -- A light source's rows all fit: newest first finds them without passing its drained ones.
-                    order by ${express ? sql`e.id desc limit ${bound}` : sql`e.id limit (select n from share)`}) x
+                    where e.status = 'pending' and ${
+                      express
+                        ? sql`(e.source_id, e.id) <= (a.source_id, ${MAX_ID}::bigint) order by e.source_id desc, e.id desc limit ${bound}`
+                        : sql`(e.source_id, e.id) > (a.source_id, 0::bigint) order by e.source_id, e.id limit (select n from share)`
+                    }) x
+            where x.source_id = a.source_id
          ) p
          order by p.turn, p.id
          limit ${size}

@@ -4,6 +4,11 @@
     with locked as (
       -- Scans run newest first wherever the order allows: a drained source's processed rows stay in the partial index
       -- as dead entries at the old end of its range until vacuum, and an oldest-first probe would step over them all.
+      -- Each per-source scan reads the (source_id, id) index from the source's end of its range, bounded by a row
+      -- comparison, and keeps its own source's rows after the limit: only that index gives the order. With
+      -- source_id = x the planner may walk the pending id index instead and drop every other source's rows (it did on
+      -- PostgreSQL 17 in the plan test, at random with the sample ANALYZE took), and a range of one value was planned
+      -- as a bitmap scan of the whole source and a sort.
       with recursive active(source_id) as (
         (select source_id from inbox_events where status = 'pending' order by source_id desc limit 1)
         union all
@@ -17,29 +22,30 @@
         select a.source_id, pending.n
           from active a
          cross join lateral (
-           select count(*) as n from (select 1 from inbox_events e
-                                       where e.status = 'pending' and e.source_id = a.source_id
-                                       order by e.id desc
-                                       limit $1) c
+           select count(*) filter (where c.source_id = a.source_id) as n
+             from (select e.source_id from inbox_events e
+                    where e.status = 'pending' and (e.source_id, e.id) <= (a.source_id, $1::bigint)
+                    order by e.source_id desc, e.id desc
+                    limit $2) c
          ) pending
          where a.source_id is not null
       ), served as (
         select source_id from classed
-         where n <= $2
+         where n <= $3
       ), share as (
-        select ceil($3::numeric / greatest(count(*), 1))::int as n from served
+        select ceil($4::numeric / greatest(count(*), 1))::int as n from served
       ), candidates as (
         select p.id, p.turn
           from served a
          cross join lateral (
            select x.id, row_number() over (order by x.id) as turn
-             from (select e.id from inbox_events e
-                    where e.status = 'pending' and e.source_id = a.source_id
+             from (select e.id, e.source_id from inbox_events e
                     -- A light source's rows all fit: newest first finds them without passing its drained ones.
-                    order by e.id desc limit $4) x
+                    where e.status = 'pending' and (e.source_id, e.id) <= (a.source_id, $5::bigint) order by e.source_id desc, e.id desc limit $6) x
+            where x.source_id = a.source_id
          ) p
          order by p.turn, p.id
-         limit $5
+         limit $7
       ), fair as (
         -- By primary key (= any of an array), as the final read: a join with a CTE may be planned as a scan of the inbox.
         select id, octet_length(body)::bigint as bytes
@@ -47,12 +53,12 @@
          where id = any(array(select id from candidates)) and status = 'pending'
            for update skip locked
       ), fill as (
-        select id, octet_length(body)::bigint as bytes, $6::bigint + 1 as turn
+        select id, octet_length(body)::bigint as bytes, $8::bigint + 1 as turn
           from inbox_events
          where status = 'pending' and source_id = any(array(select source_id from served))
            and id not in (select id from fair)
          order by id
-         limit $7
+         limit $9
            for update skip locked
       )
       select f.id, f.bytes, c.turn from fair f join candidates c on c.id = f.id
@@ -64,5 +70,5 @@
     select e.id, e.source_id, e.topic, e.body, e.event_time::text, e.received_at::text, e.via,
            (select count(*) from locked)::int as locked
       from inbox_events e
-     where e.id = any(array(select id from sized where n = 1 or total <= $8::bigint))
+     where e.id = any(array(select id from sized where n = 1 or total <= $10::bigint))
      order by e.id;
