@@ -32,9 +32,9 @@ const QUIET_MS = 8_000;
 /** Bound on the backfill phase whatever happens (the bench reports what it saw by then). */
 const BACKFILL_BOUND_MS = 60_000;
 const CHUNK = 500;
-/** `--express N`: DRAIN_EXPRESS_PER_SOURCE for this run (0: no express lane, every loop claims the oldest rows). */
+/** `--express N`: DRAIN_EXPRESS_PER_SOURCE for this run (0: no express loop); else the config's, validated there. */
 const expressArg = process.argv.indexOf('--express');
-const EXPRESS = expressArg > 0 ? Number(process.argv[expressArg + 1]) : Number(process.env.DRAIN_EXPRESS_PER_SOURCE ?? 50);
+const EXPRESS_ARG = expressArg > 0 ? process.argv[expressArg + 1] : undefined;
 
 /**
  * The simulator's events for three clients of one world (entity ids never collide between sources), split by client:
@@ -142,7 +142,7 @@ async function main() {
   const { url, stop } = await throwawayDatabase('bench-fairness', { url: process.env.DATABASE_URL, durable: true, database: 'bench_fairness' });
   try {
     await runMigrations(url);
-    const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'silent' });
+    const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'silent', DRAIN_EXPRESS_PER_SOURCE: EXPRESS_ARG ?? process.env.DRAIN_EXPRESS_PER_SOURCE });
     const db = createDb({ url, max: 2 * config.drainConcurrency + 2, prepare: true });
     const { sql } = db;
     await sql`truncate inbox_events, orders, shipments, shipment_timeline, returns, transactions, poll_cursors, channel_clients, inventory_items, sources cascade`;
@@ -155,7 +155,7 @@ async function main() {
     for (let i = 0; i < usual.length; i += 5000) await insertInboxEvents(sql, usual.slice(i, i + 5000));
     await sql`vacuum analyze inbox_events`;
     let t0 = performance.now();
-    let drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, EXPRESS, () => {});
+    let drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, config.drainExpressPerSource, () => {});
     while (drain.processed() < USUAL && performance.now() - t0 < BACKFILL_BOUND_MS) await sleep(5);
     const usualEps = drain.processed() / ((performance.now() - t0) / 1000);
     await drain.stop();
@@ -164,7 +164,7 @@ async function main() {
     const quiet: number[] = [];
     const during: number[] = [];
     let phase: 'quiet' | 'backfill' | 'after' = 'quiet';
-    drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, EXPRESS, (received, committed) => {
+    drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, config.drainExpressPerSource, (received, committed) => {
       if (phase === 'quiet') quiet.push(committed - received);
       else if (phase === 'backfill') during.push(committed - received);
     });

@@ -229,8 +229,9 @@ export interface DrainResult extends ChunkResult {
  * are any, else every source); with `expressPerSource` > 0 one more loop claims `express` chunks (the sources with at
  * most that many pending rows), so a backlog drains in full chunks beside a lane that is at most one small chunk away
  * from any other source's fresh event. A bulk loop starts its next chunk only after the express chunk in flight, if
- * any, and while the express lane has work the bulk loops take turns (the two lanes share a few cores). The express loop waits a moment when it finds nothing while the bulk loops
- * run, and ends once they have ended and it finds nothing.
+ * any, and while the express lane has work the bulk loops take turns (the two lanes share a few cores). The express
+ * loop waits a moment when it finds nothing while the bulk loops run, and ends once they have ended and it finds
+ * nothing.
  */
 export async function drainInbox(
   sql: Sql,
