@@ -20,6 +20,7 @@ import { createDb, type Sql } from '../src/db/client.js';
 import { throwawayDatabase } from '../src/db/embedded.js';
 import { runMigrations } from '../src/db/migrate.js';
 import { drainInbox } from '../src/drain/drain-inbox.js';
+import { type ExpressLane, startExpressLane } from '../src/drain/express-lane.js';
 import { insertInboxEvents, type NewInboxEvent } from '../src/inbox/insert-events.js';
 import { ORDER_PAGE_LIMIT } from '../src/provider/client.js';
 import { parseMicros } from '../src/time.js';
@@ -35,6 +36,8 @@ const CHUNK = 500;
 /** `--express N`: DRAIN_EXPRESS_PER_SOURCE for this run (0: no express loop); else the config's, validated there. */
 const expressArg = process.argv.indexOf('--express');
 const EXPRESS_ARG = expressArg > 0 ? process.argv[expressArg + 1] : undefined;
+/** `--in-process`: the express loop in the drain's own event loop instead of its thread (express-lane.ts), to compare. */
+const IN_PROCESS = process.argv.includes('--in-process');
 
 /**
  * The simulator's events for three clients of one world (entity ids never collide between sources), split by client:
@@ -75,12 +78,20 @@ function quantile(sorted: number[], q: number): number {
  * Runs the real drain (`drainInbox`: `loops` loops, the express lane of `expressPerSource`) as the worker does, again
  * after each return (a kick), until `stop()`; each applied webhook row's latency goes to `onApplied`.
  */
-function startDrain(sql: Sql, loops: number, maxBytes: number, expressPerSource: number, onApplied: (receivedMs: number, committedMs: number) => void) {
+function startDrain(
+  sql: Sql,
+  loops: number,
+  maxBytes: number,
+  expressPerSource: number,
+  expressLane: ExpressLane | undefined,
+  onApplied: (receivedMs: number, committedMs: number) => void,
+) {
   let running = true;
   let processed = 0;
   const full: number[] = [];
   const small: number[] = [];
   const smallPhases: Record<string, number> = {};
+  const fullPhases: Record<string, number> = {};
   const all = (async () => {
     while (running) {
       const r = await drainInbox(sql, {
@@ -89,8 +100,12 @@ function startDrain(sql: Sql, loops: number, maxBytes: number, expressPerSource:
         budgetMs: 1000,
         concurrency: loops,
         expressPerSource,
+        expressLane,
         onChunk(r, ms) {
-          if (r.claimed === CHUNK) full.push(ms);
+          if (r.claimed === CHUNK) {
+            full.push(ms);
+            for (const [k, v] of Object.entries(r.phases)) fullPhases[k] = (fullPhases[k] ?? 0) + v;
+          }
           else if (r.claimed > 0) {
             small.push(ms);
             for (const [k, v] of Object.entries(r.phases)) smallPhases[k] = (smallPhases[k] ?? 0) + v;
@@ -108,6 +123,7 @@ function startDrain(sql: Sql, loops: number, maxBytes: number, expressPerSource:
     full,
     small,
     smallPhases,
+    fullPhases,
     stop: async () => {
       running = false;
       await all;
@@ -145,6 +161,8 @@ async function main() {
     const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'silent', DRAIN_EXPRESS_PER_SOURCE: EXPRESS_ARG ?? process.env.DRAIN_EXPRESS_PER_SOURCE });
     const db = createDb({ url, max: 2 * config.drainConcurrency + 2, prepare: true });
     const { sql } = db;
+    const lane = config.drainExpressPerSource > 0 && !IN_PROCESS ? startExpressLane({ url }) : undefined;
+    console.log(`express loop: ${config.drainExpressPerSource === 0 ? 'none' : lane ? 'in its own thread' : 'in the drain\'s event loop (--in-process)'}`);
     await sql`truncate inbox_events, orders, shipments, shipment_timeline, returns, transactions, poll_cursors, channel_clients, inventory_items, sources cascade`;
     for (const [id, client] of [['src-a', 'client-1'], ['src-b', 'client-2'], ['src-c', 'client-3']]) {
       await sql`insert into sources (id, name, client_id) values (${id}, ${id}, ${client})`;
@@ -155,18 +173,29 @@ async function main() {
     for (let i = 0; i < usual.length; i += 5000) await insertInboxEvents(sql, usual.slice(i, i + 5000));
     await sql`vacuum analyze inbox_events`;
     let t0 = performance.now();
-    let drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, config.drainExpressPerSource, () => {});
+    let drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, config.drainExpressPerSource, lane, () => {});
     while (drain.processed() < USUAL && performance.now() - t0 < BACKFILL_BOUND_MS) await sleep(5);
     const usualEps = drain.processed() / ((performance.now() - t0) / 1000);
     await drain.stop();
+    // The quiet baseline starts from a settled database, not in the aftermath of phase 1 (its autovacuum, its
+    // checkpoint): those landed in the 8 s at random and made the quiet p99 swing between 20 and 55 ms.
+    await sql`vacuum analyze`;
+    await sql`checkpoint`;
 
     // 2. quiet: B's webhooks alone.
     const quiet: number[] = [];
     const during: number[] = [];
+    // The backfill phase split: while its pages are still going in, and after (a backlog being drained).
+    const duringLoad: number[] = [];
+    const duringDrain: number[] = [];
+    let loading = false;
     let phase: 'quiet' | 'backfill' | 'after' = 'quiet';
-    drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, config.drainExpressPerSource, (received, committed) => {
+    drain = startDrain(sql, config.drainConcurrency, config.drainChunkMaxBytes, config.drainExpressPerSource, lane, (received, committed) => {
       if (phase === 'quiet') quiet.push(committed - received);
-      else if (phase === 'backfill') during.push(committed - received);
+      else if (phase === 'backfill') {
+        during.push(committed - received);
+        (loading ? duringLoad : duringDrain).push(committed - received);
+      }
     });
     const webhooks = startWebhooks(sql, hooks);
     await sleep(QUIET_MS);
@@ -180,10 +209,13 @@ async function main() {
     drain.full.length = 0;
     drain.small.length = 0;
     for (const k of Object.keys(drain.smallPhases)) delete drain.smallPhases[k];
+    for (const k of Object.keys(drain.fullPhases)) delete drain.fullPhases[k];
     t0 = performance.now();
     const loader = createDb({ url, max: 1 });
+    loading = true;
     for (let i = 0; i < backfill.length; i += ORDER_PAGE_LIMIT) await insertInboxEvents(loader.sql, backfill.slice(i, i + ORDER_PAGE_LIMIT));
     const loadedMs = performance.now() - t0;
+    loading = false;
     let left = BACKFILL;
     while (performance.now() - t0 < BACKFILL_BOUND_MS) {
       const [r] = await loader.sql`select count(*)::int as n from inbox_events where source_id = 'src-a' and status = 'pending'`;
@@ -203,14 +235,19 @@ async function main() {
       select count(*) filter (where status = 'pending')::int as pending, count(*) filter (where status = 'dead')::int as dead,
              count(*) filter (where status = 'processed')::int as processed from inbox_events`;
     const reasons = await sql`select left(last_error, 80) as e, count(*)::int as n from inbox_events where status = 'dead' group by 1 order by 2 desc limit 3`;
+    await lane?.close();
     await db.close();
 
     quiet.sort((a, b) => a - b);
     during.sort((a, b) => a - b);
+    duringLoad.sort((a, b) => a - b);
+    duringDrain.sort((a, b) => a - b);
     const backfillEps = (BACKFILL - left) / (backfillMs / 1000);
     const rows = [
       ['quiet (webhooks only)', quiet.length, quantile(quiet, 0.5), quantile(quiet, 0.99), quantile(quiet, 1)],
       ['during the backfill', during.length, quantile(during, 0.5), quantile(during, 0.99), quantile(during, 1)],
+      ['  of which while its pages go in', duringLoad.length, quantile(duringLoad, 0.5), quantile(duringLoad, 0.99), quantile(duringLoad, 1)],
+      ['  of which after (its backlog drains)', duringDrain.length, quantile(duringDrain, 0.5), quantile(duringDrain, 0.99), quantile(duringDrain, 1)],
     ];
     console.log(`B's webhooks at ${WEBHOOKS_PER_S}/s, webhook → applied (ms):`);
     console.log('| phase | webhooks applied | p50 | p99 | max |');
@@ -219,7 +256,7 @@ async function main() {
       console.log(`| ${name} | ${n} | ${(p50 as number).toFixed(1)} | ${(p99 as number).toFixed(1)} | ${(max as number).toFixed(1)} |`);
     }
     console.log(`backfill: ${BACKFILL - left} of ${BACKFILL} drained in ${(backfillMs / 1000).toFixed(1)} s (inserted in ${(loadedMs / 1000).toFixed(1)} s): ${Math.round(backfillEps)} events/s beside the drain's usual ${Math.round(usualEps)} events/s alone (${(backfillEps / usualEps).toFixed(2)}x)`);
-    console.log(`full chunks of ${CHUNK} during the backfill: ${fullChunks.length}, p50 ${quantile(fullChunks, 0.5).toFixed(1)} ms, p99 ${quantile(fullChunks, 0.99).toFixed(1)} ms (a webhook rides in one, and may wait for one)`);
+    console.log(`full chunks of ${CHUNK} during the backfill: ${fullChunks.length}, p50 ${quantile(fullChunks, 0.5).toFixed(1)} ms, p99 ${quantile(fullChunks, 0.99).toFixed(1)} ms; mean by phase: ${Object.entries(drain.fullPhases).map(([k, v]) => `${k} ${(v / Math.max(1, fullChunks.length)).toFixed(1)}`).join(', ')} ms`);
     console.log(`other chunks (express or short) during the backfill: ${smallChunks.length}, p50 ${quantile(smallChunks, 0.5).toFixed(1)} ms, p99 ${quantile(smallChunks, 0.99).toFixed(1)} ms; mean by phase: ${Object.entries(drain.smallPhases).map(([k, v]) => `${k} ${(v / Math.max(1, smallChunks.length)).toFixed(1)}`).join(', ')} ms`);
     console.log(`event loop delay during the backfill: p50 ${(loopDelay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(loopDelay.max / 1e6).toFixed(1)} ms`);
     console.log(`inbox at the end: ${outcome.processed} processed, ${outcome.dead} dead, ${outcome.pending} pending`);

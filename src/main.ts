@@ -92,6 +92,7 @@ async function main() {
   if (worker) {
     pools['worker-queue'] = workerConnectionBound(config).graphile;
     pools['worker-tasks'] = workerConnectionBound(config).tasks;
+    if (workerConnectionBound(config).express > 0) pools['worker-express'] = workerConnectionBound(config).express;
   }
   const gauges = metricsDb ? startGaugeRefresher({ sql: metricsDb.sql, config, pools }) : undefined;
   const metricsApp = metricsDb ? await buildMetricsApp(config, { ready: createReadiness(metricsDb.sql, 2000) }) : undefined;

@@ -111,10 +111,12 @@ export const inboxEvents = pgTable(
     index('inbox_events_pending_idx')
       .on(t.id)
       .where(sql`status = 'pending'`),
-    // The fair claim's skip scan over sources with pending rows and each source's oldest pending rows (0008).
-    index('inbox_events_pending_source_idx')
+    // The fair claim's skip scan over sources with pending rows and each source's pending rows (0008). Its predicate
+    // is a range that status = 'pending' implies but that does not imply it: the claim's per-source reads say the
+    // range, so the pending id index cannot serve them whatever the statistics (0013).
+    index('inbox_events_pending_by_source_idx')
       .on(t.sourceId, t.id)
-      .where(sql`status = 'pending'`),
+      .where(sql`status between 'pending' and 'pending'`),
     // Dead and ignored rows only (replay, status, retention): the mark's update is not HOT (status is in the pending
     // index's predicate), so each index on every row costs an entry per mark; processed rows are pruned by id order.
     index('inbox_events_finished_idx')

@@ -25,11 +25,11 @@ import { entityKeysOf, inboxKeysOf } from '../apply/entity-keys.js';
 /**
  * The one owner of a chunk's statements and their order, inside the caller's transaction (which claimed `rows`):
  *
- *   pipeline 1: mark → orders+shipments → timeline → returns → transactions
+ *   pipeline 1: commit mode → mark → orders+shipments → timeline → returns → transactions
  *   pipeline 2: attribution locks → attribution catch-up → poll catches, resolve requests, payload drift, re-mark of
  *               the rows refused for ownership as dead (each only when there are some)
  *
- * Six to eight statements whatever the number of rows (the caller adds begin, claim and commit). Table order is fixed
+ * Seven to nine statements whatever the number of rows (the caller adds begin, claim and commit). Table order is fixed
  * and each statement locks its rows in key order, so two chunks over the same entities wait for each other but never
  * deadlock. The mark goes first: from the first upsert on, a concurrent chunk sharing an entity waits for our commit,
  * so work that locks nothing shared is done before it. Charges read the shipments and returns just written, and the
@@ -132,6 +132,9 @@ export async function applyChunk(sql: Queryable, rows: readonly InboxRow[], opts
   const { normalised, chunk, marks, deferred, clamped } = prepare(rows, opts.futureToleranceMs ?? DEFAULT_WEBHOOK_TOLERANCE_MS);
   const t1 = performance.now();
   const written = await pipeline({
+    // The commit does not wait for the disk: what a chunk writes is derived from inbox rows the intake committed
+    // durably, and a chunk lost in a crash leaves them pending, to be applied again (docs/drain.md "Durability").
+    asyncCommit: sql`select set_config('synchronous_commit', 'off', true)`,
     mark: markInboxEvents(sql, marks),
     ordersAndShipments: upsertOrdersAndShipments(sql, chunk.orders, chunk.shipments),
     timeline: insertTimelineEntries(sql, chunk.timeline),

@@ -4,6 +4,7 @@ import { type InboxMark, markInboxEvents } from '../inbox/mark.js';
 import { inboxKeysOf } from '../apply/entity-keys.js';
 import { normaliseEvent } from '../apply/normalise.js';
 import { type AppliedChunk, type ApplyOptions, applyChunk } from './apply-chunk.js';
+import type { ExpressLane, ExpressRun } from './express-lane.js';
 
 /**
  * The drain's loop: claim a chunk of pending inbox rows and apply it (apply-chunk.ts), one transaction per chunk.
@@ -205,11 +206,13 @@ async function bisect(sql: Sql, ids: readonly number[], cause: unknown, opts: Ap
 }
 
 /** How long the express loop waits when its sources have nothing pending, while bulk loops still run. */
-const EXPRESS_IDLE_MS = 20;
+const EXPRESS_IDLE_MS = 5;
 /** How long after an express chunk with rows the bulk loops take turns (one full chunk at a time). */
 const EXPRESS_BUSY_MS = 250;
 /** The longest a bulk chunk waits, between its statements, for the express chunk in flight. */
 const GIVE_WAY_MAX_MS = 100;
+/** The longest a bulk loop waits, before its next chunk, for the express chunk in flight (it holds no locks then). */
+const EXPRESS_START_WAIT_MS = 1000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface DrainResult extends ChunkResult {
@@ -225,13 +228,14 @@ export interface DrainResult extends ChunkResult {
  * shared rows in the same order, so they never deadlock. When one loop fails, the others stop after their current
  * chunk and the first error is thrown. `onChunk` sees each chunk's result (metrics).
  *
- * Lanes (docs/drain.md "Fairness"): the `concurrency` loops claim `bulk` chunks (the backlogged sources while there
- * are any, else every source); with `expressPerSource` > 0 one more loop claims `express` chunks (the sources with at
+ * Lanes (docs/drain.md "Fairness"): the `concurrency` loops claim `bulk` chunks (the backlogged sources: every source
+ * without lanes); with `expressPerSource` > 0 one more loop claims `express` chunks (the sources with at
  * most that many pending rows), so a backlog drains in full chunks beside a lane that is at most one small chunk away
- * from any other source's fresh event. A bulk loop starts its next chunk only after the express chunk in flight, if
- * any, and while the express lane has work the bulk loops take turns (the two lanes share a few cores). The express
- * loop waits a moment when it finds nothing while the bulk loops run, and ends once they have ended and it finds
- * nothing.
+ * from any other source's fresh event. That loop runs in `expressLane`'s thread when one is given (express-lane.ts:
+ * the bulk chunks' JavaScript then never holds it up), else here. A bulk loop starts its next chunk only after the
+ * express chunk in flight, if any, and while the express lane has work the bulk loops take turns (the two lanes share
+ * a few cores). The express loop waits a moment when it finds nothing while the bulk loops run, and ends once they
+ * have ended and it finds nothing.
  */
 export async function drainInbox(
   sql: Sql,
@@ -242,6 +246,8 @@ export async function drainInbox(
     concurrency?: number;
     /** DRAIN_EXPRESS_PER_SOURCE: the express lane's bound on a light source's pending rows (0: no express loop). */
     expressPerSource?: number;
+    /** Where the express loop runs (its own thread); in this event loop when absent. */
+    expressLane?: ExpressLane;
     onChunk?: (r: ChunkResult, ms: number) => void;
     /** WEBHOOK_TOLERANCE_MS: how far an event time may lead its arrival (apply-chunk.ts). */
     futureToleranceMs?: number;
@@ -255,15 +261,24 @@ export async function drainInbox(
   let failed = false;
   let emptiedLoops = 0;
   let bulkRunning = bulkLoops;
-  // The express chunk in flight: a bulk loop starts its next chunk after it (priority on 2 cores), at most one wait.
-  let expressInFlight: Promise<unknown> | undefined;
-  // Inside a bulk chunk the wait is bounded: with no backlog both lanes serve the same sources, and the express chunk
-  // may be waiting for this chunk's row locks.
-  const giveWay = () => (expressInFlight ? Promise.race([expressInFlight, sleep(GIVE_WAY_MAX_MS)]) : Promise.resolve());
   // While the express lane has work (it claimed rows lately), bulk chunks go one at a time: fewer full chunks compete
   // with the express chunk for the cores and the database.
   let expressBusyUntil = 0;
+  const counted = (r: ChunkResult, ms: number) => {
+    opts.onChunk?.(r, ms);
+    add(total, r);
+    total.chunks++;
+  };
+  // The express chunk in flight: a bulk loop starts its next chunk after it (priority on 2 cores), at most one wait.
+  let expressInFlight: Promise<unknown> | undefined;
+  const thread = perSource > 0 ? opts.expressLane : undefined;
+  const expressPending = (maxMs: number) =>
+    thread ? thread.inFlight(maxMs) : expressInFlight && Promise.race([expressInFlight, sleep(maxMs)]);
+  // Inside a bulk chunk the wait is bounded: with no backlog both lanes serve the same sources, and the express chunk
+  // may be waiting for this chunk's row locks.
+  const giveWay = () => expressPending(GIVE_WAY_MAX_MS) ?? Promise.resolve();
   let bulkSlot: Promise<void> = Promise.resolve();
+  let expressRun: ExpressRun | undefined;
   const loop = async (lane: ClaimLane) => {
     try {
       while (!failed) {
@@ -276,7 +291,7 @@ export async function drainInbox(
             });
             await previous;
           }
-          if (expressInFlight) await expressInFlight;
+          await expressPending(EXPRESS_START_WAIT_MS);
         }
         const started = performance.now();
         const chunk = drainChunk(sql, opts.chunkSize, {
@@ -296,9 +311,7 @@ export async function drainInbox(
           // Nothing fresh: look again in a moment (uncounted) while the bulk loops go on.
           await sleep(EXPRESS_IDLE_MS);
         } else {
-          opts.onChunk?.(r, performance.now() - started);
-          add(total, r);
-          total.chunks++;
+          counted(r, performance.now() - started);
           // A short bulk chunk emptied its sources, unless the byte bound cut it or it left deferred rows (claimable
           // again at once); an express chunk is short by design.
           if (lane.lane === 'bulk' && r.claimed < opts.chunkSize && !r.cutByBytes && r.deferred === 0) {
@@ -306,18 +319,42 @@ export async function drainInbox(
             return;
           }
         }
-        if (performance.now() >= deadline) return;
+        // The express loop outlives the budget while a bulk loop finishes its chunk: it would leave a gap of up to a
+        // full chunk's time, once per budget, in which no fresh event is applied.
+        if (performance.now() >= deadline && (lane.lane === 'bulk' || bulkRunning === 0)) return;
       }
     } catch (err) {
       failed = true;
+      expressRun?.stop();
       throw err;
     } finally {
-      if (lane.lane === 'bulk') bulkRunning--;
+      if (lane.lane === 'bulk' && --bulkRunning === 0) expressRun?.finish();
     }
   };
+  const runs: Promise<void>[] = [];
+  if (thread) {
+    expressRun = thread.run(
+      { chunkSize: opts.chunkSize, perSource, maxBytes: opts.chunkMaxBytes, futureToleranceMs: opts.futureToleranceMs, budgetMs: opts.budgetMs, idleMs: EXPRESS_IDLE_MS },
+      (r, ms) => {
+        expressBusyUntil = performance.now() + EXPRESS_BUSY_MS;
+        counted(r, ms);
+      },
+    );
+    runs.push(
+      expressRun.done.then(
+        (emptied) => {
+          if (emptied) emptiedLoops++;
+        },
+        (err: unknown) => {
+          failed = true;
+          throw err;
+        },
+      ),
+    );
+  }
   const lanes: ClaimLane[] = Array.from({ length: bulkLoops }, () => ({ lane: 'bulk', perSource }));
-  if (perSource > 0) lanes.push({ lane: 'express', perSource });
-  const settled = await Promise.allSettled(lanes.map(loop));
+  if (perSource > 0 && !thread) lanes.push({ lane: 'express', perSource });
+  const settled = await Promise.allSettled([...lanes.map(loop), ...runs]);
   const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (rejected) throw rejected.reason;
   total.emptied = emptiedLoops === loops;

@@ -44,9 +44,11 @@ export interface ClaimedChunk {
 /**
  * Which sources a claim serves (docs/drain.md "Fairness"). A source with at most `perSource` pending rows is light, one
  * with more is backlogged (a backfill, a catch-up, a burst):
- * - `bulk`: the backlogged sources, or every source while none is; chunks of `size` shared between them;
+ * - `bulk`: the backlogged sources only; chunks of `size` shared between them;
  * - `express`: light sources only: their rows are few, so the chunk is small and quick, and a fresh webhook rides in
  *   the next one whatever another source's backlog.
+ * A light source's events are the express lane's alone: while no source is backlogged, bulk finds nothing, and a
+ * burst that the express lane does not keep up with makes its sources backlogged, which bulk then serves.
  * While a source is backlogged, express and bulk never take the same source's rows, so one lane never waits for the
  * other's row locks (a source's events share entity rows; two sources' never do). `perSource` 0: every source is
  * backlogged, bulk serves them all (the default).
@@ -95,10 +97,10 @@ export async function claimInboxChunk(
       -- PostgreSQL 17 in the plan test, at random with the sample ANALYZE took), and a range of one value was planned
       -- as a bitmap scan of the whole source and a sort.
       with recursive active(source_id) as (
-        (select source_id from inbox_events where status = 'pending' order by source_id desc limit 1)
+        (select source_id from inbox_events where status between 'pending' and 'pending' order by source_id desc limit 1)
         union all
         select (select e.source_id from inbox_events e
-                 where e.status = 'pending' and e.source_id < a.source_id
+                 where e.status between 'pending' and 'pending' and e.source_id < a.source_id
                  order by e.source_id desc limit 1)
           from active a
          where a.source_id is not null
@@ -109,7 +111,7 @@ export async function claimInboxChunk(
          cross join lateral (
            select count(*) filter (where c.source_id = a.source_id) as n
              from (select e.source_id from inbox_events e
-                    where e.status = 'pending' and (e.source_id, e.id) <= (a.source_id, ${MAX_ID}::bigint)
+                    where e.status between 'pending' and 'pending' and (e.source_id, e.id) <= (a.source_id, ${MAX_ID}::bigint)
                     order by e.source_id desc, e.id desc
                     limit ${bound + 1}) c
          ) pending
@@ -119,7 +121,7 @@ export async function claimInboxChunk(
          where ${
            express
              ? sql`n <= ${bound}`
-             : sql`n > ${bound} or not exists (select 1 from classed where n > ${bound})`
+             : sql`n > ${bound}`
          }
       ), share as (
         select ceil(${size}::numeric / greatest(count(*), 1))::int as n from served
@@ -130,7 +132,7 @@ export async function claimInboxChunk(
            select x.id, row_number() over (order by x.id) as turn
              from (select e.id, e.source_id from inbox_events e
                     -- A light source's rows all fit: newest first finds them without passing its drained ones.
-                    where e.status = 'pending' and ${
+                    where e.status between 'pending' and 'pending' and ${
                       express
                         ? sql`(e.source_id, e.id) <= (a.source_id, ${MAX_ID}::bigint) order by e.source_id desc, e.id desc limit ${bound}`
                         : sql`(e.source_id, e.id) > (a.source_id, 0::bigint) order by e.source_id, e.id limit (select n from share)`
@@ -141,9 +143,12 @@ export async function claimInboxChunk(
          limit ${size}
       ), fair as (
         -- By primary key (= any of an array), as the final read: a join with a CTE may be planned as a scan of the inbox.
-        select id, octet_length(body)::bigint as bytes
+        -- The status is checked after the lock, not in the scan: a status clause lets the planner read a pending index
+        -- whole instead (it did, with statistics that saw no pending row); a row another drain finished meanwhile is
+        -- locked and left out.
+        select id, status, octet_length(body)::bigint as bytes
           from inbox_events
-         where id = any(array(select id from candidates)) and status = 'pending'
+         where id = any(array(select id from candidates))
            for update skip locked
       ), fill as (
         select id, octet_length(body)::bigint as bytes, ${size}::bigint + 1 as turn
@@ -151,10 +156,10 @@ export async function claimInboxChunk(
          where status = 'pending' and source_id = any(array(select source_id from served))
            and id not in (select id from fair)
          order by id
-         limit ${express ? 0 : sql`(select ${size} - count(*) from fair)`}
+         limit ${express ? 0 : sql`(select ${size} - count(*) from fair where status = 'pending')`}
            for update skip locked
       )
-      select f.id, f.bytes, c.turn from fair f join candidates c on c.id = f.id
+      select f.id, f.bytes, c.turn from fair f join candidates c on c.id = f.id where f.status = 'pending'
       union all
       select * from fill
     ), sized as (
@@ -170,11 +175,12 @@ export async function claimInboxChunk(
 
 /** The same, for given ids (bisection re-claims halves of a failed chunk): only those still pending and unlocked. */
 export async function claimInboxEventsById(sql: Queryable, ids: readonly number[]): Promise<InboxRow[]> {
-  const rows = await sql<ClaimedRow[]>`
-    select id, source_id, topic, body, event_time::text, received_at::text, via
+  // The status is checked after the lock, as the chunk's claim does: by primary key whatever the statistics.
+  const rows = await sql<(ClaimedRow & { status: string })[]>`
+    select id, status, source_id, topic, body, event_time::text, received_at::text, via
       from inbox_events
-     where id = any(${ids as number[]}::bigint[]) and status = 'pending'
+     where id = any(${ids as number[]}::bigint[])
      order by id
        for update skip locked`;
-  return rows.map(toInboxRow);
+  return rows.filter((r) => r.status === 'pending').map(toInboxRow);
 }

@@ -8,6 +8,7 @@ const POOL_OF_APPLICATION: Record<string, string> = {
   'wharf-web': 'web',
   'wharf-worker': 'worker-tasks',
   'wharf-worker-queue': 'worker-queue',
+  'wharf-worker-express': 'worker-express',
   'wharf-metrics': 'metrics',
   'wharf-ops': 'ops',
 };

@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
 import { createDb } from '../db/client.js';
+import { startExpressLane } from '../drain/express-lane.js';
 import { assertPatched } from '../patches.js';
 import { metrics } from '../metrics.js';
 import { crontab } from './crontab.js';
@@ -25,12 +26,16 @@ export interface WorkerHandle {
 }
 
 /**
- * Connections the worker role opens at most: graphile-worker's pool plus the tasks' pool (a connection per running
- * job, the drain's DRAIN_CONCURRENCY loops and its express loop in place of its one, and the heartbeat's).
+ * Connections the worker role opens at most: graphile-worker's pool, the tasks' pool (a connection per running job,
+ * the drain's DRAIN_CONCURRENCY loops in place of its one, and the heartbeat's), and the express lane's thread's one
+ * (src/drain/express-lane.ts) when DRAIN_EXPRESS_PER_SOURCE > 0.
  */
-export function workerConnectionBound(config: Config): { graphile: number; tasks: number } {
-  const drainLoops = config.drainConcurrency + (config.drainExpressPerSource > 0 ? 1 : 0);
-  return { graphile: config.workerConcurrency + 2, tasks: config.workerConcurrency + drainLoops };
+export function workerConnectionBound(config: Config): { graphile: number; tasks: number; express: number } {
+  return {
+    graphile: config.workerConcurrency + 2,
+    tasks: config.workerConcurrency + config.drainConcurrency,
+    express: config.drainExpressPerSource > 0 ? 1 : 0,
+  };
 }
 
 /**
@@ -50,6 +55,7 @@ export async function startWorker(config: Config, url: string, log: FastifyBaseL
   assertWorkerPatched();
   const bound = workerConnectionBound(config);
   const db = createDb({ url, max: bound.tasks, prepare: true, applicationName: 'wharf-worker' });
+  const expressLane = bound.express > 0 ? startExpressLane({ url, applicationName: 'wharf-worker-express' }) : undefined;
   const logger = new Logger((scope) => (level, message, meta) => {
     const fn = level === 'error' ? log.error : level === 'warning' ? log.warn : log.debug;
     fn.call(log, { scope, ...meta }, message);
@@ -73,7 +79,7 @@ export async function startWorker(config: Config, url: string, log: FastifyBaseL
     pollInterval: 2000,
     logger,
     events,
-    taskList: buildTaskList({ config, db, now: () => new Date() }),
+    taskList: buildTaskList({ config, db, expressLane, now: () => new Date() }),
     crontab,
   });
   const heartbeat = startHeartbeat(db.sql, {
@@ -101,7 +107,7 @@ export async function startWorker(config: Config, url: string, log: FastifyBaseL
         await graceful.catch(() => {});
       }
       await heartbeat.stop();
-      await Promise.all([db.close(), pgPool.end()]);
+      await Promise.all([db.close(), pgPool.end(), expressLane?.close()]);
     },
   };
 }

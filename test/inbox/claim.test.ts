@@ -1,8 +1,11 @@
 import t from 'tap';
 import { drainInbox } from '../../src/drain/drain-inbox.js';
+import { startExpressLane } from '../../src/drain/express-lane.js';
 import { claimInboxChunk } from '../../src/inbox/claim.js';
 import { insertInbox, insertSources, shipmentBody } from '../apply/factory.js';
+import { createDb } from '../../src/db/client.js';
 import { freshDatabase } from '../helper.js';
+import { type Captured, explainCaptured, inRollback } from '../plans/plan.js';
 
 // A chunk is bounded by its body bytes as well as its count, without loading the bodies past the bound.
 
@@ -99,10 +102,13 @@ t.test('lanes: express takes the light sources only, bulk the backlogged ones, a
   const { sql } = await freshDatabase(t);
   await insertSources(sql, 3);
   const sources = (rows: { sourceId: string }[]) => [...new Set(rows.map((r) => r.sourceId))].sort();
-  // src-2 has 30 webhooks pending: no source is backlogged, so bulk serves every source.
+  // src-2 has 30 webhooks pending: no source is backlogged, so bulk finds nothing (they are the express lane's) and
+  // without lanes (perSource 0) every source is bulk's.
   await insertInbox(sql, Array.from({ length: 30 }, (_, i) => shipment('src-2', 10_000 + i, 'webhook')));
   const calm = await sql.begin((tx) => claimInboxChunk(tx, 500, Number.MAX_SAFE_INTEGER, { lane: 'bulk', perSource: 50 }));
-  t.same([calm.rows.length, sources(calm.rows)], [30, ['src-2']], 'no backlog: bulk takes the light rows too');
+  t.equal(calm.rows.length, 0, 'no backlog: bulk takes none of the light rows');
+  const noLanes = await sql.begin((tx) => claimInboxChunk(tx, 500, Number.MAX_SAFE_INTEGER, { lane: 'bulk', perSource: 0 }));
+  t.same([noLanes.rows.length, sources(noLanes.rows)], [30, ['src-2']], 'no lanes: bulk takes them all');
   // Then src-1 backfills 1,200 polled events and src-3 receives 50 webhooks.
   await insertInbox(sql, Array.from({ length: 1200 }, (_, i) => shipment('src-1', i + 1, 'poll')));
   await insertInbox(sql, Array.from({ length: 50 }, (_, i) => shipment('src-3', 20_000 + i, 'webhook')));
@@ -130,8 +136,11 @@ t.test('lanes: express takes the light sources only, bulk the backlogged ones, a
   t.same(sources(express.rows), ['src-2'], 'express now serves src-2 alone');
 });
 
-t.test('the drain in lanes applies every event once, and the fresh webhooks never ride with the backlog', async (t) => {
-  const { sql } = await freshDatabase(t);
+for (const where of ['in its own thread', 'in the drain\'s event loop'] as const) {
+t.test(`the drain in lanes (the express loop ${where}) applies every event once, and the fresh webhooks never ride with the backlog`, async (t) => {
+  const { sql, url } = await freshDatabase(t);
+  const expressLane = where === 'in its own thread' ? startExpressLane({ url }) : undefined;
+  t.teardown(() => expressLane?.close());
   await insertSources(sql, 2);
   await insertInbox(
     sql,
@@ -148,6 +157,7 @@ t.test('the drain in lanes applies every event once, and the fresh webhooks neve
     budgetMs: 60_000,
     concurrency: 2,
     expressPerSource: 50,
+    expressLane,
     onChunk(c) {
       const webhooks = c.applied.reduce((n, a) => n + a.receivedAt.length, 0);
       if (webhooks > 0) webhookChunks++;
@@ -160,4 +170,48 @@ t.test('the drain in lanes applies every event once, and the fresh webhooks neve
   t.same(mixed, [], 'no chunk carried a webhook together with backlog rows');
   const [{ n }] = await sql`select count(*)::int as n from inbox_events where status <> 'processed'`;
   t.equal(n, 0);
+});
+}
+
+t.test('a failure in the express thread fails the drain, and nothing it held is lost', async (t) => {
+  const { sql } = await freshDatabase(t);
+  await insertSources(sql, 2);
+  await insertInbox(sql, Array.from({ length: 600 }, (_, i) => shipment('src-1', i + 1, 'poll')));
+  await insertInbox(sql, Array.from({ length: 5 }, (_, i) => shipment('src-2', 50_000 + i, 'webhook')));
+  // The thread's connection goes to a port nothing listens on.
+  const expressLane = startExpressLane({ url: 'postgres://wharf@127.0.0.1:1/none' });
+  t.teardown(() => expressLane.close());
+  await t.rejects(
+    drainInbox(sql, { chunkSize: 500, budgetMs: 60_000, concurrency: 1, expressPerSource: 50, expressLane }),
+    { code: 'ECONNREFUSED' },
+    'the express lane\'s error is the drain\'s',
+  );
+  const [{ n }] = await sql`select count(*)::int as n from inbox_events where source_id = 'src-2' and status = 'pending'`;
+  t.equal(n, 5, 'the light source\'s events are still pending, for the next drain');
+});
+
+t.test('the claim reads by source through its index even when the statistics saw no pending row', async (t) => {
+  const { sql, url } = await freshDatabase(t);
+  await insertSources(sql, 2);
+  // Autovacuum analyzes a drained inbox: every row processed, so every pending scan is estimated at one row.
+  await insertInbox(sql, Array.from({ length: 3000 }, (_, i) => shipment('src-1', i + 1, 'poll')));
+  await drainInbox(sql, { chunkSize: 500, budgetMs: 60_000 });
+  await sql`analyze inbox_events`;
+  // Then a backfill lands: 6,000 rows of src-1 behind 20 webhooks of src-2.
+  await insertInbox(sql, Array.from({ length: 20 }, (_, i) => shipment('src-2', 50_000 + i, 'webhook')));
+  await insertInbox(sql, Array.from({ length: 6000 }, (_, i) => shipment('src-1', 10_000 + i, 'poll')));
+  const captured: Captured[] = [];
+  const capturing = createDb({ url, max: 1, onQuery: (text, params) => captured.push({ text, params }) });
+  t.teardown(() => capturing.close(1));
+  for (const lane of ['bulk', 'express'] as const) {
+    captured.length = 0;
+    const claimed = await inRollback(capturing.sql, (tx) => claimInboxChunk(tx, 500, Number.MAX_SAFE_INTEGER, { lane, perSource: 50 }));
+    t.equal(claimed.rows.length, lane === 'bulk' ? 500 : 20, `${lane}: the chunk`);
+    const claim = captured.find((c) => c.text.includes('skip locked'))!;
+    const plan = await explainCaptured(sql, claim, ['inbox_events']);
+    t.ok(plan.indexes.includes('inbox_events_pending_by_source_idx'), `${lane}: per source through the index:\n${plan.outline}`);
+    // The sorts left are of the claimed rows (their turns, their order): never of a source's pending rows.
+    for (const s of plan.sorts) t.ok(s.rows <= 500, `${lane}: a sort of ${s.rows} rows (${s.key}), at most the chunk's 500`);
+    t.same(plan.seqScans, [], `${lane}: no sequential scan`);
+  }
 });

@@ -75,14 +75,14 @@ export const planCases: PlanCase[] = [
     fn: 'claimInboxChunk (src/inbox/claim.ts): the express lane (light sources only)',
     run: (sql) => inRollback(sql, (tx) => claimInboxChunk(tx, 500, Number.MAX_SAFE_INTEGER, { lane: 'express', perSource: 50 })),
     pick: (q) => q.includes('skip locked'),
-    indexes: ['inbox_events_pending_source_idx'],
+    indexes: ['inbox_events_pending_by_source_idx'],
   },
   {
     name: 'claim-inbox-chunk-bulk',
     fn: 'claimInboxChunk (src/inbox/claim.ts): the bulk lane (backlogged sources only)',
     run: (sql) => inRollback(sql, (tx) => claimInboxChunk(tx, 500, Number.MAX_SAFE_INTEGER, { lane: 'bulk', perSource: 50 })),
     pick: (q) => q.includes('skip locked'),
-    indexes: ['inbox_events_pending_source_idx', 'inbox_events_pending_idx'],
+    indexes: ['inbox_events_pending_by_source_idx', 'inbox_events_pending_idx'],
   },
   {
     name: 'list-due-timelines',

@@ -30,6 +30,7 @@ export function drainTask(deps: TaskDeps): Task {
       budgetMs: deps.config.drainTimeBudgetMs,
       concurrency: deps.config.drainConcurrency,
       expressPerSource: deps.config.drainExpressPerSource,
+      expressLane: deps.expressLane,
       futureToleranceMs: deps.config.webhookToleranceMs,
       onChunk(r, ms) {
         if (r.refused) tenancyMetrics.ownershipRefused.inc(r.refused);

@@ -92,7 +92,7 @@ export async function startWharfService(p: {
     worker: workers[0],
     webUrl: webUrls[0],
     env,
-    connectionBound: webs.length * config.dbPoolMax + workers.length * (bound.graphile + bound.tasks + 1),
+    connectionBound: webs.length * config.dbPoolMax + workers.length * (bound.graphile + bound.tasks + bound.express + 1),
     stop,
   };
 }

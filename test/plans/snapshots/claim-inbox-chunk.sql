@@ -10,10 +10,10 @@
       -- PostgreSQL 17 in the plan test, at random with the sample ANALYZE took), and a range of one value was planned
       -- as a bitmap scan of the whole source and a sort.
       with recursive active(source_id) as (
-        (select source_id from inbox_events where status = 'pending' order by source_id desc limit 1)
+        (select source_id from inbox_events where status between 'pending' and 'pending' order by source_id desc limit 1)
         union all
         select (select e.source_id from inbox_events e
-                 where e.status = 'pending' and e.source_id < a.source_id
+                 where e.status between 'pending' and 'pending' and e.source_id < a.source_id
                  order by e.source_id desc limit 1)
           from active a
          where a.source_id is not null
@@ -24,16 +24,16 @@
          cross join lateral (
            select count(*) filter (where c.source_id = a.source_id) as n
              from (select e.source_id from inbox_events e
-                    where e.status = 'pending' and (e.source_id, e.id) <= (a.source_id, $1::bigint)
+                    where e.status between 'pending' and 'pending' and (e.source_id, e.id) <= (a.source_id, $1::bigint)
                     order by e.source_id desc, e.id desc
                     limit $2) c
          ) pending
          where a.source_id is not null
       ), served as (
         select source_id from classed
-         where n > $3 or not exists (select 1 from classed where n > $4)
+         where n > $3
       ), share as (
-        select ceil($5::numeric / greatest(count(*), 1))::int as n from served
+        select ceil($4::numeric / greatest(count(*), 1))::int as n from served
       ), candidates as (
         select p.id, p.turn
           from served a
@@ -41,27 +41,30 @@
            select x.id, row_number() over (order by x.id) as turn
              from (select e.id, e.source_id from inbox_events e
                     -- A light source's rows all fit: newest first finds them without passing its drained ones.
-                    where e.status = 'pending' and (e.source_id, e.id) > (a.source_id, 0::bigint) order by e.source_id, e.id limit (select n from share)) x
+                    where e.status between 'pending' and 'pending' and (e.source_id, e.id) > (a.source_id, 0::bigint) order by e.source_id, e.id limit (select n from share)) x
             where x.source_id = a.source_id
          ) p
          order by p.turn, p.id
-         limit $6
+         limit $5
       ), fair as (
         -- By primary key (= any of an array), as the final read: a join with a CTE may be planned as a scan of the inbox.
-        select id, octet_length(body)::bigint as bytes
+        -- The status is checked after the lock, not in the scan: a status clause lets the planner read a pending index
+        -- whole instead (it did, with statistics that saw no pending row); a row another drain finished meanwhile is
+        -- locked and left out.
+        select id, status, octet_length(body)::bigint as bytes
           from inbox_events
-         where id = any(array(select id from candidates)) and status = 'pending'
+         where id = any(array(select id from candidates))
            for update skip locked
       ), fill as (
-        select id, octet_length(body)::bigint as bytes, $7::bigint + 1 as turn
+        select id, octet_length(body)::bigint as bytes, $6::bigint + 1 as turn
           from inbox_events
          where status = 'pending' and source_id = any(array(select source_id from served))
            and id not in (select id from fair)
          order by id
-         limit (select $8 - count(*) from fair)
+         limit (select $7 - count(*) from fair where status = 'pending')
            for update skip locked
       )
-      select f.id, f.bytes, c.turn from fair f join candidates c on c.id = f.id
+      select f.id, f.bytes, c.turn from fair f join candidates c on c.id = f.id where f.status = 'pending'
       union all
       select * from fill
     ), sized as (
@@ -70,5 +73,5 @@
     select e.id, e.source_id, e.topic, e.body, e.event_time::text, e.received_at::text, e.via,
            (select count(*) from locked)::int as locked
       from inbox_events e
-     where e.id = any(array(select id from sized where n = 1 or total <= $9::bigint))
+     where e.id = any(array(select id from sized where n = 1 or total <= $8::bigint))
      order by e.id;
