@@ -199,7 +199,8 @@ async function main() {
         const { afterId, maxId } = t.pruneFrom;
         return inRollback(t.db.sql, (tx) => deleteProcessedBatch(tx, { before, limit: pruneBatch, afterId, maxId }));
       },
-      // A run's start: the bound (bisection) and a first batch, which reads the kept dead and ignored rows once.
+      // A run's start: the watermark, the bound (bisection) and a first batch, from the watermark the seeder left where
+      // the last hourly run would have (test/harness/scale/seed.ts).
       prune_start: (t) =>
         inRollback(t.db.sql, (tx) => {
           let batches = 0;
@@ -215,7 +216,8 @@ async function main() {
             shouldStop: () => batches >= 1,
           });
         }),
-      prune_tail: (t) => inRollback(t.db.sql, (tx) => pruneInbox(tx, { processedDays: 45, deadDays: 95, quarantineDays: 35, batchSize: 1000, now })),
+      // The hourly run's retention an hour after the last run: its walk reads only the rows received in between.
+      prune_tail: (t) => inRollback(t.db.sql, (tx) => pruneInbox(tx, { processedDays: 30, deadDays: 95, quarantineDays: 35, batchSize: 1000, now })),
       status: (t) => readStatus(t.db.sql, { staleAfterMs: 60_000 }),
       // The gauges' read (the service runs it on a timer) and then a scrape, served from memory.
       metrics: async (t) => {

@@ -147,6 +147,17 @@ export const inboxFinishedCounts = pgTable('inbox_finished_counts', {
 });
 
 /**
+ * One row: where the prune's walk of processed rows starts (migration 0012, src/inbox/prune.ts). Every inbox row with
+ * an id at or below `processed_after_id` is dead or ignored (or gone); `reopened` counts the rows a trigger saw go
+ * back to pending or processed (it lowers the watermark below each).
+ */
+export const inboxPruneState = pgTable('inbox_prune_state', {
+  id: boolean('id').primaryKey().default(true),
+  processedAfterId: bigint('processed_after_id', { mode: 'number' }).notNull().default(0),
+  reopened: bigint('reopened', { mode: 'number' }).notNull().default(0),
+});
+
+/**
  * Samples of refused requests of known sources (a few per source, reason and hour: src/intake/quarantine.ts), kept for
  * diagnosis (a spike after a secret rotation shows here). Never a body or a secret.
  */

@@ -204,10 +204,11 @@ export const planCases: PlanCase[] = [
         });
       }),
     pick: (q) => q.includes('inbox_events'),
-    indexes: ['inbox_events_pkey'],
-    // Dead and ignored rows older than the cutoff are kept (90 days) and skipped by each batch: bounded by them, not by
-    // the inbox.
-    maxRowsDropped: (c) => rowsKeptBefore(c, 29),
+    // The watermark and the oldest pending row: a read of the one-row inbox_prune_state and a pending-index probe.
+    indexes: ['inbox_events_pkey', 'inbox_events_pending_idx'],
+    // The batch starts at the stored watermark (where the seeded last run ended): it skips only the dead and ignored
+    // rows received since, not every one kept before the cutoff.
+    maxRowsDropped: (c) => rowsKeptAfterWatermark(c, 29),
   },
   {
     name: 'prune-next-batch',
@@ -225,11 +226,21 @@ export const planCases: PlanCase[] = [
   {
     name: 'prune-run-end',
     fn: 'pruneInbox (src/inbox/prune.ts): a run with nothing left to delete (every step\'s closing batch)',
+    // The hourly run's retention (INBOX_RETENTION_DAYS), an hour after the seeded last run: its walk reads the rows
+    // received between the two runs' cutoffs, then it stores its watermark.
     run: (sql, c) =>
-      inRollback(sql, (tx) => pruneInbox(tx, { processedDays: 45, deadDays: 95, quarantineDays: 35, batchSize: 500, now: c.now })),
-    pick: (q) => q.includes('inbox_events') || q.includes('quarantine'),
-    indexes: ['inbox_events_pkey', 'inbox_events_finished_idx', 'quarantine_received_idx', 'quarantine_counts_bucket_idx'],
-    maxRowsDropped: (c) => rowsKeptBefore(c, 45),
+      inRollback(sql, (tx) => pruneInbox(tx, { processedDays: 30, deadDays: 95, quarantineDays: 35, batchSize: 500, now: c.now })),
+    pick: (q) => q.includes('inbox_events') || q.includes('inbox_prune_state') || q.includes('quarantine'),
+    indexes: [
+      'inbox_events_pkey',
+      'inbox_events_pending_idx',
+      'inbox_events_finished_idx',
+      'quarantine_received_idx',
+      'quarantine_counts_bucket_idx',
+    ],
+    // Not the dead and ignored rows kept before the cutoff (a walk from the first id read them all, every run): only
+    // those after the watermark.
+    maxRowsDropped: (c) => rowsKeptAfterWatermark(c, 30),
   },
   {
     name: 'read-status',
@@ -289,10 +300,15 @@ function reconcileSpan(c: PlanContext): [Date, Date] {
   return [new Date(end - 30 * DAY), new Date(end)];
 }
 
-/** Inbox rows a prune keeps that lie before the processed cutoff (dead and ignored rows, pending ones). */
-async function rowsKeptBefore(c: PlanContext, days: number): Promise<number> {
+/**
+ * Inbox rows a prune keeps (dead and ignored, pending) between the stored watermark and the newest id received before
+ * the processed cutoff: what a walk from the watermark reads and drops.
+ */
+async function rowsKeptAfterWatermark(c: PlanContext, days: number): Promise<number> {
   const cutoff = new Date(c.now.getTime() - days * DAY);
   const bound = (await lastInboxIdBefore(c.plain, cutoff)) ?? 0;
-  const [r] = await c.plain`select count(*)::int as n from inbox_events where id <= ${bound} and status <> 'processed'`;
+  const [r] = await c.plain`
+    select count(*)::int as n from inbox_events
+     where id > (select processed_after_id from inbox_prune_state) and id <= ${bound} and status <> 'processed'`;
   return r.n;
 }

@@ -69,6 +69,8 @@ export interface SeededCounts {
   quarantine: number;
   quarantine_counts: number;
   poll_cursors: number;
+  /** Where the next prune run's walk of processed rows starts (inbox_prune_state). */
+  prune_after_id: number;
 }
 
 /** A uniform number in [0, 1) from row number `i` and salt `k` (SQL text). */
@@ -241,6 +243,15 @@ export async function seedScale(sql: Sql, o: ScaleOptions): Promise<SeededCounts
                 from generate_series(${a}, ${b}) n) x
        order by n`),
   );
+  // The prune's watermark (inbox_prune_state, migration 0012) where the hourly prune_inbox would have left it, its
+  // last run an hour before `now` with the default retention (30 days): the newest id received before that run's
+  // cutoff, kept below the oldest pending or processed row (the seed has no processed row older than the cutoff, so
+  // that run would have deleted none). Left at 0, the next run would walk every kept dead and ignored row from the
+  // first id: a state a deployment is in once, on its first run after the migration, not every hour.
+  await sql.unsafe(`
+    update inbox_prune_state set processed_after_id = least(
+      coalesce((select max(id) from inbox_events where received_at < timestamptz '${now}' - interval '30 days 1 hour'), 0),
+      coalesce((select min(id) - 1 from inbox_events where status in ('pending', 'processed')), 9223372036854775807))`);
 
   const Q = Math.floor(S * P.quarantinePerShipment);
   const reasons = ['bad_signature', 'unknown_source', 'rate_limited', 'stale_timestamp', 'too_large'];
@@ -294,6 +305,7 @@ export async function countSeeded(sql: Sql): Promise<SeededCounts> {
            (select count(*)::int from inbox_events where status = 'ignored') as inbox_ignored,
            (select count(*)::int from quarantine) as quarantine,
            (select count(*)::int from quarantine_counts) as quarantine_counts,
-           (select count(*)::int from poll_cursors) as poll_cursors`;
+           (select count(*)::int from poll_cursors) as poll_cursors,
+           (select processed_after_id::float8 from inbox_prune_state) as prune_after_id`;
   return c;
 }

@@ -1,12 +1,13 @@
 -- deleteProcessedBatch (src/inbox/prune.ts): a batch after the first one of a run
 -- The statements test/plans/plans.test.ts checks (UPDATE_PLAN_SNAPSHOTS=1 rewrites this file).
 -- statement 1
-    with deleted as (
-      delete from inbox_events where id in (
-        select id from inbox_events
-         where id > $1::bigint and id <= $2::bigint
-           and status = 'processed' and received_at < $3::timestamptz
-         order by id
-         limit $4::int)
+    with seen as (
+      select id, received_at < $1::timestamptz as old from inbox_events
+       where id > $2::bigint and id <= $3::bigint and status = 'processed'
+       order by id
+       limit $4::int),
+    deleted as (
+      delete from inbox_events where id in (select id from seen where old)
       returning id)
-    select count(*)::int as deleted, max(id) as last from deleted;
+    select (select count(*)::int from deleted) as deleted, (select count(*)::int from seen) as scanned,
+           (select max(id) from seen) as last, (select min(id) from seen where not old) as first_kept;

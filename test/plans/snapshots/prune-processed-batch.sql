@@ -1,16 +1,21 @@
 -- pruneInbox (src/inbox/prune.ts): the bound (lastInboxIdBefore) and one batch of processed rows
 -- The statements test/plans/plans.test.ts checks (UPDATE_PLAN_SNAPSHOTS=1 rewrites this file).
 -- statement 1
-select max(id) as hi from inbox_events;
+    select s.processed_after_id as after_id, s.reopened, p.min_pending
+      from (select min(id) as min_pending from inbox_events where status = 'pending') p
+      left join inbox_prune_state s on s.id;
 -- statement 2
-      select id, received_at < $1::timestamptz as old from inbox_events where id >= $2::bigint order by id limit 1;
+select max(id) as hi from inbox_events;
 -- statement 3
-    with deleted as (
-      delete from inbox_events where id in (
-        select id from inbox_events
-         where id > $1::bigint and id <= $2::bigint
-           and status = 'processed' and received_at < $3::timestamptz
-         order by id
-         limit $4::int)
+      select id, received_at < $1::timestamptz as old from inbox_events where id >= $2::bigint order by id limit 1;
+-- statement 4
+    with seen as (
+      select id, received_at < $1::timestamptz as old from inbox_events
+       where id > $2::bigint and id <= $3::bigint and status = 'processed'
+       order by id
+       limit $4::int),
+    deleted as (
+      delete from inbox_events where id in (select id from seen where old)
       returning id)
-    select count(*)::int as deleted, max(id) as last from deleted;
+    select (select count(*)::int from deleted) as deleted, (select count(*)::int from seen) as scanned,
+           (select max(id) from seen) as last, (select min(id) from seen where not old) as first_kept;

@@ -1,31 +1,40 @@
 -- pruneInbox (src/inbox/prune.ts): a run with nothing left to delete (every step's closing batch)
 -- The statements test/plans/plans.test.ts checks (UPDATE_PLAN_SNAPSHOTS=1 rewrites this file).
 -- statement 1
-select max(id) as hi from inbox_events;
+    select s.processed_after_id as after_id, s.reopened, p.min_pending
+      from (select min(id) as min_pending from inbox_events where status = 'pending') p
+      left join inbox_prune_state s on s.id;
 -- statement 2
-      select id, received_at < $1::timestamptz as old from inbox_events where id >= $2::bigint order by id limit 1;
+select max(id) as hi from inbox_events;
 -- statement 3
-    with deleted as (
-      delete from inbox_events where id in (
-        select id from inbox_events
-         where id > $1::bigint and id <= $2::bigint
-           and status = 'processed' and received_at < $3::timestamptz
-         order by id
-         limit $4::int)
-      returning id)
-    select count(*)::int as deleted, max(id) as last from deleted;
+      select id, received_at < $1::timestamptz as old from inbox_events where id >= $2::bigint order by id limit 1;
 -- statement 4
+    with seen as (
+      select id, received_at < $1::timestamptz as old from inbox_events
+       where id > $2::bigint and id <= $3::bigint and status = 'processed'
+       order by id
+       limit $4::int),
+    deleted as (
+      delete from inbox_events where id in (select id from seen where old)
+      returning id)
+    select (select count(*)::int from deleted) as deleted, (select count(*)::int from seen) as scanned,
+           (select max(id) from seen) as last, (select min(id) from seen where not old) as first_kept;
+-- statement 5
+    update inbox_prune_state set processed_after_id = greatest(processed_after_id, $1::bigint)
+     where id and reopened = $2::bigint
+    returning 1;
+-- statement 6
     delete from inbox_events where id in (
       select id from inbox_events
        where status in ('dead', 'ignored') and status = any($1::text[]) and received_at < $2::timestamptz
        order by status, received_at
        limit $3::int)
     returning 1;
--- statement 5
+-- statement 7
     delete from quarantine where id in (
       select id from quarantine where received_at < $1::timestamptz order by received_at limit $2::int)
     returning 1;
--- statement 6
+-- statement 8
     delete from quarantine_counts where (source_id, reason, bucket) in (
       select source_id, reason, bucket from quarantine_counts
        where bucket < $1::timestamptz order by bucket limit $2::int)
