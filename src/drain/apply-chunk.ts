@@ -172,7 +172,14 @@ export async function applyChunk(sql: Queryable, rows: readonly InboxRow[], opts
   }
 
   const txById = new Map(chunk.transactions.map((t) => [t.transactionId, t]));
-  const pending = transactions.filter((t) => t.attribution_status === 'pending').map((t) => txById.get(t.id)!);
+  // Charges to re-check: those written pending, and those the upsert left as they were (an older or equal version).
+  // The latter's rows are locked too (ON CONFLICT DO UPDATE locks the row it does not update), so a chunk landing
+  // their shipment meanwhile skips them in its catch-up (SKIP LOCKED) and counts on this chunk to re-check them.
+  const writtenIds = new Set(written.transactions.map((t) => t.id));
+  const pending = [
+    ...transactions.filter((t) => t.attribution_status === 'pending').map((t) => txById.get(t.id)!),
+    ...chunk.transactions.filter((t) => !writtenIds.has(t.transactionId) && (t.refKind === 'shipment' || t.refKind === 'return') && t.refKey !== null),
+  ];
   const keys = [
     ...shipments.filter((s) => s.attributable).map((s) => referenceKey('shipment', s.id)),
     ...returns.filter((r) => r.attributable).map((r) => referenceKey('return', r.id)),

@@ -1,5 +1,7 @@
 import t from 'tap';
+import { applyChunk } from '../../src/drain/apply-chunk.js';
 import { drainChunk, drainInbox } from '../../src/drain/drain-inbox.js';
+import { claimInboxEventsById } from '../../src/inbox/claim.js';
 import { createWorld } from '../harness/simulator/index.js';
 import { freshDatabase } from '../helper.js';
 import { at, chargeBody, fromChange, type InboxEventInput, insertInbox, insertSources, shipmentBody } from '../apply/factory.js';
@@ -392,4 +394,46 @@ t.test('stored documents are the resources as their inbox rows carried them (an 
   t.same(ships.map((s) => s.data), [shipmentBody(11, 1), second, { ...shipmentBody(13, 1), status: 'Exception' }]);
   const [ret] = await sql`select data from returns`;
   t.same(ret.data, { id: 300_001, status: 'AwaitingArrival' }, 'the resource under its key');
+});
+
+t.test('a charge stays attributable while a stale copy of it holds its row as its shipment lands', async (t) => {
+  // A poll re-reads charge T (an older version: its upsert changes nothing, but ON CONFLICT DO UPDATE locks the row) in a
+  // chunk that is still open when another chunk brings T's shipment; that chunk's catch-up skips the locked row (SKIP
+  // LOCKED: "the holder re-checks it"). The holder must then re-check it: T was left pending for ever before.
+  const { sql } = await freshDatabase(t);
+  await insertSources(sql, 1);
+  await insertInbox(sql, [{ topic: 'billing.charge.created', body: chargeBody('T-stale', 77, 1) }]);
+  await drainInbox(sql, { chunkSize: 500, budgetMs: 10_000 });
+  const [before] = await sql`select attribution_status from transactions where transaction_id = 'T-stale'`;
+  t.equal(before.attribution_status, 'pending', 'no shipment yet: pending');
+
+  // An older version (a poll page read before the webhook's change): not newer, so the upsert writes nothing.
+  const [staleId] = await insertInbox(sql, [{ topic: 'poll.transaction', via: 'poll', body: chargeBody('T-stale', 77, 0) }]);
+  await insertInbox(sql, [{ topic: 'order.shipment.tracking.updated', body: shipmentBody(77, 2) }]);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let staleApplied!: () => void;
+  const applied = new Promise<void>((resolve) => {
+    staleApplied = resolve;
+  });
+  const stale = sql.begin(async (tx) => {
+    const rows = await claimInboxEventsById(tx, [staleId]);
+    t.equal(rows.length, 1, 'the stale copy claimed');
+    await applyChunk(tx, rows);
+    staleApplied();
+    await held;
+  });
+  await applied;
+  // The shipment's chunk, while the stale chunk holds T's row.
+  const landing = drainChunk(sql, 500);
+  const settledEarly = await Promise.race([landing.then(() => true), new Promise((r) => setTimeout(() => r(false), 300))]);
+  release();
+  await stale;
+  const r = await landing;
+  t.equal(r.processed, 1, 'the shipment applied');
+  const [after] = await sql`select attribution_status, client_id from transactions where transaction_id = 'T-stale'`;
+  t.same({ ...after }, { attribution_status: 'attributed', client_id: 'client-1' }, 'T attributed once both committed');
+  t.comment(settledEarly ? 'the landing chunk did not wait' : 'the landing chunk waited for the stale one');
 });
