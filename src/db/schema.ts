@@ -136,15 +136,21 @@ export const inboxEvents = pgTable(
  * Dead and ignored inbox rows counted per (status, source, topic, reason) and slot, kept exact by triggers on
  * inbox_events (migration 0009): a count is the sum over slots.
  */
-export const inboxFinishedCounts = pgTable('inbox_finished_counts', {
-  status: text('status').notNull(),
-  sourceId: text('source_id').notNull(),
-  topic: text('topic'),
-  reason: text('reason'),
-  reasonKey: text('reason_key').notNull(),
-  slot: integer('slot').notNull(),
-  count: bigint('count', { mode: 'number' }).notNull(),
-});
+export const inboxFinishedCounts = pgTable(
+  'inbox_finished_counts',
+  {
+    status: text('status').notNull(),
+    sourceId: text('source_id').notNull(),
+    topic: text('topic'),
+    reason: text('reason'),
+    reasonKey: text('reason_key').notNull(),
+    slot: integer('slot').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+  },
+  // The counters at zero, which a prune run deletes (0014): without it that delete read the whole table, whose size
+  // follows the counters' churn (each dead or ignored row's insert and delete updates one), not its rows.
+  (t) => [index('inbox_finished_counts_zero_idx').on(t.slot).where(sql`count = 0`)],
+);
 
 /**
  * One row: where the prune's walk of processed rows starts (migration 0012, src/inbox/prune.ts). Every inbox row with

@@ -73,7 +73,9 @@ export async function pruneInbox(
         await advancePruneWatermark(sql, { to, reopened: start.reopened });
       },
     },
-    { key: 'deadOrIgnored', run: async () => done(await deleteInboxBatch(sql, ['dead', 'ignored'], deadCutoff, p.batchSize)) },
+    // One status per step: each is then a range of inbox_events_finished_idx (status, received_at).
+    { key: 'deadOrIgnored', run: async () => done(await deleteInboxBatch(sql, 'dead', deadCutoff, p.batchSize)) },
+    { key: 'deadOrIgnored', run: async () => done(await deleteInboxBatch(sql, 'ignored', deadCutoff, p.batchSize)) },
     { key: 'quarantine', run: async () => done(await deleteQuarantineBatch(sql, quarantineCutoff, p.batchSize)) },
     { key: 'quarantine', run: async () => done(await deleteQuarantineCountsBatch(sql, quarantineCutoff, p.batchSize)) },
   ];
@@ -140,11 +142,16 @@ export async function advancePruneWatermark(sql: Sql, p: { to: number; reopened:
 
 /**
  * Deletes the dead-and-ignored counters (inbox_finished_counts, kept by triggers) that fell to zero: keys whose rows
- * were pruned or replayed. One statement over a table of one row per source, topic, reason and slot. A counter a
- * concurrent mark is raising is locked by it: the delete waits, sees the new count and keeps it.
+ * were pruned or replayed. One statement, through the index of the counters at zero (0014).
  */
 export async function deleteEmptyCounters(sql: Sql): Promise<number> {
-  const rows = await sql`delete from inbox_finished_counts where count = 0 returning 1`;
+  // Skipping the counters another statement holds (a mark raising one, another run's delete): this one never waits,
+  // so it cannot deadlock with the triggers that update counters in their rows' order; what it skips, a later run
+  // deletes.
+  const rows = await sql`
+    delete from inbox_finished_counts where ctid = any(array(
+      select ctid from inbox_finished_counts where count = 0 for update skip locked))
+    returning 1`;
   return rows.length;
 }
 
@@ -167,7 +174,9 @@ export async function deleteProcessedBatch(
        order by id
        limit ${p.limit}::int),
     deleted as (
-      delete from inbox_events where id in (select id from seen where old)
+      -- By primary key (= any of an array): rows are locked in id order, so two runs at once wait for each other rather
+      -- than deadlock (an id in (subquery) is hashed, and two runs locked their shared rows in hash order).
+      delete from inbox_events where id = any(array(select id from seen where old))
       returning id)
     select (select count(*)::int from deleted) as deleted, (select count(*)::int from seen) as scanned,
            (select max(id) from seen) as last, (select min(id) from seen where not old) as first_kept`;
@@ -179,14 +188,16 @@ export async function deleteProcessedBatch(
   };
 }
 
-/** Deletes at most `limit` dead or ignored inbox rows (`statuses`) received before `before`. Returns how many. */
-export async function deleteInboxBatch(sql: Sql, statuses: string[], before: Date, limit: number): Promise<number> {
+/** Deletes at most `limit` inbox rows of `status` (dead or ignored) received before `before`. Returns how many. */
+export async function deleteInboxBatch(sql: Sql, status: 'dead' | 'ignored', before: Date, limit: number): Promise<number> {
+  // The status as a literal: with both statuses (or a parameter), the planner took the status condition for the
+  // index's own predicate and read the whole index for the received_at bound (92 buffers at 1M shipments, 4 at 1%).
   const rows = await sql`
-    delete from inbox_events where id in (
+    delete from inbox_events where id = any(array(
       select id from inbox_events
-       where status in ('dead', 'ignored') and status = any(${statuses}::text[]) and received_at < ${before}::timestamptz
-       order by status, received_at
-       limit ${limit}::int)
+       where ${status === 'dead' ? sql`status = 'dead'` : sql`status = 'ignored'`} and received_at < ${before}::timestamptz
+       order by received_at
+       limit ${limit}::int))
     returning 1`;
   return rows.length;
 }
@@ -194,8 +205,8 @@ export async function deleteInboxBatch(sql: Sql, statuses: string[], before: Dat
 /** Deletes at most `limit` quarantine rows received before `before`. Returns how many. */
 export async function deleteQuarantineBatch(sql: Sql, before: Date, limit: number): Promise<number> {
   const rows = await sql`
-    delete from quarantine where id in (
-      select id from quarantine where received_at < ${before}::timestamptz order by received_at limit ${limit}::int)
+    delete from quarantine where id = any(array(
+      select id from quarantine where received_at < ${before}::timestamptz order by received_at limit ${limit}::int))
     returning 1`;
   return rows.length;
 }

@@ -7,7 +7,9 @@
        order by id
        limit $4::int),
     deleted as (
-      delete from inbox_events where id in (select id from seen where old)
+      -- By primary key (= any of an array): rows are locked in id order, so two runs at once wait for each other rather
+      -- than deadlock (an id in (subquery) is hashed, and two runs locked their shared rows in hash order).
+      delete from inbox_events where id = any(array(select id from seen where old))
       returning id)
     select (select count(*)::int from deleted) as deleted, (select count(*)::int from seen) as scanned,
            (select max(id) from seen) as last, (select min(id) from seen where not old) as first_kept;

@@ -15,7 +15,9 @@ select max(id) as hi from inbox_events;
        order by id
        limit $4::int),
     deleted as (
-      delete from inbox_events where id in (select id from seen where old)
+      -- By primary key (= any of an array): rows are locked in id order, so two runs at once wait for each other rather
+      -- than deadlock (an id in (subquery) is hashed, and two runs locked their shared rows in hash order).
+      delete from inbox_events where id = any(array(select id from seen where old))
       returning id)
     select (select count(*)::int from deleted) as deleted, (select count(*)::int from seen) as scanned,
            (select max(id) from seen) as last, (select min(id) from seen where not old) as first_kept;
@@ -24,17 +26,24 @@ select max(id) as hi from inbox_events;
      where id and reopened = $2::bigint
     returning 1;
 -- statement 6
-    delete from inbox_events where id in (
+    delete from inbox_events where id = any(array(
       select id from inbox_events
-       where status in ('dead', 'ignored') and status = any($1::text[]) and received_at < $2::timestamptz
-       order by status, received_at
-       limit $3::int)
+       where status = 'dead' and received_at < $1::timestamptz
+       order by received_at
+       limit $2::int))
     returning 1;
 -- statement 7
-    delete from quarantine where id in (
-      select id from quarantine where received_at < $1::timestamptz order by received_at limit $2::int)
+    delete from inbox_events where id = any(array(
+      select id from inbox_events
+       where status = 'ignored' and received_at < $1::timestamptz
+       order by received_at
+       limit $2::int))
     returning 1;
 -- statement 8
+    delete from quarantine where id = any(array(
+      select id from quarantine where received_at < $1::timestamptz order by received_at limit $2::int))
+    returning 1;
+-- statement 9
     delete from quarantine_counts where (source_id, reason, bucket) in (
       select source_id, reason, bucket from quarantine_counts
        where bucket < $1::timestamptz order by bucket limit $2::int)
