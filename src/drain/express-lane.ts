@@ -77,38 +77,50 @@ function revive(e: { message: string; code?: string; name?: string }): Error {
 
 export function startExpressLane(opts: ExpressLaneOptions): ExpressLane {
   const flags = new Int32Array(new SharedArrayBuffer(4));
-  const worker = spawn({ url: opts.url, applicationName: opts.applicationName ?? 'wharf-worker-express', flags });
-  // The thread must not keep the process alive on its own (a shutdown closes it; a test that forgets does not hang).
-  worker.unref();
   let nextId = 1;
   let current:
     | { id: number; onChunk: (r: ChunkResult, ms: number) => void; resolve: (emptied: boolean) => void; reject: (e: Error) => void }
     | undefined;
-  let dead: Error | undefined;
+  let dead = false;
+  let closing = false;
   let closed: (() => void) | undefined;
-  worker.on('message', (m: FromThread) => {
-    if (m.type === 'closed') return closed?.();
-    if (!current || m.id !== current.id) return;
-    if (m.type === 'chunk') return current.onChunk(m.result, m.ms);
-    const c = current;
-    current = undefined;
-    if (m.type === 'done') c.resolve(m.emptied);
-    else c.reject(revive(m.error));
-  });
-  const fail = (err: Error) => {
-    dead = err;
-    Atomics.store(flags, IN_FLIGHT, 0);
-    Atomics.notify(flags, IN_FLIGHT);
-    current?.reject(err);
-    current = undefined;
-    closed?.();
+  const start = () => {
+    const w = spawn({ url: opts.url, applicationName: opts.applicationName ?? 'wharf-worker-express', flags });
+    // The thread must not keep the process alive on its own (a shutdown closes it; a test that forgets does not hang).
+    w.unref();
+    w.on('message', (m: FromThread) => {
+      if (m.type === 'closed') return closed?.();
+      if (!current || m.id !== current.id) return;
+      if (m.type === 'chunk') return current.onChunk(m.result, m.ms);
+      const c = current;
+      current = undefined;
+      if (m.type === 'done') c.resolve(m.emptied);
+      else c.reject(revive(m.error));
+    });
+    // A thread that died (a crash, not a chunk's error: those come as messages) fails the run in flight; the next run
+    // starts a new one.
+    const fail = (err: Error) => {
+      if (w !== worker) return;
+      dead = true;
+      Atomics.store(flags, IN_FLIGHT, 0);
+      Atomics.notify(flags, IN_FLIGHT);
+      current?.reject(err);
+      current = undefined;
+      closed?.();
+    };
+    w.on('error', fail);
+    w.on('exit', (code) => fail(new Error(`express lane: its thread exited (code ${code})`)));
+    return w;
   };
-  worker.on('error', fail);
-  worker.on('exit', (code) => fail(new Error(`express lane: its thread exited (code ${code})`)));
+  let worker = start();
   return {
     run(params, onChunk) {
-      if (dead) return { finish() {}, stop() {}, done: Promise.reject(dead) };
+      if (closing) return { finish() {}, stop() {}, done: Promise.reject(new Error('express lane: closed')) };
       if (current) throw new Error('express lane: one run at a time');
+      if (dead) {
+        dead = false;
+        worker = start();
+      }
       const id = nextId++;
       const done = new Promise<boolean>((resolve, reject) => {
         current = { id, onChunk, resolve, reject };
@@ -125,6 +137,7 @@ export function startExpressLane(opts: ExpressLaneOptions): ExpressLane {
       return wait.async ? wait.value : undefined;
     },
     close() {
+      closing = true;
       if (dead) return Promise.resolve();
       return new Promise<void>((resolve) => {
         closed = resolve;

@@ -170,6 +170,10 @@ t.test(`the drain in lanes (the express loop ${where}) applies every event once,
   t.same(mixed, [], 'no chunk carried a webhook together with backlog rows');
   const [{ n }] = await sql`select count(*)::int as n from inbox_events where status <> 'processed'`;
   t.equal(n, 0);
+  // The next drain (the worker's next job) on the same lane: the thread is kept between drains.
+  await insertInbox(sql, Array.from({ length: 10 }, (_, i) => shipment('src-2', 60_000 + i, 'webhook', 2)));
+  const again = await drainInbox(sql, { chunkSize: 500, budgetMs: 60_000, concurrency: 2, expressPerSource: 50, expressLane });
+  t.same([again.processed, again.emptied], [10, true], 'a second drain applies the new webhooks');
 });
 }
 
