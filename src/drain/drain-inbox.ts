@@ -4,6 +4,7 @@ import { type InboxMark, markInboxEvents } from '../inbox/mark.js';
 import { inboxKeysOf } from '../apply/entity-keys.js';
 import { normaliseEvent } from '../apply/normalise.js';
 import { type AppliedChunk, type ApplyOptions, applyChunk } from './apply-chunk.js';
+import { type ChunkResult, DrainPhases } from './chunk-result.js';
 import type { ExpressLane, ExpressRun } from './express-lane.js';
 
 /**
@@ -16,36 +17,7 @@ import type { ExpressLane, ExpressRun } from './express-lane.js';
  *   marked, the rows stay pending, the job retries.
  */
 
-export interface ChunkResult {
-  /** Rows claimed (fewer than asked: the inbox had no more claimable rows). */
-  claimed: number;
-  processed: number;
-  dead: number;
-  ignored: number;
-  /** Pending charges attributed through a shipment or return of the chunk. */
-  attributed: number;
-  /** Rows dead because an entity they carry belongs to another source (counted in `dead` too). */
-  refused: number;
-  /** Rows left pending for the next chunk (another source's row touched the same entity first). */
-  deferred: number;
-  /** Versions whose event time was clamped to received_at + the tolerance (docs/tenancy.md). */
-  clamped: number;
-  /** Poll catches by stream (orders, transactions, timelines). */
-  pollCatches: Record<string, number>;
-  /** Per topic (null topic: ''), for metrics. */
-  byTopic: Record<string, { processed: number; dead: number; ignored: number }>;
-  /** Transactions it took: 1 unless a batch failure was bisected. */
-  transactions: number;
-  /** Milliseconds by phase, summed over its transactions (metrics): claim includes begin, commit is the commit's wait. */
-  phases: Record<DrainPhase, number>;
-  /** `received_at` (PostgreSQL text) of each processed webhook event, and when its chunk committed (epoch ms): the lag metric. */
-  applied: { receivedAt: string[]; committedAt: number }[];
-  /** The chunk's byte bound, not the inbox, made it short: more events may be pending. */
-  cutByBytes: boolean;
-}
-
-export const DrainPhases = ['claim', 'normalise', 'upsert', 'attribution', 'commit'] as const;
-export type DrainPhase = (typeof DrainPhases)[number];
+export { type ChunkResult, type DrainPhase, DrainPhases } from './chunk-result.js';
 
 const emptyResult = (): ChunkResult => ({
   claimed: 0,

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { ChunkResult } from './drain-inbox.js';
+import type { ChunkResult } from './chunk-result.js';
 
 /**
  * The drain's express loop in a worker thread of its own (docs/drain.md "Fairness between sources"): its own event
