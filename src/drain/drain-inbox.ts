@@ -243,7 +243,8 @@ export async function drainInbox(
   };
   // The express chunk in flight: a bulk loop starts its next chunk after it (priority on 2 cores), at most one wait.
   let expressInFlight: Promise<unknown> | undefined;
-  const thread = perSource > 0 ? opts.expressLane : undefined;
+  // The thread serves one drain at a time; a drain running beside another in this process loops here instead.
+  const thread = perSource > 0 && opts.expressLane && !opts.expressLane.busy() ? opts.expressLane : undefined;
   const expressPending = (maxMs: number) =>
     thread ? thread.inFlight(maxMs) : expressInFlight && Promise.race([expressInFlight, sleep(maxMs)]);
   // Inside a bulk chunk the wait is bounded: with no backlog both lanes serve the same sources, and the express chunk

@@ -9,7 +9,8 @@ import type { ChunkResult } from './chunk-result.js';
  * the thread through one shared word (an express chunk is in flight) and its messages (each chunk's result).
  *
  * One thread per lane, started at once, kept between drains; `drainInbox` runs it for the length of its own run
- * (`run`), one run at a time.
+ * (`run`), one run at a time: a second drain of the same process at the same time (graphile-worker may run the next
+ * drain job while one is finishing) runs its express loop in its own event loop, as without a thread.
  */
 
 /** What the thread needs to open its connection (the worker pool's own options). */
@@ -40,7 +41,9 @@ export interface ExpressRun {
 }
 
 export interface ExpressLane {
-  /** Starts a run; `onChunk` sees each chunk that claimed rows, with its duration. */
+  /** A run is in flight (another drain of this process: it runs its express loop in its own event loop). */
+  busy(): boolean;
+  /** Starts a run; `onChunk` sees each chunk that claimed rows, with its duration. Throws while busy. */
   run(params: ExpressRunParams, onChunk: (r: ChunkResult, ms: number) => void): ExpressRun;
   /** Resolves when no express chunk is in flight, at the latest after `maxMs`; undefined when none is. */
   inFlight(maxMs: number): Promise<unknown> | undefined;
@@ -114,6 +117,7 @@ export function startExpressLane(opts: ExpressLaneOptions): ExpressLane {
   };
   let worker = start();
   return {
+    busy: () => current !== undefined,
     run(params, onChunk) {
       if (closing) return { finish() {}, stop() {}, done: Promise.reject(new Error('express lane: closed')) };
       if (current) throw new Error('express lane: one run at a time');

@@ -219,3 +219,18 @@ t.test('the claim reads by source through its index even when the statistics saw
     t.same(plan.seqScans, [], `${lane}: no sequential scan`);
   }
 });
+
+t.test('two drains at once in one process share the express thread: the second loops in its own event loop', async (t) => {
+  const { sql, url } = await freshDatabase(t, { max: 8 });
+  const expressLane = startExpressLane({ url });
+  t.teardown(() => expressLane.close());
+  await insertSources(sql, 2);
+  await insertInbox(sql, Array.from({ length: 2000 }, (_, i) => shipment('src-1', i + 1, 'poll')));
+  await insertInbox(sql, Array.from({ length: 30 }, (_, i) => shipment('src-2', 50_000 + i, 'webhook')));
+  const drain = () => drainInbox(sql, { chunkSize: 500, budgetMs: 60_000, concurrency: 1, expressPerSource: 50, expressLane });
+  const [a, b] = await Promise.all([drain(), drain()]);
+  t.equal(a.processed + b.processed, 2030, 'every event once, between the two');
+  t.equal(expressLane.busy(), false, 'the thread is free again');
+  const [{ n }] = await sql`select count(*)::int as n from inbox_events where status <> 'processed'`;
+  t.equal(n, 0);
+});
