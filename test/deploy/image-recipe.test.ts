@@ -2,6 +2,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import postgres from 'postgres';
 import t from 'tap';
 import { freePort } from '../../src/net.js';
 import { projectRoot } from '../../src/paths.js';
@@ -103,4 +104,33 @@ t.test('the Dockerfile’s steps build from a clean checkout and the runtime sta
   t.equal(uplot.status, 200, 'with its chart library from the production node_modules (no CDN)');
   web.kill('SIGTERM');
   t.equal(await exited, 0, 'the web role stops cleanly on SIGTERM');
+
+  // The worker role from the compiled JS: the drain's express loop runs in its worker thread (a .js file of the build,
+  // src/drain/express-lane.ts), on a connection of its own.
+  const db = postgres(url, { max: 1, onnotice: () => {} });
+  t.teardown(() => db.end());
+  await db`insert into sources (id, name, client_id) values ('src-image', 'image', 'client-image')`;
+  await db`insert into inbox_events (source_id, event_id, topic, body) values ('src-image', 'evt-image', 'order.shipment.tracking.updated', ${JSON.stringify({ id: 424242, order_id: 1424242, reference_id: 'ref-424242', status: 'Processing', created_date: '2026-02-01T00:00:00.0000000Z', last_update_at: '2026-02-01T00:00:01.0000000Z', tracking: null, event_time: '2026-02-01T00:00:01.0000000Z' })})`;
+  const worker = spawn(runtime.entrypoint[0], [...runtime.entrypoint.slice(1), 'worker'], {
+    cwd: app,
+    env: { ...env, METRICS_PORT: '0' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const workerExited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    if (worker.exitCode === null) worker.kill('SIGKILL');
+  });
+  // The drain job, as the intake's kicker adds it (cron would, within a minute).
+  await db`select graphile_worker.add_job('drain', '{}'::json, job_key := 'drain')`;
+  const deadline = Date.now() + 30_000;
+  let status = 'pending';
+  while (status === 'pending' && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    [{ status }] = await db<{ status: string }[]>`select status from inbox_events where event_id = 'evt-image'`;
+  }
+  t.equal(status, 'processed', 'the worker role applies an event');
+  const threads = await db`select 1 from pg_stat_activity where application_name = 'wharf-worker-express'`;
+  t.equal(threads.length, 1, 'through the express lane\'s thread (its connection is there)');
+  worker.kill('SIGTERM');
+  t.equal(await workerExited, 0, 'the worker role stops cleanly on SIGTERM, its thread closed');
 });
