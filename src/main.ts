@@ -90,9 +90,10 @@ async function main() {
   const pools: Record<string, number> = { metrics: 1 };
   if (web) pools.web = config.dbPoolMax;
   if (worker) {
-    pools['worker-queue'] = workerConnectionBound(config).graphile;
-    pools['worker-tasks'] = workerConnectionBound(config).tasks;
-    if (workerConnectionBound(config).express > 0) pools['worker-express'] = workerConnectionBound(config).express;
+    const bound = workerConnectionBound(config);
+    pools['worker-queue'] = bound.graphile;
+    pools['worker-tasks'] = bound.tasks;
+    if (bound.express > 0) pools['worker-express'] = bound.express;
   }
   const gauges = metricsDb ? startGaugeRefresher({ sql: metricsDb.sql, config, pools }) : undefined;
   const metricsApp = metricsDb ? await buildMetricsApp(config, { ready: createReadiness(metricsDb.sql, 2000) }) : undefined;

@@ -5,7 +5,7 @@ import { inboxKeysOf } from '../apply/entity-keys.js';
 import { normaliseEvent } from '../apply/normalise.js';
 import { type AppliedChunk, type ApplyOptions, applyChunk } from './apply-chunk.js';
 import { type ChunkResult, DrainPhases } from './chunk-result.js';
-import type { ExpressLane, ExpressRun } from './express-lane.js';
+import type { ExpressLane, ExpressRun, ExpressRunParams } from './express-lane.js';
 
 /**
  * The drain's loop: claim a chunk of pending inbox rows and apply it (apply-chunk.ts), one transaction per chunk.
@@ -247,89 +247,129 @@ export async function drainInbox(
   const thread = perSource > 0 && opts.expressLane && !opts.expressLane.busy() ? opts.expressLane : undefined;
   const expressPending = (maxMs: number) =>
     thread ? thread.inFlight(maxMs) : expressInFlight && Promise.race([expressInFlight, sleep(maxMs)]);
-  // Inside a bulk chunk the wait is bounded: with no backlog both lanes serve the same sources, and the express chunk
-  // may be waiting for this chunk's row locks.
+  // Inside a bulk chunk the wait is bounded: a source may change class between claims, and the express chunk may then
+  // be waiting for this chunk's row locks.
   const giveWay = () => expressPending(GIVE_WAY_MAX_MS) ?? Promise.resolve();
   let bulkSlot: Promise<void> = Promise.resolve();
-  let expressRun: ExpressRun | undefined;
-  const loop = async (lane: ClaimLane) => {
+  // The express loop: in the lane's thread, or here (its state then read from this drain's own: no finish or stop).
+  const expressParams: ExpressRunParams = {
+    chunkSize: opts.chunkSize,
+    perSource,
+    maxBytes: opts.chunkMaxBytes,
+    futureToleranceMs: opts.futureToleranceMs,
+    budgetMs: opts.budgetMs,
+    idleMs: EXPRESS_IDLE_MS,
+  };
+  const expressChunk = (r: ChunkResult, ms: number) => {
+    expressBusyUntil = performance.now() + EXPRESS_BUSY_MS;
+    counted(r, ms);
+  };
+  let express: ExpressRun | undefined;
+  const bulk = async () => {
     try {
       while (!failed) {
         let release: (() => void) | undefined;
-        if (lane.lane === 'bulk') {
-          if (performance.now() < expressBusyUntil) {
-            const previous = bulkSlot;
-            bulkSlot = new Promise<void>((resolve) => {
-              release = resolve;
-            });
-            await previous;
-          }
-          await expressPending(EXPRESS_START_WAIT_MS);
+        if (performance.now() < expressBusyUntil) {
+          const previous = bulkSlot;
+          bulkSlot = new Promise<void>((resolve) => {
+            release = resolve;
+          });
+          await previous;
         }
+        await expressPending(EXPRESS_START_WAIT_MS);
         const started = performance.now();
-        const chunk = drainChunk(sql, opts.chunkSize, {
+        const r = await drainChunk(sql, opts.chunkSize, {
           futureToleranceMs: opts.futureToleranceMs,
           maxBytes: opts.chunkMaxBytes,
-          lane,
-          giveWay: lane.lane === 'bulk' ? giveWay : undefined,
-        });
-        if (lane.lane === 'express') expressInFlight = chunk.catch(() => undefined);
-        const r = await chunk.finally(() => release?.());
-        if (lane.lane === 'express' && r.claimed > 0) expressBusyUntil = performance.now() + EXPRESS_BUSY_MS;
-        if (lane.lane === 'express' && r.claimed === 0) {
-          if (bulkRunning === 0) {
-            emptiedLoops++;
-            return;
-          }
-          // Nothing fresh: look again in a moment (uncounted) while the bulk loops go on.
-          await sleep(EXPRESS_IDLE_MS);
-        } else {
-          counted(r, performance.now() - started);
-          // A short bulk chunk emptied its sources, unless the byte bound cut it or it left deferred rows (claimable
-          // again at once); an express chunk is short by design.
-          if (lane.lane === 'bulk' && r.claimed < opts.chunkSize && !r.cutByBytes && r.deferred === 0) {
-            emptiedLoops++;
-            return;
-          }
+          lane: { lane: 'bulk', perSource },
+          giveWay,
+        }).finally(() => release?.());
+        counted(r, performance.now() - started);
+        // A short chunk emptied its sources, unless the byte bound cut it or it left deferred rows (claimable again at
+        // once).
+        if (r.claimed < opts.chunkSize && !r.cutByBytes && r.deferred === 0) {
+          emptiedLoops++;
+          return;
         }
-        // The express loop outlives the budget while a bulk loop finishes its chunk: it would leave a gap of up to a
-        // full chunk's time, once per budget, in which no fresh event is applied.
-        if (performance.now() >= deadline && (lane.lane === 'bulk' || bulkRunning === 0)) return;
+        if (performance.now() >= deadline) return;
       }
     } catch (err) {
       failed = true;
-      expressRun?.stop();
+      express?.stop();
       throw err;
     } finally {
-      if (lane.lane === 'bulk' && --bulkRunning === 0) expressRun?.finish();
+      if (--bulkRunning === 0) express?.finish();
     }
   };
-  const runs: Promise<void>[] = [];
-  if (thread) {
-    expressRun = thread.run(
-      { chunkSize: opts.chunkSize, perSource, maxBytes: opts.chunkMaxBytes, futureToleranceMs: opts.futureToleranceMs, budgetMs: opts.budgetMs, idleMs: EXPRESS_IDLE_MS },
-      (r, ms) => {
-        expressBusyUntil = performance.now() + EXPRESS_BUSY_MS;
-        counted(r, ms);
-      },
-    );
-    runs.push(
-      expressRun.done.then(
-        (emptied) => {
-          if (emptied) emptiedLoops++;
-        },
-        (err: unknown) => {
-          failed = true;
-          throw err;
-        },
-      ),
-    );
-  }
-  const lanes: ClaimLane[] = Array.from({ length: bulkLoops }, () => ({ lane: 'bulk', perSource }));
-  if (perSource > 0 && !thread) lanes.push({ lane: 'express', perSource });
-  const settled = await Promise.allSettled([...lanes.map(loop), ...runs]);
+  // The bulk loops start first (their first chunk does not wait for an express one), then the express loop.
+  const bulkRuns = Array.from({ length: bulkLoops }, bulk);
+  express =
+    perSource === 0
+      ? undefined
+      : thread
+        ? thread.run(expressParams, expressChunk)
+        : {
+            finish() {},
+            stop() {},
+            done: runExpressLoop(sql, expressParams, {
+              mode: () => (failed ? 'stop' : bulkRunning === 0 ? 'finish' : 'run'),
+              onChunk: expressChunk,
+              track: (chunk) => {
+                expressInFlight = chunk.catch(() => undefined);
+              },
+              pause: sleep,
+            }),
+          };
+  const expressDone = express?.done.then(
+    (emptied) => {
+      if (emptied) emptiedLoops++;
+    },
+    (err: unknown) => {
+      failed = true;
+      throw err;
+    },
+  );
+  const settled = await Promise.allSettled([...bulkRuns, ...(expressDone ? [expressDone] : [])]);
   const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (rejected) throw rejected.reason;
   total.emptied = emptiedLoops === loops;
   return total;
+}
+
+/**
+ * The express loop, wherever it runs (drainInbox's event loop, or the lane's thread: express-thread.ts): express
+ * chunks one after the other, a pause of `idleMs` after one that finds nothing, until `mode()` says the bulk loops
+ * have ended (`finish`: at the first chunk that finds nothing, or past the budget: it outlives the budget while a bulk
+ * loop finishes its chunk, which would otherwise leave a gap of up to a full chunk's time, once per budget, with no
+ * fresh event applied) or failed (`stop`: after the chunk in flight). `track` sees each chunk as it starts (the bulk
+ * loops wait for it); `onChunk` each one that claimed rows. Resolves with whether it ended on a chunk that found
+ * nothing; rejects with a chunk's error.
+ */
+export async function runExpressLoop(
+  sql: Sql,
+  p: ExpressRunParams,
+  control: {
+    mode: () => 'run' | 'finish' | 'stop';
+    onChunk: (r: ChunkResult, ms: number) => void;
+    track: (chunk: Promise<ChunkResult>) => void;
+    pause: (ms: number) => Promise<unknown>;
+  },
+): Promise<boolean> {
+  const deadline = performance.now() + p.budgetMs;
+  while (control.mode() !== 'stop') {
+    const started = performance.now();
+    const chunk = drainChunk(sql, p.chunkSize, {
+      lane: { lane: 'express', perSource: p.perSource },
+      maxBytes: p.maxBytes,
+      futureToleranceMs: p.futureToleranceMs,
+    });
+    control.track(chunk);
+    const r = await chunk;
+    if (r.claimed > 0) control.onChunk(r, performance.now() - started);
+    const mode = control.mode();
+    if (mode === 'stop') return false;
+    if (mode === 'finish' && (r.claimed === 0 || performance.now() >= deadline)) return r.claimed === 0;
+    if (r.claimed === 0) await control.pause(p.idleMs);
+  }
+  return false;
 }
