@@ -353,11 +353,13 @@ export function upsertTransactions(sql: Queryable, rows: readonly TransactionRow
       on conflict (transaction_id) do update set
         ${sql.unsafe(TRANSACTION_SET)},
         client_id = case when t.source_id = excluded.source_id then coalesce(excluded.client_id, t.client_id) else t.client_id end,
+        -- A client once known is kept (a newer version whose reference is not known, or no longer: an inventory item
+        -- removed), and its status with it.
         attribution_status = case when t.source_id <> excluded.source_id
-                                    or (t.attribution_status = 'attributed' and excluded.attribution_status = 'pending')
+                                    or (t.attribution_status = 'attributed' and excluded.client_id is null)
                                   then t.attribution_status else excluded.attribution_status end,
         attribution_reason = case when t.source_id <> excluded.source_id
-                                    or (t.attribution_status = 'attributed' and excluded.attribution_status = 'pending')
+                                    or (t.attribution_status = 'attributed' and excluded.client_id is null)
                                   then t.attribution_reason else excluded.attribution_reason end,
         updated_at = case when t.source_id = excluded.source_id then now() else t.updated_at end
       where t.source_id <> excluded.source_id

@@ -1,4 +1,4 @@
-import { attributePendingTransactions, lockAttributionKeys, referenceKey } from '../apply/attribution.js';
+import { attributePendingTransactions, inventoryKey, lockAttributionKeys, referenceKey } from '../apply/attribution.js';
 import { type CollapsedChunk, collapseChunk, entityKey } from '../apply/collapse.js';
 import { type Entities, type Normalised, normaliseEvent } from '../apply/normalise.js';
 import {
@@ -172,18 +172,23 @@ export async function applyChunk(sql: Queryable, rows: readonly InboxRow[], opts
   }
 
   const txById = new Map(chunk.transactions.map((t) => [t.transactionId, t]));
-  // Charges to re-check: those written pending, and those the upsert left as they were (an older or equal version).
-  // The latter's rows are locked too (ON CONFLICT DO UPDATE locks the row it does not update), so a chunk landing
-  // their shipment meanwhile skips them in its catch-up (SKIP LOCKED) and counts on this chunk to re-check them.
+  // Charges to re-check: those written pending or (storage) without their item, and those the upsert left as they were
+  // (an older or equal version). The latter's rows are locked too (ON CONFLICT DO UPDATE locks the row it does not
+  // update), so a chunk landing their shipment meanwhile skips them in its catch-up (SKIP LOCKED) and counts on this
+  // chunk to re-check them.
   const writtenIds = new Set(written.transactions.map((t) => t.id));
+  const awaitsReference = (t: WrittenTransaction) =>
+    t.attribution_status === 'pending' || (t.attribution_status === 'unattributable' && txById.get(t.id)!.refKind === 'fc');
   const pending = [
-    ...transactions.filter((t) => t.attribution_status === 'pending').map((t) => txById.get(t.id)!),
-    ...chunk.transactions.filter((t) => !writtenIds.has(t.transactionId) && (t.refKind === 'shipment' || t.refKind === 'return') && t.refKey !== null),
+    ...transactions.filter(awaitsReference).map((t) => txById.get(t.id)!),
+    ...chunk.transactions.filter(
+      (t) => !writtenIds.has(t.transactionId) && (t.refKind === 'shipment' || t.refKind === 'return' || t.refKind === 'fc') && t.refKey !== null,
+    ),
   ];
   const keys = [
     ...shipments.filter((s) => s.attributable).map((s) => referenceKey('shipment', s.id)),
     ...returns.filter((r) => r.attributable).map((r) => referenceKey('return', r.id)),
-    ...pending.map((t) => referenceKey(t.refKind!, t.refKey!)),
+    ...pending.map((t) => (t.refKind === 'fc' ? inventoryKey(t.sourceId) : referenceKey(t.refKind!, t.refKey!))),
   ];
   const refusedIds = new Set(refusals.map((m) => m.id));
   const catches = pollCatches(

@@ -37,14 +37,13 @@ import { pollRunsTable, readPollRuns } from './polls.js';
 import { countReplayable, type ReplayFilter, replay } from './replay.js';
 import { readStatus } from './status.js';
 import {
-  attributeStorageCharges,
   fetchInventory,
   listChannelClients,
   listInventoryItems,
   removeChannelClient,
   removeInventoryItem,
   setChannelClient,
-  upsertInventoryItems,
+  storeInventoryItems,
 } from './tenancy.js';
 
 /**
@@ -408,7 +407,7 @@ async function inventoryList(s: Session, o: { source?: string }) {
 async function inventorySet(s: Session, o: { source: string; item: number; client: string; name?: string; sku?: string }) {
   const [known] = await s.sql`select 1 from sources where id = ${o.source}`;
   if (!known) return notFound(s, o.source);
-  const w = await upsertInventoryItems(s.sql, {
+  const w = await storeInventoryItems(s.sql, {
     sourceId: o.source,
     apply: true,
     items: [{ id: o.item, clientId: o.client, name: o.name ?? null, sku: o.sku ?? null }],
@@ -418,7 +417,7 @@ async function inventorySet(s: Session, o: { source: string; item: number; clien
     s.io.err(`inventory item ${o.item} belongs to another source: left alone`);
     return ExitCode.failed;
   }
-  const attributed = await attributeStorageCharges(s.sql, o.source);
+  const { attributed } = w;
   s.io.out(
     s.json
       ? json({ sourceId: o.source, item: o.item, clientId: o.client, unchanged: w.unchanged > 0, attributed })
@@ -455,8 +454,7 @@ async function inventoryLoad(s: Session, o: { source: string; client?: string; a
   });
   if (process.stderr.isTTY) io.err('');
   const items = fetched.items.map((i) => ({ ...i, clientId }));
-  const w = await upsertInventoryItems(sql, { sourceId: o.source, items, apply: !!o.apply });
-  const attributed = o.apply ? await attributeStorageCharges(sql, o.source) : 0;
+  const { attributed, ...w } = await storeInventoryItems(sql, { sourceId: o.source, items, apply: !!o.apply });
   const report = { source: o.source, clientId, read: fetched.items.length, skipped: fetched.skipped, pages: fetched.pages, ...w, applied: !!o.apply, attributed };
   if (s.json) io.out(json(report));
   else {

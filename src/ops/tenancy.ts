@@ -1,4 +1,5 @@
-import type { Sql } from '../db/client.js';
+import { INVENTORY_ITEM_UNKNOWN, inventoryKey, lockAttributionKeys } from '../apply/attribution.js';
+import type { Queryable, Sql } from '../db/client.js';
 import type { ProviderClient } from '../provider/client.js';
 
 /**
@@ -68,7 +69,7 @@ export interface InventoryWrite {
  * items updated, items another source owns refused (reported by id). `apply: false` only counts.
  */
 export async function upsertInventoryItems(
-  sql: Sql,
+  sql: Queryable,
   p: { sourceId: string; items: readonly { id: number; clientId: string | null; name: string | null; sku: string | null }[]; apply: boolean },
 ): Promise<InventoryWrite> {
   const byId = new Map(p.items.map((i) => [i.id, i])); // one row per id: the statement touches each once
@@ -105,19 +106,44 @@ export async function removeInventoryItem(sql: Sql, p: { sourceId: string; id: n
 }
 
 /**
- * Attributes a source's storage (FC) charges left `unattributable` for want of their inventory item, now that items
- * are known: the item's client, the same source's items only. One statement; returns how many it attributed.
+ * Stores a source's items (as upsertInventoryItems) and, with `apply`, attributes its storage charges left without
+ * their item, in one transaction that takes the source's inventory key in between: a drain chunk writing a charge of
+ * an item it could not see yet takes the same key and re-checks it, so whichever commits second attributes it
+ * (src/apply/attribution.ts). Returns what was stored and how many charges it attributed.
  */
-export async function attributeStorageCharges(sql: Sql, sourceId: string): Promise<number> {
+export async function storeInventoryItems(
+  sql: Sql,
+  p: Parameters<typeof upsertInventoryItems>[1],
+): Promise<InventoryWrite & { attributed: number }> {
+  return sql.begin(async (tx) => {
+    const w = await upsertInventoryItems(tx, p);
+    if (!p.apply) return { ...w, attributed: 0 };
+    await lockAttributionKeys(tx, [inventoryKey(p.sourceId)]);
+    return { ...w, attributed: await attributeStorageCharges(tx, p.sourceId) };
+  });
+}
+
+/**
+ * Attributes a source's storage (FC) charges left `unattributable` for want of their inventory item, now that items
+ * are known: the item's client, the same source's items only. Rows a drain chunk holds are skipped: that chunk holds
+ * the source's inventory key too and re-checks them (storeInventoryItems). One statement; returns how many it
+ * attributed.
+ */
+async function attributeStorageCharges(sql: Queryable, sourceId: string): Promise<number> {
   const rows = await sql`
     update transactions t
-       set client_id = inv.client_id, attribution_status = 'attributed', attribution_reason = null, updated_at = now()
-      from inventory_items inv
-     where t.source_id = ${sourceId} and t.attribution_status = 'unattributable'
-       and t.attribution_reason = 'inventory_item_unknown'
-       and split_part(t.reference_id, '-', 2) ~ '^[0-9]{1,18}$'
-       and inv.id = split_part(t.reference_id, '-', 2)::bigint and inv.source_id = t.source_id
-       and inv.client_id is not null
+       set client_id = l.client_id, attribution_status = 'attributed', attribution_reason = null, updated_at = now()
+      from (select c.transaction_id, inv.client_id
+              from transactions c
+              join inventory_items inv
+                on inv.id = case when split_part(c.reference_id, '-', 2) ~ '^[0-9]{1,18}$'
+                                 then split_part(c.reference_id, '-', 2)::bigint end
+               and inv.source_id = c.source_id and inv.client_id is not null
+             where c.source_id = ${sourceId} and c.attribution_status = 'unattributable'
+               and c.attribution_reason = ${INVENTORY_ITEM_UNKNOWN}
+             order by c.transaction_id
+               for update of c skip locked) l
+     where t.transaction_id = l.transaction_id
     returning 1`;
   return rows.length;
 }

@@ -2,6 +2,7 @@ import t from 'tap';
 import { applyChunk } from '../../src/drain/apply-chunk.js';
 import { drainChunk, drainInbox } from '../../src/drain/drain-inbox.js';
 import { claimInboxEventsById } from '../../src/inbox/claim.js';
+import { storeInventoryItems } from '../../src/ops/tenancy.js';
 import { createWorld } from '../harness/simulator/index.js';
 import { freshDatabase } from '../helper.js';
 import { at, chargeBody, fromChange, type InboxEventInput, insertInbox, insertSources, shipmentBody } from '../apply/factory.js';
@@ -436,4 +437,68 @@ t.test('a charge stays attributable while a stale copy of it holds its row as it
   const [after] = await sql`select attribution_status, client_id from transactions where transaction_id = 'T-stale'`;
   t.same({ ...after }, { attribution_status: 'attributed', client_id: 'client-1' }, 'T attributed once both committed');
   t.comment(settledEarly ? 'the landing chunk did not wait' : 'the landing chunk waited for the stale one');
+});
+
+t.test('a storage charge polled while an operator stores its inventory item is attributed, whichever commits first', async (t) => {
+  // The chaos run's rare failure: a poll brought storage charges while the items were being stored, and they stayed
+  // `inventory_item_unknown` for ever. The chunk could not see the items (not committed), and the operator's
+  // attribution could not see the charges (not committed either). Both now take the source's inventory key.
+  const { sql } = await freshDatabase(t);
+  await insertSources(sql, 1);
+  const storage = (id: string, item: number) =>
+    chargeBody(id, 0, 1, { reference_type: 'FC', reference_id: `12-${item}-Shelf`, transaction_fee: 'Storage' });
+  const store = (item: number) =>
+    storeInventoryItems(sql, { sourceId: 'src-1', apply: true, items: [{ id: item, clientId: 'client-1', name: null, sku: null }] });
+  const attribution = async (id: string) =>
+    ({ ...(await sql`select attribution_status, client_id from transactions where transaction_id = ${id}`)[0] });
+
+  // 1. The operator commits between the chunk's upserts and its catch-up.
+  const [first] = await insertInbox(sql, [{ topic: 'billing.charge.created', via: 'poll', body: storage('T-fc-1', 40001) }]);
+  let stored: Awaited<ReturnType<typeof store>> | undefined;
+  let gaps = 0;
+  await sql.begin(async (tx) => {
+    const rows = await claimInboxEventsById(tx, [first]);
+    await applyChunk(tx, rows, {
+      // Awaited before normalising, then after the upserts: the second time, the operator stores the item.
+      giveWay: async () => {
+        if (++gaps === 2) stored = await store(40001);
+      },
+    });
+  });
+  t.equal(stored?.attributed, 0, "the operator's attribution could not see the uncommitted charge");
+  t.same(await attribution('T-fc-1'), { attribution_status: 'attributed', client_id: 'client-1' }, "the chunk's re-check did");
+
+  // 2. The chunk holds the key (catch-up done, not committed) when the operator stores the item.
+  const [second] = await insertInbox(sql, [{ topic: 'billing.charge.created', via: 'poll', body: storage('T-fc-2', 40002) }]);
+  let commit!: () => void;
+  const held = new Promise<void>((resolve) => {
+    commit = resolve;
+  });
+  let applied!: () => void;
+  const ready = new Promise<void>((resolve) => {
+    applied = resolve;
+  });
+  const chunk = sql.begin(async (tx) => {
+    await applyChunk(tx, await claimInboxEventsById(tx, [second]));
+    applied();
+    await held;
+  });
+  await ready;
+  const storing = store(40002);
+  const early = await Promise.race([storing.then(() => 'settled'), new Promise((r) => setTimeout(() => r('waiting'), 300))]);
+  commit();
+  await chunk;
+  t.equal((await storing).attributed, 1, 'the operator, once the chunk committed, attributed the charge');
+  t.same(await attribution('T-fc-2'), { attribution_status: 'attributed', client_id: 'client-1' });
+  t.comment(`the operator's transaction was ${early} while the chunk held the key`);
+
+  // Removing the item later keeps what it attributed, even when a newer version of the charge arrives.
+  await sql`delete from inventory_items where id = 40002`;
+  await insertInbox(sql, [{ topic: 'billing.charge.created', via: 'poll', body: { ...storage('T-fc-2', 40002), invoiced_status: true, event_time: at(5), last_update_at: at(5) } }]);
+  await drainChunk(sql, 500);
+  t.same(
+    { ...(await sql`select attribution_status, attribution_reason, client_id, invoiced_status from transactions where transaction_id = 'T-fc-2'`)[0] },
+    { attribution_status: 'attributed', attribution_reason: null, client_id: 'client-1', invoiced_status: true },
+    'a known client is kept with its status',
+  );
 });

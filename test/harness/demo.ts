@@ -5,6 +5,7 @@ import { createDb, type Sql } from '../../src/db/client.js';
 import { throwawayDatabase } from '../../src/db/embedded.js';
 import { runMigrations } from '../../src/db/migrate.js';
 import { insertSource } from '../../src/intake/sources.js';
+import { storeInventoryItems } from '../../src/ops/tenancy.js';
 import { freePort } from '../../src/net.js';
 import { PollStreams } from '../../src/poll/streams.js';
 import { createWebhookSender, startSimulator, type Truth } from './simulator/index.js';
@@ -123,12 +124,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         apiToken: c.token,
       });
     }
-    // Storage charges attribute through inventory items wharf knows; an operator loads them, no event announces them.
+    // Storage charges attribute through inventory items wharf knows; an operator loads them (as `ops inventory load
+    // --apply` does: storage charges the first polls brought are attributed then), no event announces them.
     const inventory = world.truth().inventory;
-    await sql`
-      insert into inventory_items (id, source_id, client_id)
-      select id, 'client-' || client, 'client-' || client
-        from unnest(${inventory.map((i) => i.id)}::bigint[], ${inventory.map((i) => i.client_id)}::int[]) as u(id, client)`;
+    for (const c of world.clients) {
+      await storeInventoryItems(sql, {
+        sourceId: `client-${c.id}`,
+        apply: true,
+        items: inventory.filter((i) => i.client_id === c.id).map((i) => ({ id: i.id, clientId: `client-${c.id}`, name: null, sku: null })),
+      });
+    }
     out(`simulator ${sim.apiUrl}, wharf ${web.url}, ${world.clients.length} sources, ${opts.dropRate ?? 0.1} of webhooks dropped`);
 
     const sender = createWebhookSender({

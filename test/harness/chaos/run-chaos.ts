@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createDb, type Sql } from '../../../src/db/client.js';
 import { releaseStaleLocks } from '../../../src/worker/stale-locks.js';
+import { storeInventoryItems } from '../../../src/ops/tenancy.js';
 import { projectRoot } from '../../../src/paths.js';
 import { startSimulator } from '../simulator/index.js';
 import {
@@ -435,14 +436,18 @@ async function registerSources(sim: Simulator, databaseUrl: string): Promise<Map
 
 /**
  * Storage (FC) charges are attributed through inventory items wharf knows; the provider announces none, so an
- * operator seeds them. One statement.
+ * operator stores them, as `ops inventory set` or `load --apply` does: the first polls may have brought storage
+ * charges already, which this attributes (src/ops/tenancy.ts). One transaction per source.
  */
 async function seedInventory(sql: Sql, sim: Simulator, sources: Map<number, RegisteredSource>): Promise<void> {
   const items = sim.world.truth().inventory;
-  await sql`
-    insert into inventory_items (id, source_id, client_id)
-    select * from unnest(${items.map((i) => i.id)}::bigint[], ${items.map((i) => sources.get(i.client_id)!.id)}::text[],
-                         ${items.map((i) => sources.get(i.client_id)!.clientId)}::text[])`;
+  for (const [simClientId, source] of sources) {
+    await storeInventoryItems(sql, {
+      sourceId: source.id,
+      apply: true,
+      items: items.filter((i) => i.client_id === simClientId).map((i) => ({ id: i.id, clientId: source.clientId, name: null, sku: null })),
+    });
+  }
 }
 
 /**
