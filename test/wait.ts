@@ -12,3 +12,12 @@ export async function waitFor<T>(check: () => Promise<T | undefined>, what: stri
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** A promise another part of the test resolves (`open`): to hold a transaction open at a chosen point. */
+export function latch(): { opened: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { opened, open };
+}

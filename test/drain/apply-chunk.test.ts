@@ -5,6 +5,7 @@ import { claimInboxEventsById } from '../../src/inbox/claim.js';
 import { storeInventoryItems } from '../../src/ops/tenancy.js';
 import { createWorld } from '../harness/simulator/index.js';
 import { freshDatabase } from '../helper.js';
+import { latch } from '../wait.js';
 import { at, chargeBody, fromChange, type InboxEventInput, insertInbox, insertSources, shipmentBody } from '../apply/factory.js';
 
 // The drain against a real PostgreSQL: one transaction per chunk, set-based, order-independent, poison-tolerant.
@@ -411,26 +412,20 @@ t.test('a charge stays attributable while a stale copy of it holds its row as it
   // An older version (a poll page read before the webhook's change): not newer, so the upsert writes nothing.
   const [staleId] = await insertInbox(sql, [{ topic: 'poll.transaction', via: 'poll', body: chargeBody('T-stale', 77, 0) }]);
   await insertInbox(sql, [{ topic: 'order.shipment.tracking.updated', body: shipmentBody(77, 2) }]);
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  let staleApplied!: () => void;
-  const applied = new Promise<void>((resolve) => {
-    staleApplied = resolve;
-  });
+  const held = latch();
+  const applied = latch();
   const stale = sql.begin(async (tx) => {
     const rows = await claimInboxEventsById(tx, [staleId]);
     t.equal(rows.length, 1, 'the stale copy claimed');
     await applyChunk(tx, rows);
-    staleApplied();
-    await held;
+    applied.open();
+    await held.opened;
   });
-  await applied;
+  await applied.opened;
   // The shipment's chunk, while the stale chunk holds T's row.
   const landing = drainChunk(sql, 500);
   const settledEarly = await Promise.race([landing.then(() => true), new Promise((r) => setTimeout(() => r(false), 300))]);
-  release();
+  held.open();
   await stale;
   const r = await landing;
   t.equal(r.processed, 1, 'the shipment applied');
@@ -470,23 +465,17 @@ t.test('a storage charge polled while an operator stores its inventory item is a
 
   // 2. The chunk holds the key (catch-up done, not committed) when the operator stores the item.
   const [second] = await insertInbox(sql, [{ topic: 'billing.charge.created', via: 'poll', body: storage('T-fc-2', 40002) }]);
-  let commit!: () => void;
-  const held = new Promise<void>((resolve) => {
-    commit = resolve;
-  });
-  let applied!: () => void;
-  const ready = new Promise<void>((resolve) => {
-    applied = resolve;
-  });
+  const commit = latch();
+  const applied = latch();
   const chunk = sql.begin(async (tx) => {
     await applyChunk(tx, await claimInboxEventsById(tx, [second]));
-    applied();
-    await held;
+    applied.open();
+    await commit.opened;
   });
-  await ready;
+  await applied.opened;
   const storing = store(40002);
   const early = await Promise.race([storing.then(() => 'settled'), new Promise((r) => setTimeout(() => r('waiting'), 300))]);
-  commit();
+  commit.open();
   await chunk;
   t.equal((await storing).attributed, 1, 'the operator, once the chunk committed, attributed the charge');
   t.same(await attribution('T-fc-2'), { attribution_status: 'attributed', client_id: 'client-1' });

@@ -179,7 +179,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const { sql } = harnessDb;
 
     const sources = await registerSources(sim, database.url);
-    await seedInventory(sql, sim, sources);
+    const seeded = await seedInventory(sql, sim, sources);
+    log(`inventory: ${seeded.items} items stored; ${seeded.attributed} storage charges the first polls brought attributed then`);
 
     // ─── load with faults ───
     const acked = new Map<string, AckedEvent>();
@@ -439,15 +440,18 @@ async function registerSources(sim: Simulator, databaseUrl: string): Promise<Map
  * operator stores them, as `ops inventory set` or `load --apply` does: the first polls may have brought storage
  * charges already, which this attributes (src/ops/tenancy.ts). One transaction per source.
  */
-async function seedInventory(sql: Sql, sim: Simulator, sources: Map<number, RegisteredSource>): Promise<void> {
+async function seedInventory(sql: Sql, sim: Simulator, sources: Map<number, RegisteredSource>): Promise<{ items: number; attributed: number }> {
   const items = sim.world.truth().inventory;
+  let attributed = 0;
   for (const [simClientId, source] of sources) {
-    await storeInventoryItems(sql, {
+    const w = await storeInventoryItems(sql, {
       sourceId: source.id,
       apply: true,
       items: items.filter((i) => i.client_id === simClientId).map((i) => ({ id: i.id, clientId: source.clientId, name: null, sku: null })),
     });
+    attributed += w.attributed;
   }
+  return { items: items.length, attributed };
 }
 
 /**
