@@ -471,9 +471,13 @@ export function normaliseEvent(row: InboxRow): Normalised {
       if (!Number.isFinite(amount)) throw new Dead('transaction amount missing or not a number');
       if (typeof res.amount === 'string') drift('amount', 'unreadable');
       unknownKeys(res, TRANSACTION_FIELDS, '');
-      const referenceType = str(res.reference_type);
       const referenceId = str(res.reference_id);
-      const ref = referenceOf(referenceType, referenceId);
+      const ref = referenceOf(str(res.reference_type), referenceId);
+      // Stored in the provider's spelling when it names a kind wharf attributes by: the landing catch-up and its index
+      // match `Shipment` and `Return` exactly (attribution.ts); another spelling is drift.
+      const canonical = ref.refKind === null || ref.refKind === 'invalid' ? undefined : CANONICAL_REFERENCE_TYPE[ref.refKind];
+      if (canonical !== undefined && canonical !== res.reference_type) drift('reference_type', 'unreadable');
+      const referenceType = canonical ?? str(res.reference_type);
       entities.transactions.push({
         inboxId: base.inboxId,
         via: base.via,
@@ -578,6 +582,9 @@ function shipmentRow(
     dataPath,
   };
 }
+
+/** The provider's spelling of the reference types wharf attributes by. */
+const CANONICAL_REFERENCE_TYPE = { shipment: 'Shipment', return: 'Return', fc: 'FC' } as const;
 
 /** `Shipment` → shipment id, `Return` → return id, `FC` → inventory id in `{fc}-{inventoryId}-{locationType}`. */
 export function referenceOf(type: string | null, id: string | null): { refKind: RefKind; refKey: number | null } {

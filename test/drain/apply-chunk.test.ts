@@ -177,6 +177,33 @@ t.test('a charge that arrives before its shipment is pending, then attributed by
   t.same({ ...inv }, { invoice_id: '8000001', client_id: 'client-2', attribution_status: 'attributed' });
 });
 
+t.test('a charge whose reference type is spelled otherwise (case, spaces) is stored in the provider\'s spelling and caught up', async (t) => {
+  // The landing catch-up finds pending charges through an index on the exact spelling; a charge stored as
+  // ` shipment` would have stayed pending when its shipment landed later.
+  const { sql } = await freshDatabase(t);
+  await insertSources(sql, 1);
+  await insertInbox(sql, [
+    { topic: 'billing.charge.created', body: chargeBody('T-lower', 61, 1, { reference_type: ' shipment' }) },
+    { topic: 'billing.charge.created', body: chargeBody('T-upper', 62, 1, { reference_type: 'SHIPMENT' }) },
+  ]);
+  await drainChunk(sql, 500);
+  await insertInbox(sql, [
+    { topic: 'order.shipment.exception', body: shipmentBody(61, 2) },
+    { topic: 'order.shipment.exception', body: shipmentBody(62, 2) },
+  ]);
+  const r = await drainChunk(sql, 500);
+  t.equal(r.attributed, 2, 'both caught up by the chunk that brought their shipments');
+  t.same(
+    (await sql`select transaction_id, reference_type, attribution_status, client_id from transactions order by 1`).map((x) => ({ ...x })),
+    [
+      { transaction_id: 'T-lower', reference_type: 'Shipment', attribution_status: 'attributed', client_id: 'client-1' },
+      { transaction_id: 'T-upper', reference_type: 'Shipment', attribution_status: 'attributed', client_id: 'client-1' },
+    ],
+  );
+  const drift = await sql`select topic, field, problem, count::int from payload_drift where field = 'reference_type'`;
+  t.same(drift.map((d) => ({ ...d })), [{ topic: 'billing.charge.created', field: 'reference_type', problem: 'unreadable', count: 2 }], 'counted as drift');
+});
+
 t.test('a poison event is dead with its reason while its 499 neighbours land', async (t) => {
   const { sql } = await freshDatabase(t);
   await insertSources(sql, 1);
