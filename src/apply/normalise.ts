@@ -472,12 +472,12 @@ export function normaliseEvent(row: InboxRow): Normalised {
       if (typeof res.amount === 'string') drift('amount', 'unreadable');
       unknownKeys(res, TRANSACTION_FIELDS, '');
       const referenceId = str(res.reference_id);
-      const ref = referenceOf(str(res.reference_type), referenceId);
+      const givenType = str(res.reference_type);
+      const ref = referenceOf(givenType, referenceId);
       // Stored in the provider's spelling when it names a kind wharf attributes by: the landing catch-up and its index
       // match `Shipment` and `Return` exactly (attribution.ts); another spelling is drift.
-      const canonical = ref.refKind === null || ref.refKind === 'invalid' ? undefined : CANONICAL_REFERENCE_TYPE[ref.refKind];
-      if (canonical !== undefined && canonical !== res.reference_type) drift('reference_type', 'unreadable');
-      const referenceType = canonical ?? str(res.reference_type);
+      if (ref.type !== givenType) drift('reference_type', 'unreadable');
+      const referenceType = ref.type;
       entities.transactions.push({
         inboxId: base.inboxId,
         via: base.via,
@@ -586,10 +586,14 @@ function shipmentRow(
 /** The provider's spelling of the reference types wharf attributes by. */
 const CANONICAL_REFERENCE_TYPE = { shipment: 'Shipment', return: 'Return', fc: 'FC' } as const;
 
-/** `Shipment` → shipment id, `Return` → return id, `FC` → inventory id in `{fc}-{inventoryId}-{locationType}`. */
-export function referenceOf(type: string | null, id: string | null): { refKind: RefKind; refKey: number | null } {
+/**
+ * `Shipment` → shipment id, `Return` → return id, `FC` → inventory id in `{fc}-{inventoryId}-{locationType}`, whatever
+ * the type's case and spaces; `type`: the provider's spelling of the kind when it is one of those with a readable id,
+ * else the type as given.
+ */
+export function referenceOf(type: string | null, id: string | null): { refKind: RefKind; refKey: number | null; type: string | null } {
   const t = type?.trim().toLowerCase();
-  if (t !== 'shipment' && t !== 'return' && t !== 'fc') return { refKind: null, refKey: null };
+  if (t !== 'shipment' && t !== 'return' && t !== 'fc') return { refKind: null, refKey: null, type };
   const key = t === 'fc' ? toId(id?.split('-')[1]) : toId(id);
-  return key === null ? { refKind: 'invalid', refKey: null } : { refKind: t, refKey: key };
+  return key === null ? { refKind: 'invalid', refKey: null, type } : { refKind: t, refKey: key, type: CANONICAL_REFERENCE_TYPE[t] };
 }

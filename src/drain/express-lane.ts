@@ -63,6 +63,12 @@ export type FromThread =
 /** Index of the shared word: 1 while an express chunk is in flight. */
 export const IN_FLIGHT = 0;
 
+/** Sets the shared word to "no express chunk in flight" and wakes the bulk loops waiting on it. */
+export function clearInFlight(flags: Int32Array): void {
+  Atomics.store(flags, IN_FLIGHT, 0);
+  Atomics.notify(flags, IN_FLIGHT);
+}
+
 /** The thread's entry, run as TypeScript through tsx when this file is (development, tests), else the built file. */
 function spawn(workerData: unknown): Worker {
   const ts = import.meta.url.endsWith('.ts');
@@ -105,8 +111,7 @@ export function startExpressLane(opts: ExpressLaneOptions): ExpressLane {
     const fail = (err: Error) => {
       if (w !== worker) return;
       dead = true;
-      Atomics.store(flags, IN_FLIGHT, 0);
-      Atomics.notify(flags, IN_FLIGHT);
+      clearInFlight(flags);
       current?.reject(err);
       current = undefined;
       closed?.();

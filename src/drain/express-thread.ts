@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createDb } from '../db/client.js';
 import { runExpressLoop } from './drain-inbox.js';
-import { type ExpressRunParams, type FromThread, IN_FLIGHT, type ToThread } from './express-lane.js';
+import { clearInFlight, type ExpressRunParams, type FromThread, IN_FLIGHT, type ToThread } from './express-lane.js';
 
 /**
  * The express lane's thread (express-lane.ts): runs the express loop (runExpressLoop, drain-inbox.ts, as drainInbox
@@ -43,10 +43,6 @@ async function loop(): Promise<void> {
       await pause();
       continue;
     }
-    const clear = () => {
-      Atomics.store(flags, IN_FLIGHT, 0);
-      Atomics.notify(flags, IN_FLIGHT);
-    };
     let outcome: FromThread;
     try {
       const emptied = await runExpressLoop(db.sql, r.params, {
@@ -54,6 +50,7 @@ async function loop(): Promise<void> {
         onChunk: (result, ms) => post({ type: 'chunk', id: r.id, result, ms }),
         track: (chunk) => {
           Atomics.store(flags, IN_FLIGHT, 1);
+          const clear = () => clearInFlight(flags);
           chunk.then(clear, clear);
         },
         pause,
